@@ -1,0 +1,636 @@
+package phx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// Channel is the code behind one joined topic on one connection, like a
+// Phoenix channel module. A route's [ChannelFunc] makes a new value for every
+// join, so the value's fields are the channel's state: they belong to the
+// channel's goroutine and need no locking.
+//
+// Join is the only required hook. A channel implements any of [InHandler],
+// [OutHandler], [InfoHandler] and [Terminator] to receive more. Every hook
+// of one channel runs on that channel's own goroutine, one at a time, in the
+// order the events arrived; channels never block each other.
+//
+// Join decides whether the client may join. It returns a reply payload (nil
+// for {}) to accept, or an error to refuse: an error made with [Error] or
+// [Errorf] sends its payload (e.g. {"reason":"unauthorized"}); any other
+// error is logged and the client gets {"reason":"join refused"}. A panic
+// in Join sends {"reason":"join crashed"}. Terminate runs only for channels
+// whose Join accepted. Pushes made during Join are sent after the join
+// reply.
+type Channel interface {
+	Join(s *Socket, payload Payload) (reply any, err error)
+}
+
+// ChannelFunc makes the channel for one join; see [Server.Channel].
+type ChannelFunc func() Channel
+
+// InHandler receives the events the client pushes to the channel.
+//
+// HandleIn's results become the reply: (payload, nil) replies ok with
+// payload (nil for {}); an error from [Error] or [Errorf] replies with its
+// status and payload; [NoReply] sends nothing now (keep [Socket.ReplyRef]
+// to reply later, from any goroutine); any other error is logged and
+// replied as {"reason":"internal error"}. A panic crashes the channel: the
+// client gets phx_error and rejoins.
+type InHandler interface {
+	HandleIn(s *Socket, event string, payload Payload) (reply any, err error)
+}
+
+// OutHandler intercepts broadcasts before they reach the client, as
+// Phoenix's intercept/handle_out. Broadcasts whose event is listed by
+// Intercept go through HandleOut, once per subscribed channel, which may
+// push a modified copy with [Socket.Push] or drop it. Other events skip the
+// channel entirely: they are encoded once and written to every client.
+// Intercept is called once, after a successful Join.
+type OutHandler interface {
+	Intercept() []string
+	HandleOut(s *Socket, event string, payload Payload)
+}
+
+// InfoHandler receives the values passed to [Socket.Send], as Phoenix's
+// handle_info. Use it for timers, results of background work and the like.
+type InfoHandler interface {
+	HandleInfo(s *Socket, msg any)
+}
+
+// Terminator is told when a channel whose Join accepted ends, and why:
+// [ErrLeft], [ErrClosed], [ErrShutdown], [ErrDuplicateJoin], [ErrStopped],
+// [ErrChannelOverloaded], the error given to [Socket.Stop], or a
+// [*PanicError] after a crash. Terminate runs on the channel's goroutine
+// after the client has been told (phx_close or phx_error), so it cannot
+// push any more.
+type Terminator interface {
+	Terminate(s *Socket, reason error)
+}
+
+// NoReply, returned as HandleIn's error, sends no reply: the client's push
+// gets its reply later through a [ReplyRef], or times out.
+var NoReply = errors.New("phx: no reply")
+
+// ReplyError is an error reply: a status (usually "error") and a response
+// payload. Return one from Join or HandleIn, typically made by [Error] or
+// [Errorf].
+type ReplyError struct {
+	Status   string // "error" when empty
+	Response any    // the payload, as for Socket.Push
+}
+
+func (e *ReplyError) Error() string {
+	return fmt.Sprintf("phx: %s reply: %v", e.status(), e.Response)
+}
+
+func (e *ReplyError) status() string {
+	if e.Status == "" {
+		return "error"
+	}
+	return e.Status
+}
+
+// Error returns a *ReplyError with status "error" and response as payload.
+func Error(response any) error { return &ReplyError{Response: response} }
+
+// Errorf returns an error reply whose payload is {"reason": <formatted text>}.
+func Errorf(format string, args ...any) error {
+	return &ReplyError{Response: map[string]string{"reason": fmt.Sprintf(format, args...)}}
+}
+
+// PanicError is the Terminate reason of a channel that panicked.
+type PanicError struct {
+	Value any    // the value passed to panic
+	Stack []byte // the goroutine's stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("phx: channel panic: %v", e.Value) }
+
+// Socket is a channel's handle on its client, as the socket in Phoenix's
+// channel callbacks: the topic, the connection's ID and assigns, and the
+// ways to push, reply and broadcast. The methods that send (Push,
+// Broadcast*, Send, Stop and ReplyRef.Reply) are safe to call from any
+// goroutine; Assigns belongs to the channel's goroutine.
+type Socket struct {
+	ch *channel
+	// Assigns starts as a copy of the connection's assigns; the channel may
+	// change it freely.
+	Assigns Assigns
+}
+
+// Topic returns the channel's topic, e.g. "room:42".
+func (s *Socket) Topic() string { return s.ch.topic }
+
+// JoinRef returns the ref of the join that created this channel.
+func (s *Socket) JoinRef() string { return s.ch.joinRef.String() }
+
+// ID returns the connection's socket ID ("" when anonymous).
+func (s *Socket) ID() string { return s.ch.conn.id }
+
+// Transport returns "websocket" or "longpoll".
+func (s *Socket) Transport() string { return s.ch.conn.transport }
+
+// Server returns the server the channel runs on.
+func (s *Socket) Server() *Server { return s.ch.conn.srv }
+
+// Context returns a context that ends when the channel ends.
+func (s *Socket) Context() context.Context { return s.ch.ctx }
+
+// Logger returns the server's logger with the channel's attributes.
+func (s *Socket) Logger() *slog.Logger { return s.ch.log }
+
+// Push sends event with payload to this client only. payload is a value
+// that encodes to a JSON object (a map, a struct, json.RawMessage), nil for
+// {}, or [Binary] for a binary frame (V2 WebSocket clients only).
+func (s *Socket) Push(event string, payload any) error {
+	p, err := toPayload(payload)
+	if err != nil {
+		return err
+	}
+	return s.ch.pushPayload(event, p)
+}
+
+// Broadcast sends event to every subscriber of the channel's topic on every
+// node, this client included.
+func (s *Socket) Broadcast(event string, payload any) error {
+	return s.broadcast(event, payload, false, false)
+}
+
+// BroadcastFrom is Broadcast except to this channel's own client.
+func (s *Socket) BroadcastFrom(event string, payload any) error {
+	return s.broadcast(event, payload, true, false)
+}
+
+// LocalBroadcast is Broadcast restricted to subscribers on this node.
+func (s *Socket) LocalBroadcast(event string, payload any) error {
+	return s.broadcast(event, payload, false, true)
+}
+
+// LocalBroadcastFrom is LocalBroadcast except to this channel's own client.
+func (s *Socket) LocalBroadcastFrom(event string, payload any) error {
+	return s.broadcast(event, payload, true, true)
+}
+
+func (s *Socket) broadcast(event string, payload any, excludeSelf, local bool) error {
+	b, err := NewBroadcast(s.ch.topic, event, payload)
+	if err != nil {
+		return err
+	}
+	var from Subscriber
+	if excludeSelf {
+		from = s.ch
+	}
+	ps := s.ch.conn.srv.pubsub
+	if local {
+		return ps.LocalBroadcast(b, from)
+	}
+	return ps.Broadcast(s.ch.ctx, b, from)
+}
+
+// Send queues msg for the channel's [InfoHandler], after the events already
+// queued. It returns [ErrChannelClosed] once the channel has ended.
+func (s *Socket) Send(msg any) error {
+	if !s.ch.post(mailItem{kind: itemInfo, info: msg}) {
+		return ErrChannelClosed
+	}
+	return nil
+}
+
+// Stop ends the channel once the current hook returns. With a nil err the
+// client gets phx_close and does not rejoin (Terminate's reason is
+// [ErrStopped]); with an error it gets phx_error and rejoins (the reason is
+// err). A reply returned by the current HandleIn is sent first.
+func (s *Socket) Stop(err error) {
+	if err == nil {
+		err = ErrStopped
+	}
+	s.ch.requestStop(err)
+}
+
+// ReplyRef returns a handle for replying later to the event HandleIn is
+// handling; return [NoReply] from HandleIn and call [ReplyRef.Reply] from
+// any goroutine. Outside HandleIn it returns a zero ReplyRef, whose Reply
+// fails.
+func (s *Socket) ReplyRef() ReplyRef {
+	return ReplyRef{ch: s.ch, ref: s.ch.curRef}
+}
+
+// ReplyRef identifies a client push awaiting a reply, as Phoenix's
+// socket_ref. It is a small value, safe to copy and to use from any
+// goroutine.
+type ReplyRef struct {
+	ch  *channel
+	ref Ref
+}
+
+// Reply sends a reply with status ("ok", "error" or any other string) and
+// response (as for Socket.Push) to the push. It may be called more than once.
+func (r ReplyRef) Reply(status string, response any) error {
+	if r.ch == nil || r.ref.IsNull() {
+		return errors.New("phx: ReplyRef used outside HandleIn")
+	}
+	p, err := toPayload(response)
+	if err != nil {
+		return err
+	}
+	if r.ch.ended.Load() {
+		return ErrChannelClosed
+	}
+	return r.ch.conn.reply(r.ch.joinRef, r.ref, r.ch.topic, status, p)
+}
+
+// channel is the runtime of one joined topic on one connection.
+type channel struct {
+	conn    *conn
+	topic   string
+	joinRef Ref
+	impl    Channel
+	sock    *Socket
+	log     *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	joined    atomic.Bool // Join accepted; pushes go straight out
+	ended     atomic.Bool // finished; sends fail
+	intercept map[string]bool
+
+	joinPushes []Payload // pushes made during Join, with events below
+	joinEvents []string
+
+	curRef Ref // ref of the event HandleIn is handling
+
+	mu       sync.Mutex
+	cleanups []func() // run once when the channel ends (presence untrack)
+	items    []mailItem
+	closed   bool // mailbox closed: nothing more accepted
+	stopErr  error
+	wake     chan struct{} // capacity 1
+	stopping chan struct{} // closed on stop request
+	stopOnce sync.Once
+}
+
+type itemKind uint8
+
+const (
+	itemIn itemKind = iota
+	itemLeave
+	itemOut
+	itemInfo
+)
+
+type mailItem struct {
+	kind    itemKind
+	ref     Ref
+	event   string
+	payload Payload
+	info    any
+}
+
+func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
+	ctx, cancel := context.WithCancel(c.ctx)
+	ch := &channel{
+		conn:     c,
+		topic:    topic,
+		joinRef:  joinRef,
+		impl:     impl,
+		ctx:      ctx,
+		cancel:   cancel,
+		log:      c.log.With("topic", topic),
+		wake:     make(chan struct{}, 1),
+		stopping: make(chan struct{}),
+	}
+	ch.sock = &Socket{ch: ch, Assigns: c.assigns.clone()}
+	return ch
+}
+
+// post queues an item for the channel's goroutine; false once the channel
+// has ended. Overflow stops the channel.
+func (ch *channel) post(it mailItem) bool {
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return false
+	}
+	if len(ch.items) >= ch.conn.srv.opts.MaxChannelQueue {
+		ch.mu.Unlock()
+		ch.log.Warn("phx: channel queue overflow", "max", ch.conn.srv.opts.MaxChannelQueue)
+		ch.requestStop(ErrChannelOverloaded)
+		return false
+	}
+	ch.items = append(ch.items, it)
+	ch.mu.Unlock()
+	select {
+	case ch.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// requestStop asks the goroutine to finish with err (the first request wins).
+func (ch *channel) requestStop(err error) {
+	ch.stopOnce.Do(func() {
+		ch.mu.Lock()
+		ch.stopErr = err
+		ch.mu.Unlock()
+		close(ch.stopping)
+	})
+}
+
+// stop is requestStop for the connection's side: the channel ends without
+// telling the client (the connection is closing, or a duplicate join
+// already sent phx_close).
+func (ch *channel) stop(reason error) { ch.requestStop(reason) }
+
+// Deliver implements Subscriber: fastlane for plain broadcasts, the mailbox
+// for intercepted ones.
+func (ch *channel) Deliver(b *Broadcast) {
+	if ch.intercept[b.Event] {
+		ch.post(mailItem{kind: itemOut, event: b.Event, payload: b.Payload})
+		return
+	}
+	data, err := b.frame(ch.conn.ser)
+	if err != nil {
+		ch.log.Debug("phx: broadcast not sent to this client", "event", b.Event, "err", err)
+		return
+	}
+	ch.conn.enqueue(frame{data: data, binary: b.Payload.Binary})
+}
+
+func (ch *channel) pushPayload(event string, p Payload) error {
+	if ch.ended.Load() {
+		return ErrChannelClosed
+	}
+	if !ch.joined.Load() {
+		ch.mu.Lock()
+		if !ch.joined.Load() { // still joining: send after the join reply
+			ch.joinEvents = append(ch.joinEvents, event)
+			ch.joinPushes = append(ch.joinPushes, p)
+			ch.mu.Unlock()
+			return nil
+		}
+		ch.mu.Unlock()
+	}
+	return ch.conn.push(ch.joinRef, ch.topic, event, p)
+}
+
+// run is the channel's goroutine: Join, then events until the end.
+func (ch *channel) run(joinMsgRef Ref, payload Payload) {
+	defer ch.conn.chWG.Done()
+	defer ch.cancel()
+	c := ch.conn
+
+	reply, err, crashed := ch.callJoin(payload)
+	if err != nil || crashed != nil {
+		ch.ended.Store(true)
+		ch.closeMailbox()
+		c.unregister(ch)
+		resp := replyJoinCrashed
+		var re *ReplyError
+		switch {
+		case crashed != nil:
+			ch.log.Error("phx: Join panicked", "panic", crashed.Value, "stack", string(crashed.Stack))
+		case errors.As(err, &re):
+			ch.log.Debug("phx: join refused", "reply", re.Response)
+			if p, perr := toPayload(re.Response); perr == nil {
+				_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, re.status(), p)
+				return
+			} else {
+				ch.log.Error("phx: invalid join error payload", "err", perr)
+			}
+			resp = reasonPayload("join refused")
+		default:
+			ch.log.Info("phx: join refused", "err", err)
+			resp = reasonPayload("join refused")
+		}
+		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", resp)
+		return
+	}
+	select {
+	case <-ch.stopping: // replaced by a duplicate join, or the connection closed, during Join
+		ch.finish(ch.stopReason())
+		return
+	default:
+	}
+	replyPayload, perr := toPayload(reply)
+	if perr != nil {
+		ch.log.Error("phx: invalid Join reply payload; replying {}", "err", perr)
+		replyPayload = emptyPayload
+	}
+	if oh, ok := ch.impl.(OutHandler); ok {
+		if evs := ch.safeIntercept(oh); len(evs) > 0 {
+			ch.intercept = make(map[string]bool, len(evs))
+			for _, e := range evs {
+				ch.intercept[e] = true
+			}
+		}
+	}
+	if err := c.srv.pubsub.Subscribe(ch.topic, ch); err != nil {
+		ch.log.Error("phx: subscribe failed", "err", err)
+		ch.ended.Store(true)
+		ch.closeMailbox()
+		c.unregister(ch)
+		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
+		return
+	}
+	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "ok", replyPayload)
+	ch.mu.Lock()
+	events, pushes := ch.joinEvents, ch.joinPushes
+	ch.joinEvents, ch.joinPushes = nil, nil
+	ch.joined.Store(true)
+	ch.mu.Unlock()
+	for i := range pushes {
+		_ = c.push(ch.joinRef, ch.topic, events[i], pushes[i])
+	}
+	ch.log.Debug("phx: joined")
+
+	reason := ch.loop()
+	ch.finish(reason)
+}
+
+// loop processes mailbox items until the channel must end, and returns why.
+func (ch *channel) loop() (reason error) {
+	var batch []mailItem
+	for {
+		select {
+		case <-ch.stopping:
+			return ch.stopReason()
+		case <-ch.wake:
+		}
+		ch.mu.Lock()
+		batch = append(batch[:0], ch.items...)
+		clear(ch.items)
+		ch.items = ch.items[:0]
+		ch.mu.Unlock()
+		for i := range batch {
+			select {
+			case <-ch.stopping:
+				return ch.stopReason()
+			default:
+			}
+			if r := ch.handle(&batch[i]); r != nil {
+				return r
+			}
+			select {
+			case <-ch.stopping: // Stop called by the hook: reply was sent first
+				return ch.stopReason()
+			default:
+			}
+		}
+		clear(batch)
+	}
+}
+
+func (ch *channel) stopReason() error {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.stopErr
+}
+
+// handle runs the hook for one item; a non-nil result ends the channel.
+func (ch *channel) handle(it *mailItem) (end error) {
+	defer func() {
+		if v := recover(); v != nil {
+			pe := &PanicError{Value: v, Stack: debug.Stack()}
+			ch.log.Error("phx: channel panicked", "panic", v, "stack", string(pe.Stack))
+			end = pe
+		}
+	}()
+	c := ch.conn
+	switch it.kind {
+	case itemLeave:
+		_ = c.reply(ch.joinRef, it.ref, ch.topic, "ok", emptyPayload)
+		return ErrLeft
+	case itemIn:
+		h, ok := ch.impl.(InHandler)
+		if !ok {
+			ch.log.Info("phx: channel has no HandleIn; event dropped", "event", it.event)
+			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", reasonPayload("unhandled event"))
+			return nil
+		}
+		ch.curRef = it.ref
+		reply, err := h.HandleIn(ch.sock, it.event, it.payload)
+		ch.curRef = nil
+		ch.sendHandleInReply(it, reply, err)
+	case itemOut:
+		if h, ok := ch.impl.(OutHandler); ok {
+			h.HandleOut(ch.sock, it.event, it.payload)
+		}
+	case itemInfo:
+		if h, ok := ch.impl.(InfoHandler); ok {
+			h.HandleInfo(ch.sock, it.info)
+		} else {
+			ch.log.Warn("phx: Send to a channel without HandleInfo; message dropped", "type", fmt.Sprintf("%T", it.info))
+		}
+	}
+	return nil
+}
+
+func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) {
+	c := ch.conn
+	var re *ReplyError
+	switch {
+	case err == nil:
+		p, perr := toPayload(reply)
+		if perr != nil {
+			ch.log.Error("phx: invalid HandleIn reply", "event", it.event, "err", perr)
+			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
+			return
+		}
+		_ = c.reply(ch.joinRef, it.ref, ch.topic, "ok", p)
+	case errors.Is(err, NoReply):
+	case errors.As(err, &re):
+		p, perr := toPayload(re.Response)
+		if perr != nil {
+			ch.log.Error("phx: invalid HandleIn error reply", "event", it.event, "err", perr)
+			p = replyInternalError
+		}
+		_ = c.reply(ch.joinRef, it.ref, ch.topic, re.status(), p)
+	default:
+		ch.log.Error("phx: HandleIn failed", "event", it.event, "err", err)
+		_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
+	}
+}
+
+// finish ends the channel: tell the client, unsubscribe, run Terminate.
+func (ch *channel) finish(reason error) {
+	c := ch.conn
+	_ = c.srv.pubsub.Unsubscribe(ch.topic, ch)
+	c.unregister(ch)
+	closeMsg := errors.Is(reason, ErrLeft) || errors.Is(reason, ErrStopped)
+	crashed := !closeMsg && !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrShutdown) &&
+		!errors.Is(reason, ErrDuplicateJoin)
+	switch {
+	case closeMsg:
+		_ = c.lifecycle(ch.joinRef, ch.topic, eventClose, emptyPayload)
+	case crashed:
+		_ = c.lifecycle(ch.joinRef, ch.topic, eventError, replyChannelCrash)
+	}
+	ch.ended.Store(true)
+	ch.closeMailbox()
+	if t, ok := ch.impl.(Terminator); ok {
+		ch.safeTerminate(t, reason)
+	}
+	ch.log.Debug("phx: channel ended", "reason", reason)
+}
+
+// closeMailbox stops accepting items and runs the cleanups registered with
+// onEnd.
+func (ch *channel) closeMailbox() {
+	ch.mu.Lock()
+	ch.closed = true
+	ch.items = nil
+	cleanups := ch.cleanups
+	ch.cleanups = nil
+	ch.mu.Unlock()
+	for _, f := range cleanups {
+		f()
+	}
+}
+
+// onEnd registers f to run when the channel ends, whatever the reason; it
+// reports false (and does not register) if the channel has already ended.
+func (ch *channel) onEnd(f func()) bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return false
+	}
+	ch.cleanups = append(ch.cleanups, f)
+	return true
+}
+
+func (ch *channel) callJoin(payload Payload) (reply any, err error, crashed *PanicError) {
+	defer func() {
+		if v := recover(); v != nil {
+			crashed = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	reply, err = ch.impl.Join(ch.sock, payload)
+	return reply, err, nil
+}
+
+func (ch *channel) safeIntercept(oh OutHandler) (evs []string) {
+	defer func() {
+		if v := recover(); v != nil {
+			ch.log.Error("phx: Intercept panicked", "panic", v, "stack", string(debug.Stack()))
+			evs = nil
+		}
+	}()
+	return oh.Intercept()
+}
+
+func (ch *channel) safeTerminate(t Terminator, reason error) {
+	defer func() {
+		if v := recover(); v != nil {
+			ch.log.Error("phx: Terminate panicked", "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	t.Terminate(ch.sock, reason)
+}

@@ -1,0 +1,444 @@
+package phx
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Close codes the server sends. None is 1000: phoenix.js before 1.8.16 and
+// PhoenixSharp do not reconnect after a 1000 close.
+const (
+	closeGoingAway      = 1001 // Disconnect by socket ID, idle timeout
+	closeInvalidData    = 1007 // malformed frame, invalid UTF-8
+	closePolicy         = 1008 // slow consumer (outbound queue overflow)
+	closeTooBig         = 1009 // message over MaxMessageSize (sent by coder/websocket)
+	closeInternal       = 1011 // unexpected server error
+	closeServiceRestart = 1012 // Shutdown
+)
+
+// Reserved topics and events of the protocol.
+const (
+	topicPhoenix   = "phoenix"
+	eventHeartbeat = "heartbeat"
+	eventJoin      = "phx_join"
+	eventLeave     = "phx_leave"
+	eventReply     = "phx_reply"
+	eventClose     = "phx_close"
+	eventError     = "phx_error"
+	eventDisconn   = "disconnect"
+)
+
+var emptyPayload = Payload{Data: []byte("{}")}
+
+// frame is one encoded message ready for the transport. data may be shared
+// by many connections (fastlane broadcasts) and is never modified.
+type frame struct {
+	data   []byte
+	binary bool
+}
+
+// conn is one client connection, independent of its transport: it decodes
+// frames, routes them to channels, and queues outgoing frames for the
+// transport's writer. Frames are handled in order by one goroutine (the
+// transport's reader); channels run in their own goroutines.
+type conn struct {
+	srv       *Server
+	ser       serializer
+	id        string
+	assigns   Assigns
+	transport string
+	log       *slog.Logger
+
+	// ctx ends when the connection starts closing.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	out outQueue
+
+	mu       sync.Mutex
+	channels map[string]*channel // current channel per topic
+	chWG     sync.WaitGroup      // channel goroutines
+
+	closeOnce  sync.Once
+	closeCode  int
+	closeText  string
+	termReason atomic.Pointer[error] // Terminate reason for channels when the conn closes
+
+	// closeTransport asks the transport to close with a code; set by the transport.
+	closeTransport func(code int, reason string)
+
+	lastRead  atomic.Int64 // unix nanos of the last frame received
+	idleTimer *time.Timer
+	idSub     Subscriber
+}
+
+func newConn(srv *Server, ser serializer, id string, assigns Assigns, transport string) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{
+		srv:       srv,
+		ser:       ser,
+		id:        id,
+		assigns:   assigns,
+		transport: transport,
+		ctx:       ctx,
+		cancel:    cancel,
+		channels:  make(map[string]*channel),
+	}
+	c.log = srv.log.With("transport", transport)
+	if id != "" {
+		c.log = c.log.With("socket_id", id)
+	}
+	c.out.init(srv.opts.MaxQueuedMessages, srv.opts.MaxQueuedBytes)
+	c.lastRead.Store(time.Now().UnixNano())
+	return c
+}
+
+// start subscribes the connection to its ID topic and arms the idle timer.
+func (c *conn) start() {
+	if c.id != "" {
+		c.idSub = &idSubscriber{c: c}
+		if err := c.srv.pubsub.Subscribe(c.id, c.idSub); err != nil {
+			c.log.Warn("phx: subscribe to socket ID failed", "err", err)
+		}
+	}
+	if t := c.srv.opts.HeartbeatTimeout; t > 0 {
+		// Assign before arming, so checkIdle always sees the timer.
+		c.idleTimer = time.AfterFunc(time.Hour, c.checkIdle)
+		c.idleTimer.Reset(t)
+	}
+}
+
+// checkIdle closes the connection if nothing arrived for HeartbeatTimeout.
+func (c *conn) checkIdle() {
+	timeout := c.srv.opts.HeartbeatTimeout
+	idle := time.Since(time.Unix(0, c.lastRead.Load()))
+	if idle >= timeout {
+		c.log.Info("phx: closing idle connection", "idle", idle.Round(time.Millisecond))
+		c.close(closeGoingAway, "heartbeat timeout", ErrClosed)
+		return
+	}
+	select {
+	case <-c.ctx.Done():
+	default:
+		c.idleTimer.Reset(timeout - idle)
+	}
+}
+
+// idSubscriber closes its connection on a "disconnect" broadcast to the
+// socket ID topic.
+type idSubscriber struct{ c *conn }
+
+func (s *idSubscriber) Deliver(b *Broadcast) {
+	if b.Event == eventDisconn {
+		s.c.log.Debug("phx: disconnect by socket ID")
+		s.c.close(closeGoingAway, "disconnected", ErrClosed)
+	}
+}
+
+// close starts closing the connection: the transport is asked to close with
+// code, and channels will terminate with reason. Safe to call many times and
+// from any goroutine; only the first call counts.
+func (c *conn) close(code int, text string, reason error) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeText = code, text
+		c.termReason.Store(&reason)
+		c.cancel()
+		c.out.close()
+		if c.closeTransport != nil {
+			c.closeTransport(code, text)
+		}
+	})
+}
+
+// teardown stops every channel and releases the connection. The transport
+// calls it once, after its read loop has ended; it returns when every
+// channel's Terminate has run.
+func (c *conn) teardown() {
+	c.close(closeGoingAway, "", ErrClosed) // no-op if already closing
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+	}
+	if c.idSub != nil {
+		_ = c.srv.pubsub.Unsubscribe(c.id, c.idSub)
+	}
+	reason := *c.termReason.Load()
+	c.mu.Lock()
+	chans := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.channels = nil
+	c.mu.Unlock()
+	for _, ch := range chans {
+		ch.stop(reason)
+	}
+	c.chWG.Wait()
+}
+
+// enqueue queues a frame for the transport. A full queue makes the
+// connection a slow consumer: it is closed, and enqueue reports false.
+func (c *conn) enqueue(f frame) bool {
+	switch c.out.push(f) {
+	case pushOK:
+		return true
+	case pushFull:
+		c.log.Warn("phx: closing slow client: outbound queue full",
+			"queued_messages", c.srv.opts.MaxQueuedMessages, "queued_bytes", c.srv.opts.MaxQueuedBytes)
+		c.srv.metrics.slowClosed.Add(1)
+		c.close(closePolicy, "too slow", ErrClosed)
+	}
+	return false
+}
+
+// reply queues a phx_reply.
+func (c *conn) reply(joinRef, ref Ref, topic, status string, response Payload) error {
+	data, err := c.ser.encodeReply(joinRef, ref, topic, status, response)
+	if err != nil {
+		return err
+	}
+	if !c.enqueue(frame{data: data, binary: response.Binary}) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// push queues a message to the client for one channel incarnation.
+func (c *conn) push(joinRef Ref, topic, event string, payload Payload) error {
+	return c.message(joinRef, nil, topic, event, payload)
+}
+
+// lifecycle queues phx_close or phx_error, which carry the join_ref as
+// their ref too, as Phoenix sends them.
+func (c *conn) lifecycle(joinRef Ref, topic, event string, payload Payload) error {
+	return c.message(joinRef, joinRef, topic, event, payload)
+}
+
+func (c *conn) message(joinRef, ref Ref, topic, event string, payload Payload) error {
+	data, err := c.ser.encodeMessage(joinRef, ref, topic, event, payload)
+	if err != nil {
+		return err
+	}
+	if !c.enqueue(frame{data: data, binary: payload.Binary}) {
+		return ErrClosed
+	}
+	return nil
+}
+
+func reasonPayload(reason string) Payload {
+	p, _ := toPayload(map[string]string{"reason": reason})
+	return p
+}
+
+var (
+	replyUnmatchedTopic = reasonPayload("unmatched topic")
+	replyTooManyJoined  = reasonPayload("too many channels joined")
+	replyInvalidJoin    = reasonPayload("invalid join payload")
+	replyJoinCrashed    = reasonPayload("join crashed")
+	replyChannelCrash   = reasonPayload("channel_crash")
+	replyInternalError  = reasonPayload("internal error")
+)
+
+// handleFrame decodes and dispatches one frame from the client. It returns
+// an error only when the frame is so broken that the connection must close.
+func (c *conn) handleFrame(data []byte, binary bool) error {
+	c.lastRead.Store(time.Now().UnixNano())
+	msg, err := c.ser.decode(data, binary)
+	if err != nil {
+		return err
+	}
+	c.dispatch(msg)
+	return nil
+}
+
+// dispatch routes one decoded message, as Phoenix's socket process does.
+func (c *conn) dispatch(msg Message) {
+	switch {
+	case msg.Topic == topicPhoenix && msg.Event == eventHeartbeat:
+		_ = c.reply(msg.JoinRef, msg.Ref, topicPhoenix, "ok", emptyPayload)
+	case msg.Event == eventJoin:
+		c.handleJoin(msg)
+	default:
+		c.mu.Lock()
+		ch := c.channels[msg.Topic]
+		c.mu.Unlock()
+		switch {
+		case ch == nil && msg.Event == eventLeave:
+			// Lets clients leave after a crash: acknowledge.
+			_ = c.reply(msg.JoinRef, msg.Ref, msg.Topic, "ok", emptyPayload)
+		case ch == nil:
+			_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
+		case !msg.JoinRef.IsNull() && !msg.JoinRef.Equal(ch.joinRef):
+			// A message for an earlier incarnation of the channel: Phoenix
+			// drops it silently.
+			c.log.Debug("phx: dropping message with stale join_ref", "topic", msg.Topic, "event", msg.Event)
+		case msg.Event == eventLeave:
+			ch.post(mailItem{kind: itemLeave, ref: msg.Ref})
+		default:
+			ch.post(mailItem{kind: itemIn, ref: msg.Ref, event: msg.Event, payload: msg.Payload})
+		}
+	}
+}
+
+func (c *conn) handleJoin(msg Message) {
+	joinRef := msg.JoinRef
+	if joinRef.IsNull() {
+		// V1 clients may omit join_ref: Phoenix uses the join's ref.
+		joinRef = msg.Ref
+	}
+	newCh := c.srv.routes.match(msg.Topic)
+	if newCh == nil {
+		c.log.Info("phx: join of unmatched topic", "topic", msg.Topic)
+		_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
+		return
+	}
+	if msg.Payload.Binary || !isJSONObject(msg.Payload.Data) {
+		_ = c.reply(joinRef, msg.Ref, msg.Topic, "error", replyInvalidJoin)
+		return
+	}
+
+	c.mu.Lock()
+	if c.channels == nil { // closing
+		c.mu.Unlock()
+		return
+	}
+	old := c.channels[msg.Topic]
+	if old != nil {
+		delete(c.channels, msg.Topic)
+	}
+	if max := c.srv.opts.MaxChannels; max > 0 && len(c.channels) >= max {
+		c.mu.Unlock()
+		if old != nil {
+			c.closeDuplicate(old)
+		}
+		c.log.Info("phx: join refused: too many channels", "topic", msg.Topic, "max", max)
+		_ = c.reply(joinRef, msg.Ref, msg.Topic, "error", replyTooManyJoined)
+		return
+	}
+	ch := newChannel(c, msg.Topic, joinRef, newCh())
+	c.channels[msg.Topic] = ch
+	c.chWG.Add(1)
+	c.mu.Unlock()
+
+	if old != nil {
+		c.closeDuplicate(old)
+	}
+	go ch.run(msg.Ref, msg.Payload)
+}
+
+// closeDuplicate ends a channel replaced by a second join of its topic.
+func (c *conn) closeDuplicate(old *channel) {
+	c.log.Debug("phx: duplicate join, closing previous channel", "topic", old.topic)
+	old.stop(ErrDuplicateJoin)
+	_ = c.lifecycle(old.joinRef, old.topic, eventClose, emptyPayload)
+}
+
+// unregister removes ch if it is still the current channel of its topic.
+func (c *conn) unregister(ch *channel) {
+	c.mu.Lock()
+	if c.channels != nil && c.channels[ch.topic] == ch {
+		delete(c.channels, ch.topic)
+	}
+	c.mu.Unlock()
+}
+
+func isJSONObject(data []byte) bool {
+	for _, b := range data {
+		switch b {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// outQueue is a connection's bounded queue of outgoing frames.
+type outQueue struct {
+	mu          sync.Mutex
+	frames      []frame
+	bytes       int
+	maxMessages int
+	maxBytes    int
+	closed      bool
+	ready       chan struct{} // signalled (capacity 1) when frames arrive
+}
+
+type pushResult int
+
+const (
+	pushOK pushResult = iota
+	pushFull
+	pushClosed
+)
+
+func (q *outQueue) init(maxMessages, maxBytes int) {
+	q.maxMessages, q.maxBytes = maxMessages, maxBytes
+	q.ready = make(chan struct{}, 1)
+}
+
+func (q *outQueue) push(f frame) pushResult {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return pushClosed
+	}
+	if len(q.frames) >= q.maxMessages || q.bytes+len(f.data) > q.maxBytes {
+		q.mu.Unlock()
+		return pushFull
+	}
+	q.frames = append(q.frames, f)
+	q.bytes += len(f.data)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return pushOK
+}
+
+// take moves every queued frame into buf (reset to length 0) and returns it.
+func (q *outQueue) take(buf []frame) []frame {
+	q.mu.Lock()
+	buf = append(buf[:0], q.frames...)
+	clear(q.frames)
+	q.frames = q.frames[:0]
+	q.bytes = 0
+	q.mu.Unlock()
+	return buf
+}
+
+func (q *outQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+}
+
+// Errors a channel's Terminate receives as its reason, and that methods
+// return once a channel or connection has ended.
+var (
+	// ErrLeft: the client left the channel (phx_leave).
+	ErrLeft = errors.New("phx: channel left")
+	// ErrClosed: the connection closed (client went away, idle timeout,
+	// Disconnect, or a slow or misbehaving client was dropped).
+	ErrClosed = errors.New("phx: connection closed")
+	// ErrShutdown: the server is shutting down.
+	ErrShutdown = errors.New("phx: server shutdown")
+	// ErrDuplicateJoin: the client joined the same topic again on the same
+	// connection; the earlier channel is closed.
+	ErrDuplicateJoin = errors.New("phx: duplicate join")
+	// ErrStopped: the channel called [Socket.Stop] with a nil error.
+	ErrStopped = errors.New("phx: channel stopped")
+	// ErrChannelOverloaded: the channel fell more than
+	// Options.MaxChannelQueue events behind.
+	ErrChannelOverloaded = errors.New("phx: channel queue overflow")
+	// ErrChannelClosed is returned by [Socket] methods after the channel
+	// has ended.
+	ErrChannelClosed = errors.New("phx: channel closed")
+)

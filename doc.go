@@ -1,0 +1,55 @@
+// Package phx serves Phoenix Channels from Go: browsers, iOS, Android and
+// .NET apps keep using the official, unmodified Phoenix client libraries
+// (the phoenix npm package first), and the server side is plain Go.
+//
+// # Layers
+//
+// A [Server] is the socket handler. Mount it on any mux under any prefix
+// (mux.Handle("/socket/", srv)) and it serves the WebSocket transport at
+// <prefix>/websocket. Its [Options.Connect] hook authenticates each
+// connection from its query parameters, auth token and headers and returns
+// the connection's [Assigns]; [Options.ID] names the connection so that
+// [Server.Disconnect] can close all of a user's connections at once.
+//
+// One connection multiplexes many channels. [Server.Channel] routes topic
+// patterns ("room:lobby", "room:*") to a constructor; every join makes a new
+// [Channel] value, whose fields are that channel's state. Its hooks — Join,
+// and optionally HandleIn ([InHandler]), HandleOut ([OutHandler]),
+// HandleInfo ([InfoHandler]) and Terminate ([Terminator]) — run one at a time
+// on the channel's own goroutine, and receive a [*Socket] to push, reply and
+// broadcast with. A panic takes down only its channel: the client gets
+// phx_error and rejoins.
+//
+// Broadcasts go through a [PubSub]: in memory by default, so that any code
+// (an HTTP handler, a cron job) can reach every subscriber of a topic with
+// [Server.Broadcast]. A broadcast is encoded once per wire format and the
+// same bytes are written to every subscriber, unless the channel intercepts
+// the event with HandleOut.
+//
+// # Wire protocol
+//
+// The server speaks the Phoenix protocol as the official clients do: the
+// V2 JSON array format (vsn=2.0.0, the clients' default) with binary frames
+// for binary payloads, and the legacy V1 JSON object format. Replies,
+// heartbeats, phx_close and phx_error, join refs, duplicate joins and
+// unmatched topics behave as in Phoenix 1.8. Close codes are chosen so the
+// clients reconnect: 1001 for a disconnect, 1012 on shutdown, 1008 for a
+// slow client, 1007 for a malformed frame, 1009 for an oversize message.
+//
+// # Delivery
+//
+// Like Phoenix, delivery to clients is at most once: a client that is
+// disconnected misses what was sent meanwhile. Applications that must not
+// lose messages let clients catch up when they rejoin (for example with a
+// last_seen_id join parameter, as the chat example does).
+//
+// # Limits
+//
+// Every queue is bounded and documented in [Options]: message size,
+// channels per connection, the outbound queue per connection (a client that
+// cannot keep up is disconnected instead of slowing publishers), the
+// per-channel event queue, write and heartbeat timeouts.
+//
+// The examples are the best way to learn the package; examples/chat in the
+// repository is a complete application.
+package phx

@@ -1,0 +1,131 @@
+package phx_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/phxgo/phx"
+)
+
+// Room is a chat room channel: clients join "room:<name>" and push
+// "new_msg"; every member receives the message.
+type Room struct {
+	user string // channel state lives in the struct
+}
+
+func (r *Room) Join(s *phx.Socket, payload phx.Payload) (any, error) {
+	r.user, _ = s.Assigns["user"].(string)
+	if r.user == "" {
+		return nil, phx.Errorf("unauthorized")
+	}
+	return map[string]string{"welcome": r.user}, nil
+}
+
+func (r *Room) HandleIn(s *phx.Socket, event string, payload phx.Payload) (any, error) {
+	switch event {
+	case "new_msg":
+		var msg struct {
+			Body string `json:"body"`
+		}
+		if err := payload.Decode(&msg); err != nil || msg.Body == "" {
+			return nil, phx.Errorf("empty")
+		}
+		return nil, s.Broadcast("new_msg", map[string]string{"user": r.user, "body": msg.Body})
+	}
+	return nil, phx.Errorf("unknown event")
+}
+
+// This example mounts a server with one channel route, then plays the
+// client's part with raw V2 frames, as phoenix.js sends them.
+func Example() {
+	srv := phx.NewServer(&phx.Options{
+		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			user := info.Params.Get("user") // in real life: verify a token
+			if user == "" {
+				return nil, errors.New("no user")
+			}
+			return phx.Assigns{"user": user}, nil
+		},
+		ID:     func(a phx.Assigns) string { return "users_socket:" + a["user"].(string) },
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	srv.Channel("room:*", func() phx.Channel { return &Room{} })
+
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+
+	// The client side (phoenix.js does this for you).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url := strings.Replace(hs.URL, "http", "ws", 1) + "/socket/websocket?user=ann&vsn=2.0.0"
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	send := func(frame string) { c.Write(ctx, websocket.MessageText, []byte(frame)) }
+	recv := func() { _, b, _ := c.Read(ctx); fmt.Println(string(b)) }
+
+	send(`["1","1","room:lobby","phx_join",{}]`)
+	recv()
+	send(`["1","2","room:lobby","new_msg",{"body":"hello"}]`)
+	recv() // the broadcast
+	recv() // the reply to the push
+	send(`["1","3","room:lobby","new_msg",{"body":""}]`)
+	recv()
+	// Output:
+	// ["1","1","room:lobby","phx_reply",{"status":"ok","response":{"welcome":"ann"}}]
+	// [null,null,"room:lobby","new_msg",{"body":"hello","user":"ann"}]
+	// ["1","2","room:lobby","phx_reply",{"status":"ok","response":{}}]
+	// ["1","3","room:lobby","phx_reply",{"status":"error","response":{"reason":"empty"}}]
+}
+
+// Broadcasting from outside any channel, e.g. from an HTTP handler.
+func ExampleServer_Broadcast() {
+	srv := phx.NewServer(nil)
+	http.HandleFunc("POST /announce", func(w http.ResponseWriter, r *http.Request) {
+		err := srv.Broadcast("room:lobby", "announcement", map[string]string{"text": r.FormValue("text")})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	})
+}
+
+// Disconnecting every connection of a user, e.g. when they log out.
+func ExampleServer_Disconnect() {
+	srv := phx.NewServer(&phx.Options{
+		ID: func(a phx.Assigns) string { return fmt.Sprintf("users_socket:%v", a["user_id"]) },
+	})
+	// Later, anywhere in the program:
+	if err := srv.Disconnect("users_socket:42"); err != nil {
+		log.Print(err)
+	}
+}
+
+// Draining on shutdown: stop the HTTP server, then close the sockets with
+// 1012 so clients reconnect to another instance.
+func ExampleServer_Shutdown() {
+	srv := phx.NewServer(nil)
+	httpSrv := &http.Server{Addr: "127.0.0.1:0", Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go httpSrv.ListenAndServe()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	httpSrv.Shutdown(ctx) // stops accepting; does not close WebSockets
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Print(err)
+	}
+	fmt.Println("drained")
+	// Output: drained
+}

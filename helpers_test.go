@@ -1,0 +1,292 @@
+package phx_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/leaktest"
+)
+
+func TestMain(m *testing.M) { leaktest.Main(m) }
+
+// quietLogger discards logs unless PHX_TEST_LOG is set.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.DiscardHandler)
+}
+
+// testServer is a phx.Server mounted on an httptest server.
+type testServer struct {
+	*phx.Server
+	http *httptest.Server
+	url  string // ws://host/socket
+}
+
+func newTestServer(t *testing.T, opts *phx.Options, setup func(*phx.Server)) *testServer {
+	t.Helper()
+	if opts == nil {
+		opts = &phx.Options{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = quietLogger()
+	}
+	srv := phx.NewServer(opts)
+	if setup != nil {
+		setup(srv)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	hs := httptest.NewServer(mux)
+	ts := &testServer{Server: srv, http: hs, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/socket"}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		hs.Close()
+	})
+	return ts
+}
+
+// wsClient speaks raw V2 (or V1) frames to a test server.
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	in   chan wsFrame
+	done chan struct{}
+	err  error // read error once done is closed
+}
+
+type wsFrame struct {
+	binary bool
+	data   []byte
+}
+
+func dial(t *testing.T, url string, query string, opts *websocket.DialOptions) *wsClient {
+	t.Helper()
+	c, err := tryDial(t, url, query, opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return c
+}
+
+func tryDial(t *testing.T, url string, query string, opts *websocket.DialOptions) (*wsClient, error) {
+	t.Helper()
+	if query == "" {
+		query = "vsn=2.0.0"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, url+"/websocket?"+query, opts)
+	if err != nil {
+		if resp != nil {
+			return nil, &dialError{status: resp.StatusCode, err: err}
+		}
+		return nil, err
+	}
+	conn.SetReadLimit(-1)
+	c := &wsClient{t: t, conn: conn, in: make(chan wsFrame, 4096), done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for {
+			typ, data, err := conn.Read(context.Background())
+			if err != nil {
+				c.err = err
+				return
+			}
+			c.in <- wsFrame{binary: typ == websocket.MessageBinary, data: data}
+		}
+	}()
+	t.Cleanup(func() {
+		conn.CloseNow()
+		<-c.done
+	})
+	return c, nil
+}
+
+type dialError struct {
+	status int
+	err    error
+}
+
+func (e *dialError) Error() string { return e.err.Error() }
+
+func (c *wsClient) sendRaw(s string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *wsClient) sendBinary(b []byte) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.conn.Write(ctx, websocket.MessageBinary, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// send writes a V2 frame [join_ref, ref, topic, event, payload].
+func (c *wsClient) send(joinRef, ref any, topic, event string, payload any) {
+	c.t.Helper()
+	b, err := json.Marshal([]any{joinRef, ref, topic, event, payload})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(string(b))
+}
+
+// recvFrame returns the next frame, failing the test after a timeout.
+func (c *wsClient) recvFrame() wsFrame {
+	c.t.Helper()
+	select {
+	case f := <-c.in:
+		return f
+	case <-c.done:
+		select {
+		case f := <-c.in:
+			return f
+		default:
+		}
+		c.t.Fatalf("connection closed while waiting for a frame: %v", c.err)
+	case <-time.After(5 * time.Second):
+		c.t.Fatal("timed out waiting for a frame")
+	}
+	return wsFrame{}
+}
+
+// recv returns the next text frame as a raw string.
+func (c *wsClient) recv() string {
+	c.t.Helper()
+	f := c.recvFrame()
+	if f.binary {
+		c.t.Fatalf("got binary frame %x, want text", f.data)
+	}
+	return string(f.data)
+}
+
+// expect reads the next frame and compares it with want (exact text).
+func (c *wsClient) expect(want string) {
+	c.t.Helper()
+	if got := c.recv(); got != want {
+		c.t.Fatalf("frame mismatch\n got: %s\nwant: %s", got, want)
+	}
+}
+
+// expectNothing checks that no frame arrives within d.
+func (c *wsClient) expectNothing(d time.Duration) {
+	c.t.Helper()
+	select {
+	case f := <-c.in:
+		c.t.Fatalf("unexpected frame: %s", f.data)
+	case <-time.After(d):
+	}
+}
+
+// expectClose waits for the server to close the connection and returns
+// the close code.
+func (c *wsClient) expectClose() websocket.StatusCode {
+	c.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-c.in: // discard frames sent before the close
+		case <-c.done:
+			for len(c.in) > 0 {
+				<-c.in
+			}
+			return websocket.CloseStatus(c.err)
+		case <-deadline:
+			c.t.Fatal("timed out waiting for the server to close")
+			return 0
+		}
+	}
+}
+
+// join sends phx_join with joinRef == ref and expects an ok reply.
+func (c *wsClient) join(topic, ref string, payload any) string {
+	c.t.Helper()
+	c.send(ref, ref, topic, "phx_join", payload)
+	got := c.recv()
+	var f []json.RawMessage
+	if err := json.Unmarshal([]byte(got), &f); err != nil || len(f) != 5 {
+		c.t.Fatalf("bad join reply %s", got)
+	}
+	if !strings.HasPrefix(string(f[4]), `{"status":"ok"`) {
+		c.t.Fatalf("join %s refused: %s", topic, got)
+	}
+	return got
+}
+
+// recorder collects Terminate reasons and other server-side events.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+	ch     chan string
+}
+
+func newRecorder() *recorder { return &recorder{ch: make(chan string, 1024)} }
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	r.events = append(r.events, s)
+	r.mu.Unlock()
+	r.ch <- s
+}
+
+// wait returns the next recorded event.
+func (r *recorder) wait(t *testing.T) string {
+	t.Helper()
+	select {
+	case s := <-r.ch:
+		return s
+	case <-time.After(5 * time.Second):
+		t.Fatal("timed out waiting for a server-side event")
+		return ""
+	}
+}
+
+func reasonName(err error) string {
+	var pe *phx.PanicError
+	switch {
+	case errors.Is(err, phx.ErrLeft):
+		return "left"
+	case errors.Is(err, phx.ErrClosed):
+		return "closed"
+	case errors.Is(err, phx.ErrShutdown):
+		return "shutdown"
+	case errors.Is(err, phx.ErrDuplicateJoin):
+		return "duplicate_join"
+	case errors.Is(err, phx.ErrStopped):
+		return "stopped"
+	case errors.As(err, &pe):
+		return "panic"
+	case err == nil:
+		return "nil"
+	}
+	return "error:" + err.Error()
+}
+
+func errorsAs(err error, target any) bool { return err != nil && errors.As(err, target) }
+
+// newHTTPTestServer serves h and returns the ws:// URL of its /socket mount.
+func newHTTPTestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(hs.Close)
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/socket"
+}

@@ -1,0 +1,235 @@
+package phx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"unicode/utf8"
+)
+
+// The fuzz targets check three things for every input:
+//  1. decode never panics, and every error wraps ErrMalformed;
+//  2. an accepted frame is also accepted by encoding/json with the same
+//     fields (a differential check of the hand-written scanner);
+//  3. re-encoding the message the way a client would and decoding it again
+//     gives an equal Message, and the server encoders produce frames a
+//     client parses back to the same topic, event and refs.
+//
+// Run with, for example:
+//
+//	go test -run='^$' -fuzz=FuzzDecodeV2Text -fuzztime=30s
+
+func addSeeds(f *testing.F, binary bool, serName string) {
+	for _, tc := range malformedCases {
+		if tc.binary == binary && (tc.ser == serializerV2) == (serName == "v2") {
+			f.Add(tc.frame)
+		}
+	}
+}
+
+func FuzzDecodeV2Text(f *testing.F) {
+	for _, tc := range v2TextCases {
+		f.Add([]byte(tc.frame))
+	}
+	for _, tc := range clientGolden {
+		if !bytes.HasSuffix([]byte(tc.file), []byte(".bin")) && tc.file[:3] == "v2_" {
+			f.Add(clientEncodeV2Text(tc.want))
+		}
+	}
+	addSeeds(f, false, "v2")
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		m, err := serializerV2.decode(frame, false)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		// Differential: encoding/json agrees on the accepted frame.
+		if !json.Valid(frame) || !utf8.Valid(frame) {
+			t.Fatalf("accepted a frame encoding/json rejects: %q", frame)
+		}
+		var arr []json.RawMessage
+		if err := json.Unmarshal(frame, &arr); err != nil || len(arr) < 5 {
+			t.Fatalf("encoding/json: %v, %d elements", err, len(arr))
+		}
+		var topic, event string
+		if json.Unmarshal(arr[2], &topic) != nil || json.Unmarshal(arr[3], &event) != nil {
+			t.Fatalf("encoding/json could not read topic/event of %q", frame)
+		}
+		if topic != m.Topic || event != m.Event {
+			t.Fatalf("topic/event %q/%q, encoding/json says %q/%q", m.Topic, m.Event, topic, event)
+		}
+		if !bytes.Equal(arr[4], m.Payload.Data) || m.Payload.Binary {
+			t.Fatalf("payload %q, encoding/json says %q", m.Payload.Data, arr[4])
+		}
+		for i, r := range []Ref{m.JoinRef, m.Ref} {
+			if !bytes.Equal(refJSON(r), arr[i]) {
+				t.Fatalf("ref %d is %q, encoding/json says %q", i, []byte(r), arr[i])
+			}
+		}
+		checkRoundTrip(t, m, serializerV2, clientEncodeV2Text(m), false)
+		checkServerEncoders(t, m)
+	})
+}
+
+func FuzzDecodeV2Binary(f *testing.F) {
+	for _, tc := range v2BinaryCases {
+		f.Add(tc.frame)
+	}
+	addSeeds(f, true, "v2")
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		m, err := serializerV2.decode(frame, true)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if !m.Payload.Binary {
+			t.Fatal("payload of a binary frame is not binary")
+		}
+		if len(frame) != 5+len(m.JoinRef.String())+len(m.Ref.String())+len(m.Topic)+len(m.Event)+len(m.Payload.Data) {
+			t.Fatalf("fields do not add up to the frame: %s", fmtMsg(m))
+		}
+		again, err := clientEncodeV2Binary(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again, frame) {
+			t.Fatalf("client re-encoding differs:\n% x\n% x", again, frame)
+		}
+		checkRoundTrip(t, m, serializerV2, again, true)
+		checkServerEncoders(t, m)
+	})
+}
+
+func FuzzDecodeV1JSON(f *testing.F) {
+	for _, tc := range v1Cases {
+		f.Add([]byte(tc.frame))
+	}
+	addSeeds(f, false, "v1")
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		m, err := serializerV1.decode(frame, false)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		// Differential: with duplicates rejected, a map decode sees the same
+		// values under the exact (case-sensitive) keys.
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(frame, &obj); err != nil || !utf8.Valid(frame) {
+			t.Fatalf("accepted a frame encoding/json rejects: %q: %v", frame, err)
+		}
+		var topic, event string
+		if json.Unmarshal(obj["topic"], &topic) != nil || json.Unmarshal(obj["event"], &event) != nil {
+			t.Fatalf("encoding/json could not read topic/event of %q", frame)
+		}
+		if topic != m.Topic || event != m.Event || !bytes.Equal(obj["payload"], m.Payload.Data) {
+			t.Fatalf("decoded %s, encoding/json says %q/%q/%q", fmtMsg(m), topic, event, obj["payload"])
+		}
+		if !bytes.Equal(refJSON(m.Ref), obj["ref"]) {
+			t.Fatalf("ref %q, encoding/json says %q", []byte(m.Ref), obj["ref"])
+		}
+		if jr, ok := obj["join_ref"]; ok && !bytes.Equal(refJSON(m.JoinRef), jr) || !ok && m.JoinRef != nil {
+			t.Fatalf("join_ref %q, encoding/json says %q", []byte(m.JoinRef), jr)
+		}
+		checkRoundTrip(t, m, serializerV1, clientEncodeV1(m), false)
+		// The V1 server encoders keep the message readable.
+		out, err := serializerV1.encodeReply(m.JoinRef, m.Ref, m.Topic, m.Event, Payload{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply struct {
+			Topic   string          `json:"topic"`
+			Ref     json.RawMessage `json:"ref"`
+			Payload struct {
+				Status string `json:"status"`
+			} `json:"payload"`
+		}
+		if err := json.Unmarshal(out, &reply); err != nil || reply.Topic != m.Topic || reply.Payload.Status != m.Event ||
+			!bytes.Equal(reply.Ref, refJSON(m.Ref)) {
+			t.Fatalf("V1 reply %q does not carry the message's fields (%v)", out, err)
+		}
+	})
+}
+
+// checkRoundTrip decodes a client re-encoding of m and expects m back.
+func checkRoundTrip(t *testing.T, m Message, ser serializer, frame []byte, binary bool) {
+	t.Helper()
+	again, err := ser.decode(frame, binary)
+	if err != nil {
+		t.Fatalf("re-encoded frame %q rejected: %v", frame, err)
+	}
+	if !msgEqual(again, m) {
+		t.Fatalf("round trip changed the message:\n was %s\n now %s", fmtMsg(m), fmtMsg(again))
+	}
+}
+
+// checkServerEncoders encodes a reply, a push and a broadcast carrying m's
+// refs, topic and event, and parses them back as phoenix.js would.
+func checkServerEncoders(t *testing.T, m Message) {
+	t.Helper()
+	payloads := []Payload{{}, {Data: []byte{0, 1, 2}, Binary: true}}
+	if len(m.Payload.Data) > 0 && m.Payload.Data[0] == '{' && !m.Payload.Binary {
+		payloads = append(payloads, m.Payload)
+	}
+	for _, p := range payloads {
+		reply, err := serializerV2.encodeReply(m.JoinRef, m.Ref, m.Topic, m.Event, p)
+		if p.Binary && (len(m.Topic) > 255 || len(m.Event) > 255) {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("binary reply with long fields: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("encodeReply: %v", err)
+		}
+		f, err := parseServerV2(reply, p.Binary)
+		if err != nil {
+			t.Fatalf("client cannot parse reply %q: %v", reply, err)
+		}
+		if p.Binary {
+			if f.JoinRef != m.JoinRef.String() || f.Ref != m.Ref.String() || f.Topic != m.Topic ||
+				f.Status != m.Event || !bytes.Equal(f.Payload, p.Data) {
+				t.Fatalf("binary reply % x parsed as %+v", reply, f)
+			}
+		} else {
+			var body struct {
+				Status   string          `json:"status"`
+				Response json.RawMessage `json:"response"`
+			}
+			if err := json.Unmarshal(f.Payload, &body); err != nil || body.Status != m.Event ||
+				!bytes.Equal(body.Response, p.json()) {
+				t.Fatalf("reply payload %q (%v)", f.Payload, err)
+			}
+			if f.JoinRef != string(refJSON(m.JoinRef)) || f.Ref != string(refJSON(m.Ref)) || f.Topic != m.Topic || f.Event != "phx_reply" {
+				t.Fatalf("reply %q parsed as %+v", reply, f)
+			}
+			// A reply decodes as a client message too (it is a 5-element
+			// array); the response is one level deeper than the payload, so
+			// only the empty one is sure to stay within the depth limit.
+			back, err := serializerV2.decode(reply, false)
+			if len(p.Data) == 0 && err != nil || err == nil && (back.Topic != m.Topic || !bytes.Equal(back.Ref, m.Ref) || !bytes.Equal(back.JoinRef, m.JoinRef)) {
+				t.Fatalf("reply %q decoded as %s (%v)", reply, fmtMsg(back), err)
+			}
+		}
+		push, err := serializerV2.encodePush(m.JoinRef, m.Topic, m.Event, p)
+		if err != nil {
+			t.Fatalf("encodePush: %v", err)
+		}
+		if f, err := parseServerV2(push, p.Binary); err != nil || f.Topic != m.Topic || f.Event != m.Event {
+			t.Fatalf("push %q parsed as %+v (%v)", push, f, err)
+		}
+		bc, err := serializerV2.encodeBroadcast(m.Topic, m.Event, p)
+		if err != nil {
+			t.Fatalf("encodeBroadcast: %v", err)
+		}
+		if f, err := parseServerV2(bc, p.Binary); err != nil || f.Topic != m.Topic || f.Event != m.Event || !bytes.Equal(f.Payload, p.json()) && !p.Binary {
+			t.Fatalf("broadcast %q parsed as %+v (%v)", bc, f, err)
+		}
+	}
+}

@@ -1,0 +1,693 @@
+package phx_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/phxgo/phx"
+)
+
+// room is the channel the protocol tests join. Its events exercise every
+// hook and reply form.
+type room struct {
+	rec    *recorder
+	joined int
+}
+
+var (
+	_ phx.Channel     = (*room)(nil)
+	_ phx.InHandler   = (*room)(nil)
+	_ phx.OutHandler  = (*room)(nil)
+	_ phx.InfoHandler = (*room)(nil)
+	_ phx.Terminator  = (*room)(nil)
+)
+
+func (r *room) Join(s *phx.Socket, p phx.Payload) (any, error) {
+	var params map[string]any
+	if err := p.Decode(&params); err != nil {
+		return nil, err
+	}
+	switch {
+	case params["deny"] != nil:
+		return nil, phx.Errorf("denied")
+	case params["crash"] != nil:
+		panic("join crash")
+	case params["plain_error"] != nil:
+		return nil, fmt.Errorf("database down")
+	case params["push"] != nil:
+		if err := s.Push("welcome", map[string]any{"n": 1}); err != nil {
+			return nil, err
+		}
+	}
+	return map[string]any{"topic": s.Topic(), "user": s.Assigns["user"]}, nil
+}
+
+func (r *room) HandleIn(s *phx.Socket, event string, p phx.Payload) (any, error) {
+	switch event {
+	case "echo":
+		return json.RawMessage(p.Data), nil
+	case "fail":
+		return nil, phx.Error(map[string]string{"reason": "nope"})
+	case "custom_status":
+		return nil, &phx.ReplyError{Status: "later", Response: map[string]int{"n": 1}}
+	case "plain_error":
+		return nil, fmt.Errorf("boom")
+	case "noreply":
+		return nil, phx.NoReply
+	case "async":
+		ref := s.ReplyRef()
+		go func() {
+			time.Sleep(20 * time.Millisecond)
+			ref.Reply("ok", map[string]string{"async": "yes"})
+		}()
+		return nil, phx.NoReply
+	case "shout":
+		return nil, s.Broadcast("shout", json.RawMessage(p.Data))
+	case "shout_from":
+		return nil, s.BroadcastFrom("shout", json.RawMessage(p.Data))
+	case "secret":
+		return nil, s.Broadcast("secret", json.RawMessage(p.Data))
+	case "push_me":
+		return nil, s.Push("pushed", json.RawMessage(p.Data))
+	case "bin":
+		if !p.Binary {
+			return nil, phx.Errorf("want binary")
+		}
+		out := append([]byte("re:"), p.Data...)
+		if err := s.Push("bin_push", phx.Binary(out)); err != nil {
+			return nil, err
+		}
+		return phx.Binary(out), nil
+	case "crash":
+		panic("handle_in crash")
+	case "stop":
+		s.Stop(nil)
+		return map[string]string{"bye": "now"}, nil
+	case "stop_error":
+		s.Stop(fmt.Errorf("fatal state"))
+		return nil, phx.NoReply
+	case "info":
+		return nil, s.Send("tick")
+	case "slow":
+		time.Sleep(300 * time.Millisecond)
+		return nil, nil
+	}
+	return nil, phx.Errorf("unknown event %s", event)
+}
+
+func (r *room) Intercept() []string { return []string{"secret"} }
+
+func (r *room) HandleOut(s *phx.Socket, event string, p phx.Payload) {
+	var m map[string]any
+	_ = p.Decode(&m)
+	if m["to"] != nil && m["to"] != s.Assigns["user"] {
+		return // not for this user
+	}
+	m["seen_by"] = s.Assigns["user"]
+	_ = s.Push(event, m)
+}
+
+func (r *room) HandleInfo(s *phx.Socket, msg any) {
+	_ = s.Push("info", map[string]any{"msg": msg})
+}
+
+func (r *room) Terminate(s *phx.Socket, reason error) {
+	if r.rec != nil {
+		r.rec.add(s.Topic() + ":" + reasonName(reason))
+	}
+}
+
+// newRoomServer serves room on "room:*" with a Connect that takes the user
+// from the "user" param and names the socket users_socket:<user>.
+func newRoomServer(t *testing.T, opts *phx.Options) (*testServer, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	if opts == nil {
+		opts = &phx.Options{}
+	}
+	if opts.Connect == nil {
+		opts.Connect = func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			user := info.Params.Get("user")
+			if user == "bad" {
+				return nil, fmt.Errorf("bad user")
+			}
+			return phx.Assigns{"user": user, "token": info.AuthToken}, nil
+		}
+	}
+	if opts.ID == nil {
+		opts.ID = func(a phx.Assigns) string {
+			if u, _ := a["user"].(string); u != "" {
+				return "users_socket:" + u
+			}
+			return ""
+		}
+	}
+	ts := newTestServer(t, opts, func(s *phx.Server) {
+		s.Channel("room:*", func() phx.Channel { return &room{rec: rec} })
+	})
+	return ts, rec
+}
+
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	c := dial(t, ts.url, "", nil)
+	c.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
+	c.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	// nshafer/phx sends "" for join_ref and null for the payload.
+	c.sendRaw(`["","2","phoenix","heartbeat",null]`)
+	c.expect(`["","2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	// Numeric refs keep their JSON type.
+	c.sendRaw(`[null,17,"phoenix","heartbeat",{}]`)
+	c.expect(`[null,17,"phoenix","phx_reply",{"status":"ok","response":{}}]`)
+}
+
+func TestJoinReplies(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=ann&vsn=2.0.0", nil)
+
+	c.send("1", "1", "room:a", "phx_join", map[string]any{})
+	c.expect(`["1","1","room:a","phx_reply",{"status":"ok","response":{"topic":"room:a","user":"ann"}}]`)
+
+	c.send("2", "2", "room:b", "phx_join", map[string]any{"deny": true})
+	c.expect(`["2","2","room:b","phx_reply",{"status":"error","response":{"reason":"denied"}}]`)
+
+	c.send("3", "3", "room:c", "phx_join", map[string]any{"plain_error": true})
+	c.expect(`["3","3","room:c","phx_reply",{"status":"error","response":{"reason":"join refused"}}]`)
+
+	c.send("4", "4", "room:d", "phx_join", map[string]any{"crash": true})
+	c.expect(`["4","4","room:d","phx_reply",{"status":"error","response":{"reason":"join crashed"}}]`)
+
+	c.send("5", "5", "lobby", "phx_join", map[string]any{})
+	c.expect(`[null,"5","lobby","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+
+	c.send("6", "6", "room:e", "phx_join", "not an object")
+	c.expect(`["6","6","room:e","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`)
+
+	// Pushes made in Join arrive after the join reply.
+	c.send("7", "7", "room:f", "phx_join", map[string]any{"push": true})
+	c.expect(`["7","7","room:f","phx_reply",{"status":"ok","response":{"topic":"room:f","user":"ann"}}]`)
+	c.expect(`["7",null,"room:f","welcome",{"n":1}]`)
+
+	// A refused topic is not joined: a push to it is unmatched.
+	c.send("2", "8", "room:b", "echo", map[string]any{})
+	c.expect(`[null,"8","room:b","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+}
+
+func TestHandleInReplies(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=bo&vsn=2.0.0", nil)
+	c.join("room:1", "1", map[string]any{})
+
+	c.send("1", "2", "room:1", "echo", map[string]any{"x": 1})
+	c.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{"x":1}}]`)
+	c.send("1", "3", "room:1", "fail", map[string]any{})
+	c.expect(`["1","3","room:1","phx_reply",{"status":"error","response":{"reason":"nope"}}]`)
+	c.send("1", "4", "room:1", "custom_status", map[string]any{})
+	c.expect(`["1","4","room:1","phx_reply",{"status":"later","response":{"n":1}}]`)
+	c.send("1", "5", "room:1", "plain_error", map[string]any{})
+	c.expect(`["1","5","room:1","phx_reply",{"status":"error","response":{"reason":"internal error"}}]`)
+	c.send("1", "6", "room:1", "noreply", map[string]any{})
+	c.send("1", "7", "room:1", "async", map[string]any{})
+	c.expect(`["1","7","room:1","phx_reply",{"status":"ok","response":{"async":"yes"}}]`)
+	c.send("1", "8", "room:1", "push_me", map[string]any{"a": "b"})
+	c.expect(`["1",null,"room:1","pushed",{"a":"b"}]`)
+	c.expect(`["1","8","room:1","phx_reply",{"status":"ok","response":{}}]`)
+	c.send("1", "9", "room:1", "info", map[string]any{})
+	c.expect(`["1","9","room:1","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["1",null,"room:1","info",{"msg":"tick"}]`)
+	// join_ref null is accepted for a joined topic (Phoenix parity).
+	c.send(nil, "10", "room:1", "echo", map[string]any{"y": 2})
+	c.expect(`["1","10","room:1","phx_reply",{"status":"ok","response":{"y":2}}]`)
+	// A stale join_ref is dropped silently.
+	c.send("99", "11", "room:1", "echo", map[string]any{})
+	c.expectNothing(100 * time.Millisecond)
+	// Unjoined topic.
+	c.send("1", "12", "room:zzz", "echo", map[string]any{})
+	c.expect(`[null,"12","room:zzz","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+}
+
+func TestLeave(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=cy&vsn=2.0.0", nil)
+	c.join("room:1", "1", map[string]any{})
+
+	c.send("1", "2", "room:1", "phx_leave", map[string]any{})
+	c.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["1","1","room:1","phx_close",{}]`)
+	if got := rec.wait(t); got != "room:1:left" {
+		t.Fatalf("Terminate reason = %q, want room:1:left", got)
+	}
+	// Now unjoined; leave of an unknown topic is acknowledged.
+	c.send("1", "3", "room:1", "echo", map[string]any{})
+	c.expect(`[null,"3","room:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+	c.send("5", "4", "room:9", "phx_leave", map[string]any{})
+	c.expect(`["5","4","room:9","phx_reply",{"status":"ok","response":{}}]`)
+}
+
+func TestServerStop(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=di&vsn=2.0.0", nil)
+	c.join("room:1", "1", map[string]any{})
+	c.join("room:2", "2", map[string]any{})
+
+	c.send("1", "3", "room:1", "stop", map[string]any{})
+	c.expect(`["1","3","room:1","phx_reply",{"status":"ok","response":{"bye":"now"}}]`)
+	c.expect(`["1","1","room:1","phx_close",{}]`)
+	if got := rec.wait(t); got != "room:1:stopped" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	c.send("2", "4", "room:2", "stop_error", map[string]any{})
+	c.expect(`["2","2","room:2","phx_error",{"reason":"channel_crash"}]`)
+	if got := rec.wait(t); got != "room:2:error:fatal state" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+}
+
+func TestChannelPanicIsContained(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=ed&vsn=2.0.0", nil)
+	other := dial(t, ts.url, "user=fi&vsn=2.0.0", nil)
+	c.join("room:1", "1", map[string]any{})
+	c.join("room:2", "2", map[string]any{})
+	other.join("room:1", "1", map[string]any{})
+
+	c.send("1", "3", "room:1", "crash", map[string]any{})
+	c.expect(`["1","1","room:1","phx_error",{"reason":"channel_crash"}]`)
+	if got := rec.wait(t); got != "room:1:panic" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	// The other channel of the same socket still answers.
+	c.send("2", "4", "room:2", "echo", map[string]any{"ok": true})
+	c.expect(`["2","4","room:2","phx_reply",{"status":"ok","response":{"ok":true}}]`)
+	// The crashed topic is gone until the client rejoins.
+	c.send("1", "5", "room:1", "echo", map[string]any{})
+	c.expect(`[null,"5","room:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+	c.join("room:1", "6", map[string]any{})
+	// Other sockets on the crashed topic are unaffected.
+	other.send("1", "2", "room:1", "echo", map[string]any{})
+	other.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+}
+
+func TestBroadcasts(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	a := dial(t, ts.url, "user=a&vsn=2.0.0", nil)
+	b := dial(t, ts.url, "user=b&vsn=2.0.0", nil)
+	v1 := dial(t, ts.url, "user=c&vsn=1.0.0", nil)
+	a.join("room:x", "1", map[string]any{})
+	b.join("room:x", "1", map[string]any{})
+	v1.sendRaw(`{"topic":"room:x","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}`)
+	v1.expect(`{"topic":"room:x","event":"phx_reply","payload":{"status":"ok","response":{"topic":"room:x","user":"c"}},"ref":"1"}`)
+
+	a.send("1", "2", "room:x", "shout", map[string]any{"m": 1})
+	a.expect(`[null,null,"room:x","shout",{"m":1}]`)
+	a.expect(`["1","2","room:x","phx_reply",{"status":"ok","response":{}}]`)
+	b.expect(`[null,null,"room:x","shout",{"m":1}]`)
+	v1.expect(`{"topic":"room:x","event":"shout","payload":{"m":1},"ref":null}`)
+
+	// broadcast_from skips the sender.
+	a.send("1", "3", "room:x", "shout_from", map[string]any{"m": 2})
+	a.expect(`["1","3","room:x","phx_reply",{"status":"ok","response":{}}]`)
+	b.expect(`[null,null,"room:x","shout",{"m":2}]`)
+	v1.expect(`{"topic":"room:x","event":"shout","payload":{"m":2},"ref":null}`)
+	a.expectNothing(50 * time.Millisecond)
+
+	// From outside any channel.
+	if err := ts.Broadcast("room:x", "news", map[string]string{"h": "i"}); err != nil {
+		t.Fatal(err)
+	}
+	a.expect(`[null,null,"room:x","news",{"h":"i"}]`)
+	b.expect(`[null,null,"room:x","news",{"h":"i"}]`)
+
+	// Intercepted: HandleOut runs per subscriber and pushes with the join_ref.
+	a.send("1", "4", "room:x", "secret", map[string]any{"to": "b"})
+	a.expect(`["1","4","room:x","phx_reply",{"status":"ok","response":{}}]`)
+	b.expect(`["1",null,"room:x","secret",{"seen_by":"b","to":"b"}]`)
+	a.expectNothing(50 * time.Millisecond)
+}
+
+func TestBinaryFrames(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=bin&vsn=2.0.0", nil)
+	c.join("room:b", "1", map[string]any{})
+	// kind 0 push: join_ref "1", ref "2", topic "room:b", event "bin", payload 01 02 03
+	frame := []byte{0, 1, 1, 6, 3}
+	frame = append(frame, "12room:bbin"...)
+	frame = append(frame, 1, 2, 3)
+	c.sendBinary(frame)
+	push := c.recvFrame()
+	wantPush := append([]byte{0, 1, 6, 8}, "1room:bbin_push"...)
+	wantPush = append(wantPush, "re:\x01\x02\x03"...)
+	if !push.binary || string(push.data) != string(wantPush) {
+		t.Fatalf("binary push = %v %x, want %x", push.binary, push.data, wantPush)
+	}
+	reply := c.recvFrame()
+	wantReply := append([]byte{1, 1, 1, 6, 2}, "12room:bok"...)
+	wantReply = append(wantReply, "re:\x01\x02\x03"...)
+	if !reply.binary || string(reply.data) != string(wantReply) {
+		t.Fatalf("binary reply = %v %x, want %x", reply.binary, reply.data, wantReply)
+	}
+	// Binary broadcast: kind 2.
+	if err := ts.Broadcast("room:b", "blob", phx.Binary{9, 8}); err != nil {
+		t.Fatal(err)
+	}
+	bc := c.recvFrame()
+	wantBC := append([]byte{2, 6, 4}, "room:bblob"...)
+	wantBC = append(wantBC, 9, 8)
+	if !bc.binary || string(bc.data) != string(wantBC) {
+		t.Fatalf("binary broadcast = %x, want %x", bc.data, wantBC)
+	}
+}
+
+func TestDuplicateJoin(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=dup&vsn=2.0.0", nil)
+	c.join("room:d", "1", map[string]any{})
+	c.send("5", "5", "room:d", "phx_join", map[string]any{})
+	c.expect(`["1","1","room:d","phx_close",{}]`)
+	c.expect(`["5","5","room:d","phx_reply",{"status":"ok","response":{"topic":"room:d","user":"dup"}}]`)
+	if got := rec.wait(t); got != "room:d:duplicate_join" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	// One subscription remains: a broadcast arrives once.
+	ts.Broadcast("room:d", "once", nil)
+	c.expect(`[null,null,"room:d","once",{}]`)
+	c.expectNothing(100 * time.Millisecond)
+	// Messages with the old join_ref are stale now.
+	c.send("1", "6", "room:d", "echo", map[string]any{})
+	c.expectNothing(50 * time.Millisecond)
+	c.send("5", "7", "room:d", "echo", map[string]any{})
+	c.expect(`["5","7","room:d","phx_reply",{"status":"ok","response":{}}]`)
+}
+
+func TestMaxChannels(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{MaxChannels: 3})
+	c := dial(t, ts.url, "user=max&vsn=2.0.0", nil)
+	for i := 1; i <= 3; i++ {
+		c.join(fmt.Sprintf("room:%d", i), fmt.Sprint(i), map[string]any{})
+	}
+	c.send("4", "4", "room:4", "phx_join", map[string]any{})
+	c.expect(`["4","4","room:4","phx_reply",{"status":"error","response":{"reason":"too many channels joined"}}]`)
+	// The joined ones still work.
+	c.send("3", "5", "room:3", "echo", map[string]any{})
+	c.expect(`["3","5","room:3","phx_reply",{"status":"ok","response":{}}]`)
+	// Leaving frees a slot.
+	c.send("1", "6", "room:1", "phx_leave", map[string]any{})
+	c.expect(`["1","6","room:1","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["1","1","room:1","phx_close",{}]`)
+	c.join("room:4", "7", map[string]any{})
+}
+
+func TestDefaultMaxChannelsIs100(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	c := dial(t, ts.url, "user=hundred&vsn=2.0.0", nil)
+	for i := 1; i <= 100; i++ {
+		c.join(fmt.Sprintf("room:%d", i), fmt.Sprint(i), map[string]any{})
+	}
+	c.send("101", "101", "room:101", "phx_join", map[string]any{})
+	c.expect(`["101","101","room:101","phx_reply",{"status":"error","response":{"reason":"too many channels joined"}}]`)
+}
+
+func TestDisconnectByID(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, nil)
+	a1 := dial(t, ts.url, "user=zed&vsn=2.0.0", nil)
+	a2 := dial(t, ts.url, "user=zed&vsn=2.0.0", nil)
+	b := dial(t, ts.url, "user=yan&vsn=2.0.0", nil)
+	anon := dial(t, ts.url, "vsn=2.0.0", nil)
+	a1.join("room:1", "1", map[string]any{})
+	b.join("room:1", "1", map[string]any{})
+
+	// Other events on the ID topic are ignored.
+	ts.Broadcast("users_socket:zed", "hello", nil)
+	if err := ts.Disconnect("users_socket:zed"); err != nil {
+		t.Fatal(err)
+	}
+	if code := a1.expectClose(); code != websocket.StatusGoingAway {
+		t.Fatalf("close code = %d, want 1001", code)
+	}
+	if code := a2.expectClose(); code != websocket.StatusGoingAway {
+		t.Fatalf("close code = %d, want 1001", code)
+	}
+	if got := rec.wait(t); got != "room:1:closed" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	b.send("1", "2", "room:1", "echo", map[string]any{})
+	b.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+	anon.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
+	anon.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+}
+
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
+	srv.Channel("room:*", func() phx.Channel { return &room{rec: rec} })
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	ts := &testServer{Server: srv}
+	hs := newHTTPTestServer(t, mux)
+	ts.url = hs
+	const n = 20
+	clients := make([]*wsClient, n)
+	for i := range clients {
+		clients[i] = dial(t, ts.url, fmt.Sprintf("user=u%d&vsn=2.0.0", i), nil)
+		clients[i].join("room:s", "1", map[string]any{})
+		clients[i].join("room:t", "2", map[string]any{})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// Every Terminate ran before Shutdown returned.
+	if len(rec.ch) != 2*n {
+		t.Fatalf("%d Terminate calls when Shutdown returned, want %d", len(rec.ch), 2*n)
+	}
+	for i := 0; i < 2*n; i++ {
+		if got := rec.wait(t); !strings.HasSuffix(got, ":shutdown") {
+			t.Fatalf("Terminate reason = %q, want shutdown", got)
+		}
+	}
+	for _, c := range clients {
+		if code := c.expectClose(); code != websocket.StatusServiceRestart {
+			t.Fatalf("close code = %d, want 1012", code)
+		}
+	}
+	// New connections are refused while draining.
+	_, err := tryDial(t, ts.url, "", nil)
+	var de *dialError
+	if !errorsAs(err, &de) || de.status != http.StatusServiceUnavailable {
+		t.Fatalf("dial after Shutdown: %v, want HTTP 503", err)
+	}
+	if st := srv.Stats(); st.Connections != 0 {
+		t.Fatalf("%d connections after Shutdown", st.Connections)
+	}
+}
+
+func TestMalformedFrameClosesOnlyThatConnection(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	good := dial(t, ts.url, "user=good&vsn=2.0.0", nil)
+	good.join("room:m", "1", map[string]any{})
+	for _, bad := range []string{`not json`, `[1,2,3]`, `[]`, `{}`, `null`, `[null,"1","phoenix","heartbeat",{}] x`, "[null,\"1\",\"ph\xff\",\"e\",{}]"} {
+		c := dial(t, ts.url, "user=bad1&vsn=2.0.0", nil)
+		c.sendRaw(bad)
+		if code := c.expectClose(); code != websocket.StatusInvalidFramePayloadData {
+			t.Fatalf("%q: close code %d, want 1007", bad, code)
+		}
+	}
+	good.send("1", "2", "room:m", "echo", map[string]any{})
+	good.expect(`["1","2","room:m","phx_reply",{"status":"ok","response":{}}]`)
+	if got := ts.Stats().MalformedFrames; got != 7 {
+		t.Fatalf("MalformedFrames = %d, want 7", got)
+	}
+}
+
+func TestMessageTooBig(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{MaxMessageSize: 1024})
+	c := dial(t, ts.url, "user=big&vsn=2.0.0", nil)
+	c.join("room:big", "1", map[string]any{})
+	c.send("1", "2", "room:big", "echo", map[string]any{"b": strings.Repeat("x", 1000)})
+	if code := c.expectClose(); code != websocket.StatusMessageTooBig {
+		t.Fatalf("close code %d, want 1009", code)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, &phx.Options{HeartbeatTimeout: 300 * time.Millisecond})
+	live := dial(t, ts.url, "user=live&vsn=2.0.0", nil)
+	idle := dial(t, ts.url, "user=idle&vsn=2.0.0", nil)
+	idle.join("room:i", "1", map[string]any{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // live keeps heartbeating
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				live.conn.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`[null,"%d","phoenix","heartbeat",{}]`, i)))
+				cancel()
+			}
+		}
+	}()
+	if code := idle.expectClose(); code != websocket.StatusGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	if got := rec.wait(t); got != "room:i:closed" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	select {
+	case <-live.done:
+		t.Fatalf("heartbeating connection was closed: %v", live.err)
+	default:
+	}
+}
+
+func TestSlowConsumerIsDropped(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{MaxQueuedMessages: 64, WriteTimeout: time.Second})
+	// The slow client never reads: the raw connection stops taking bytes.
+	slowConn, _, err := websocket.Dial(context.Background(), ts.url+"/websocket?user=slow&vsn=2.0.0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slowConn.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	slowConn.Write(ctx, websocket.MessageText, []byte(`["1","1","room:slow","phx_join",{}]`))
+	fast := dial(t, ts.url, "user=fast&vsn=2.0.0", nil)
+	fast.join("room:slow", "1", map[string]any{})
+	time.Sleep(50 * time.Millisecond) // let the slow join land
+
+	payload := map[string]string{"pad": strings.Repeat("p", 4096)}
+	var published atomic.Int64
+	deadline := time.Now().Add(10 * time.Second)
+	for ts.Stats().SlowClientsClosed == 0 && time.Now().Before(deadline) {
+		start := time.Now()
+		if err := ts.Broadcast("room:slow", "flood", payload); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("Broadcast blocked for %v", d)
+		}
+		published.Add(1)
+		// The fast client keeps up.
+		fast.recv()
+	}
+	if ts.Stats().SlowClientsClosed != 1 {
+		t.Fatalf("slow client not dropped after %d broadcasts", published.Load())
+	}
+}
+
+func TestHandshakeRefusals(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{AllowedOrigins: []string{"https://good.example", "//*.friends.example"}})
+	tests := []struct {
+		name   string
+		query  string
+		origin string
+		proto  []string
+		status int // 0: success
+	}{
+		{name: "no origin", query: "vsn=2.0.0"},
+		{name: "allowed origin", query: "vsn=2.0.0", origin: "https://good.example"},
+		{name: "wildcard origin", query: "vsn=2.0.0", origin: "http://a.friends.example"},
+		{name: "wildcard apex", query: "vsn=2.0.0", origin: "http://friends.example"},
+		{name: "bad origin", query: "vsn=2.0.0", origin: "https://evil.example", status: 403},
+		{name: "suffix trick", query: "vsn=2.0.0", origin: "https://evilfriends.example", status: 403},
+		{name: "wrong scheme", query: "vsn=2.0.0", origin: "http://good.example", status: 403},
+		{name: "null origin", query: "vsn=2.0.0", origin: "null", status: 403},
+		{name: "missing vsn is V1", query: "user=x"},
+		{name: "vsn 2.0.3", query: "vsn=2.0.3"},
+		{name: "vsn 2.1.0", query: "vsn=2.1.0", status: 403},
+		{name: "vsn abc", query: "vsn=abc", status: 403},
+		{name: "vsn array", query: "vsn[]=1", status: 403},
+		{name: "connect refused", query: "user=bad&vsn=2.0.0", status: 403},
+		{name: "subprotocol without phoenix", query: "vsn=2.0.0", proto: []string{"chat"}, status: 403},
+		{name: "bad auth token", query: "vsn=2.0.0", proto: []string{"phoenix", "base64url.bearer.phx.%%%"}, status: 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := &websocket.DialOptions{Subprotocols: tt.proto, HTTPHeader: http.Header{}}
+			if tt.origin != "" {
+				opts.HTTPHeader.Set("Origin", tt.origin)
+			}
+			c, err := tryDial(t, ts.url, tt.query, opts)
+			if tt.status == 0 {
+				if err != nil {
+					t.Fatalf("dial failed: %v", err)
+				}
+				c.conn.CloseNow()
+				return
+			}
+			var de *dialError
+			if !errorsAs(err, &de) || de.status != tt.status {
+				t.Fatalf("dial error %v, want HTTP %d", err, tt.status)
+			}
+		})
+	}
+}
+
+func TestAuthTokenSubprotocol(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{
+		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			if info.AuthToken != "s3cr3t/+token" {
+				return nil, fmt.Errorf("bad token %q", info.AuthToken)
+			}
+			return phx.Assigns{"user": "tok"}, nil
+		},
+	})
+	for _, enc := range []string{"czNjcjN0Lyt0b2tlbg", "czNjcjN0Lyt0b2tlbg==", "czNjcjN0Lyt0b2tlbg"} {
+		c := dial(t, ts.url, "vsn=2.0.0", &websocket.DialOptions{Subprotocols: []string{"phoenix", "base64url.bearer.phx." + enc}})
+		if got := c.conn.Subprotocol(); got != "phoenix" {
+			t.Fatalf("subprotocol = %q, want phoenix", got)
+		}
+		c.join("room:t", "1", map[string]any{})
+	}
+	_, err := tryDial(t, ts.url, "vsn=2.0.0", &websocket.DialOptions{Subprotocols: []string{"phoenix", "base64url.bearer.phx.d3Jvbmc"}})
+	var de *dialError
+	if !errorsAs(err, &de) || de.status != 403 {
+		t.Fatalf("wrong token: %v, want 403", err)
+	}
+}
+
+func TestNotFoundAndMethod(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	base := strings.Replace(ts.url, "ws://", "http://", 1)
+	for path, want := range map[string]int{"/other": 404, "/websocket": 400} {
+		resp, err := http.Post(base+path, "text/plain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST %s = %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
