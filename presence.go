@@ -1,0 +1,572 @@
+package phx
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Presence tracks who is online on each topic, as Phoenix.Presence does, and
+// tells clients in the format the official JavaScript Presence class reads:
+// after joining, a channel pushes "presence_state" (the [Presence.List] of
+// its topic), and every change reaches the topic's subscribers as a
+// "presence_diff" broadcast {"joins":{...},"leaves":{...}}.
+//
+// Entries belong to the channel that tracked them: when it ends, for any
+// reason (leave, crash, lost connection, shutdown), its entries leave.
+// One key (typically a user ID) may have several metas, one per tracking
+// channel: a user online in two tabs is listed once, with two metas.
+//
+// The state is a replicated set in the style of Phoenix.Tracker: every
+// entry is tagged with the replica (node) that owns it and a per-replica
+// clock, so deltas can be shipped to other nodes and merged there. Within
+// one process no replication is needed; see [PresenceDelta].
+//
+// All methods are safe for concurrent use.
+type Presence struct {
+	srv      *Server
+	fetch    func(topic string, entries map[string]*PresenceEntry)
+	batch    time.Duration
+	replica  string
+	refCount atomic.Uint32
+
+	mu       sync.Mutex
+	clock    uint64                              // this replica's clock
+	topics   map[string]*presenceTopic           // by topic
+	byOwner  map[*channel][]*presenceItem        // local entries by tracking channel
+	remote   map[string]map[uint64]*presenceItem // remote replica -> clock -> entry
+	pending  map[string]*presenceDiff            // unsent diffs by topic
+	flushing bool                                // a flush is scheduled
+	deltaLog []PresenceDelta                     // local changes not yet taken by TakeDelta
+	onDelta  func()                              // replication seam: local change happened
+	ctxClock map[string]uint64                   // highest clock merged per remote replica
+}
+
+// PresenceOptions configures a [Presence].
+type PresenceOptions struct {
+	// Fetch, when set, enriches entries before they are sent or listed, as
+	// Phoenix's fetch/2: for example, load the user profiles of all keys in
+	// one query and set entries[key].Extra["user"]. It receives the entries
+	// of one List or one diff side (joins or leaves) at a time, and must
+	// not keep them.
+	Fetch func(topic string, entries map[string]*PresenceEntry)
+	// BatchInterval coalesces the changes of one topic made within this
+	// interval into one presence_diff, so a burst of joins costs one
+	// broadcast. Default 20ms; negative sends every change at once.
+	BatchInterval time.Duration
+	// Replica names this node in the replicated state. Default: a random
+	// ID, fresh at every start (a restarted node is a new replica).
+	Replica string
+}
+
+// Meta is the metadata of one presence: the app's fields plus "phx_ref"
+// (unique per track or update) and, after an update, "phx_ref_prev".
+type Meta map[string]any
+
+// PresenceEntry is everything known about one key on a topic: its metas,
+// plus fields a Fetch hook adds. It encodes as {"metas":[...], <Extra>...}.
+type PresenceEntry struct {
+	Metas []Meta
+	Extra map[string]any
+}
+
+// MarshalJSON implements json.Marshaler.
+func (e *PresenceEntry) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(e.Extra)+1)
+	for k, v := range e.Extra {
+		m[k] = v
+	}
+	metas := e.Metas
+	if metas == nil {
+		metas = []Meta{}
+	}
+	m["metas"] = metas
+	return json.Marshal(m)
+}
+
+type presenceItem struct {
+	topic   string
+	key     string
+	owner   *channel // nil for entries of other replicas
+	replica string
+	clock   uint64 // the entry's tag: (replica, clock) is unique
+	meta    Meta
+	seq     uint64 // insertion order, for stable listing
+}
+
+type presenceTopic struct {
+	items map[string][]*presenceItem // by key, in insertion order
+}
+
+type presenceDiff struct {
+	joins  map[string][]Meta
+	leaves map[string][]Meta
+}
+
+// Errors returned by Presence.
+var (
+	ErrAlreadyTracked = errors.New("phx: presence already tracked for this channel, topic and key")
+	ErrNotTracked     = errors.New("phx: presence not tracked for this channel, topic and key")
+)
+
+// NewPresence returns a Presence that broadcasts diffs through srv's PubSub.
+func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
+	var o PresenceOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.BatchInterval == 0 {
+		o.BatchInterval = 20 * time.Millisecond
+	}
+	if o.Replica == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		o.Replica = base64.RawURLEncoding.EncodeToString(b[:])
+	}
+	return &Presence{
+		srv:      srv,
+		fetch:    o.Fetch,
+		batch:    o.BatchInterval,
+		replica:  o.Replica,
+		topics:   make(map[string]*presenceTopic),
+		byOwner:  make(map[*channel][]*presenceItem),
+		remote:   make(map[string]map[uint64]*presenceItem),
+		pending:  make(map[string]*presenceDiff),
+		ctxClock: make(map[string]uint64),
+	}
+}
+
+// Track adds the socket's channel as present on its topic under key, with
+// meta (copied; nil for none). The entry leaves when the channel ends.
+// Tracking the same key twice from one channel is [ErrAlreadyTracked].
+func (p *Presence) Track(s *Socket, key string, meta map[string]any) error {
+	return p.TrackTopic(s, s.Topic(), key, meta)
+}
+
+// TrackTopic is Track on another topic than the channel's own, e.g. a
+// global "online_users" topic.
+func (p *Presence) TrackTopic(s *Socket, topic, key string, meta map[string]any) error {
+	ch := s.ch
+	p.mu.Lock()
+	for _, it := range p.byOwner[ch] {
+		if it.topic == topic && it.key == key {
+			p.mu.Unlock()
+			return ErrAlreadyTracked
+		}
+	}
+	first := len(p.byOwner[ch]) == 0
+	it := p.newLocalItem(ch, topic, key, copyMeta(meta))
+	p.add(it)
+	p.byOwner[ch] = append(p.byOwner[ch], it)
+	p.record(PresenceDelta{Replica: p.replica, Clock: it.clock, Joins: []PresenceRecord{it.record()}})
+	p.mu.Unlock()
+
+	if first && !ch.onEnd(func() { p.untrackOwner(ch) }) {
+		p.untrackOwner(ch) // the channel ended meanwhile
+		return ErrChannelClosed
+	}
+	return nil
+}
+
+// Update replaces the meta of a key the socket's channel tracks on its
+// topic. Clients see the new meta join (with phx_ref_prev) and the old one
+// leave, in one diff.
+func (p *Presence) Update(s *Socket, key string, meta map[string]any) error {
+	return p.UpdateTopic(s, s.Topic(), key, meta)
+}
+
+// UpdateTopic is Update on another topic than the channel's own.
+func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta map[string]any) error {
+	ch := s.ch
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	items := p.byOwner[ch]
+	for i, old := range items {
+		if old.topic != topic || old.key != key {
+			continue
+		}
+		m := copyMeta(meta)
+		m["phx_ref_prev"] = old.meta["phx_ref"]
+		it := p.newLocalItem(ch, topic, key, m)
+		p.remove(old)
+		p.add(it)
+		items[i] = it
+		p.record(PresenceDelta{Replica: p.replica, Clock: it.clock,
+			Joins: []PresenceRecord{it.record()}, Leaves: []PresenceTag{old.tag()}})
+		return nil
+	}
+	return ErrNotTracked
+}
+
+// Untrack removes the key the socket's channel tracks on its topic.
+func (p *Presence) Untrack(s *Socket, key string) error {
+	return p.UntrackTopic(s, s.Topic(), key)
+}
+
+// UntrackTopic is Untrack on another topic than the channel's own.
+func (p *Presence) UntrackTopic(s *Socket, topic, key string) error {
+	ch := s.ch
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	items := p.byOwner[ch]
+	for i, it := range items {
+		if it.topic == topic && it.key == key {
+			p.remove(it)
+			p.byOwner[ch] = append(items[:i:i], items[i+1:]...)
+			p.clock++
+			p.record(PresenceDelta{Replica: p.replica, Clock: p.clock, Leaves: []PresenceTag{it.tag()}})
+			return nil
+		}
+	}
+	return ErrNotTracked
+}
+
+// untrackOwner removes every entry of a channel that ended.
+func (p *Presence) untrackOwner(ch *channel) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	items := p.byOwner[ch]
+	if len(items) == 0 {
+		delete(p.byOwner, ch)
+		return
+	}
+	delete(p.byOwner, ch)
+	p.clock++
+	d := PresenceDelta{Replica: p.replica, Clock: p.clock}
+	for _, it := range items {
+		p.remove(it)
+		d.Leaves = append(d.Leaves, it.tag())
+	}
+	p.record(d)
+}
+
+// List returns the presences of topic: key -> entry, its metas in the order
+// they were tracked, passed through Fetch.
+func (p *Presence) List(topic string) map[string]*PresenceEntry {
+	p.mu.Lock()
+	out := make(map[string]*PresenceEntry)
+	if t := p.topics[topic]; t != nil {
+		for key, items := range t.items {
+			e := &PresenceEntry{Metas: make([]Meta, len(items))}
+			for i, it := range items {
+				e.Metas[i] = it.meta
+			}
+			out[key] = e
+		}
+	}
+	p.mu.Unlock()
+	if p.fetch != nil && len(out) > 0 {
+		p.fetch(topic, out)
+	}
+	return out
+}
+
+// PushState pushes "presence_state" with the topic's List to the socket's
+// client, as channels do right after joining (the JS Presence class waits
+// for it before applying diffs).
+func (p *Presence) PushState(s *Socket) error {
+	return s.Push("presence_state", p.List(s.Topic()))
+}
+
+func (p *Presence) newLocalItem(ch *channel, topic, key string, meta Meta) *presenceItem {
+	p.clock++
+	meta["phx_ref"] = p.newRef()
+	return &presenceItem{topic: topic, key: key, owner: ch, replica: p.replica, clock: p.clock, meta: meta}
+}
+
+// newRef returns a unique phx_ref: 12 bytes (time and a counter) in
+// URL-safe base64, 16 characters, like Phoenix's.
+func (p *Presence) newRef() string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(time.Now().UnixNano()))
+	binary.BigEndian.PutUint32(b[8:], p.refCount.Add(1))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+var itemSeq atomic.Uint64
+
+// add inserts it into the topic index and queues a join (p.mu held).
+func (p *Presence) add(it *presenceItem) {
+	it.seq = itemSeq.Add(1)
+	t := p.topics[it.topic]
+	if t == nil {
+		t = &presenceTopic{items: make(map[string][]*presenceItem)}
+		p.topics[it.topic] = t
+	}
+	t.items[it.key] = append(t.items[it.key], it)
+	if it.owner == nil {
+		m := p.remote[it.replica]
+		if m == nil {
+			m = make(map[uint64]*presenceItem)
+			p.remote[it.replica] = m
+		}
+		m[it.clock] = it
+	}
+	d := p.diff(it.topic)
+	d.joins[it.key] = append(d.joins[it.key], it.meta)
+	p.scheduleFlush()
+}
+
+// remove deletes it from the topic index and queues a leave (p.mu held).
+func (p *Presence) remove(it *presenceItem) {
+	if t := p.topics[it.topic]; t != nil {
+		items := t.items[it.key]
+		for i, x := range items {
+			if x == it {
+				items = append(items[:i:i], items[i+1:]...)
+				break
+			}
+		}
+		if len(items) == 0 {
+			delete(t.items, it.key)
+			if len(t.items) == 0 {
+				delete(p.topics, it.topic)
+			}
+		} else {
+			t.items[it.key] = items
+		}
+	}
+	if it.owner == nil {
+		delete(p.remote[it.replica], it.clock)
+	}
+	d := p.diff(it.topic)
+	d.leaves[it.key] = append(d.leaves[it.key], it.meta)
+	p.scheduleFlush()
+}
+
+func (p *Presence) diff(topic string) *presenceDiff {
+	d := p.pending[topic]
+	if d == nil {
+		d = &presenceDiff{joins: map[string][]Meta{}, leaves: map[string][]Meta{}}
+		p.pending[topic] = d
+	}
+	return d
+}
+
+// scheduleFlush arranges for pending diffs to be broadcast (p.mu held).
+func (p *Presence) scheduleFlush() {
+	if p.flushing {
+		return
+	}
+	p.flushing = true
+	if p.batch < 0 {
+		go p.flush()
+		return
+	}
+	time.AfterFunc(p.batch, p.flush)
+}
+
+// flush broadcasts the pending diffs, one presence_diff per topic, to this
+// node's subscribers (every node computes its own diffs).
+func (p *Presence) flush() {
+	p.mu.Lock()
+	pending := p.pending
+	p.pending = make(map[string]*presenceDiff)
+	p.flushing = false
+	p.mu.Unlock()
+
+	topics := make([]string, 0, len(pending))
+	for t := range pending {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, topic := range topics {
+		d := pending[topic]
+		payload := map[string]map[string]*PresenceEntry{
+			"joins":  p.entries(topic, d.joins),
+			"leaves": p.entries(topic, d.leaves),
+		}
+		if err := p.srv.LocalBroadcast(topic, "presence_diff", payload); err != nil {
+			p.srv.log.Error("phx: presence_diff broadcast failed", "topic", topic, "err", err)
+		}
+	}
+}
+
+func (p *Presence) entries(topic string, metas map[string][]Meta) map[string]*PresenceEntry {
+	out := make(map[string]*PresenceEntry, len(metas))
+	for k, ms := range metas {
+		out[k] = &PresenceEntry{Metas: ms}
+	}
+	if p.fetch != nil && len(out) > 0 {
+		p.fetch(topic, out)
+	}
+	return out
+}
+
+func copyMeta(m map[string]any) Meta {
+	c := make(Meta, len(m)+2)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func (it *presenceItem) tag() PresenceTag { return PresenceTag{Replica: it.replica, Clock: it.clock} }
+
+func (it *presenceItem) record() PresenceRecord {
+	return PresenceRecord{Tag: it.tag(), Topic: it.topic, Key: it.key, Meta: it.meta}
+}
+
+// Replication.
+//
+// Every local change is one PresenceDelta carrying the replica's clock
+// after the change. Deltas of one replica apply in clock order; a receiver
+// that sees a gap asks the owner for its whole state (Snapshot) instead.
+// This is the seam a distributed PubSub adapter uses to make presence
+// converge across nodes: it ships TakeDelta's output and heartbeats, calls
+// Merge on receipt, and ReplicaDown when a node stops heartbeating.
+
+// PresenceTag identifies one entry: the replica that owns it and that
+// replica's clock when the entry was added.
+type PresenceTag struct {
+	Replica string `json:"r"`
+	Clock   uint64 `json:"c"`
+}
+
+// PresenceRecord is one entry in a delta or snapshot.
+type PresenceRecord struct {
+	Tag   PresenceTag `json:"t"`
+	Topic string      `json:"topic"`
+	Key   string      `json:"key"`
+	Meta  Meta        `json:"meta"`
+}
+
+// PresenceDelta is a batch of changes of one replica, ending at Clock.
+// A snapshot is a delta with Snapshot set: it replaces everything known of
+// the replica.
+type PresenceDelta struct {
+	Replica  string           `json:"replica"`
+	Clock    uint64           `json:"clock"`
+	From     uint64           `json:"from"` // the clock the delta starts after
+	Joins    []PresenceRecord `json:"joins,omitempty"`
+	Leaves   []PresenceTag    `json:"leaves,omitempty"`
+	Snapshot bool             `json:"snapshot,omitempty"`
+}
+
+// ErrPresenceGap is returned by Merge when a delta does not follow the
+// last one merged from its replica: ask that replica for a Snapshot.
+var ErrPresenceGap = errors.New("phx: presence delta out of order")
+
+// record appends a local change to the delta log (p.mu held).
+func (p *Presence) record(d PresenceDelta) {
+	if p.onDelta == nil {
+		return // nobody replicates: keep no log
+	}
+	p.deltaLog = append(p.deltaLog, d)
+	p.onDelta()
+}
+
+// TakeDelta returns the local changes since the last call, folded into one
+// delta (ok is false when there are none).
+func (p *Presence) TakeDelta() (d PresenceDelta, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.deltaLog) == 0 {
+		return PresenceDelta{}, false
+	}
+	// Every local change advances the clock by one, so the log is contiguous.
+	d = PresenceDelta{Replica: p.replica, From: p.deltaLog[0].Clock - 1, Clock: p.clock}
+	for _, x := range p.deltaLog {
+		d.Joins = append(d.Joins, x.Joins...)
+		d.Leaves = append(d.Leaves, x.Leaves...)
+	}
+	p.deltaLog = p.deltaLog[:0]
+	return d, true
+}
+
+// Snapshot returns this replica's own entries as a snapshot delta.
+func (p *Presence) Snapshot() PresenceDelta {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := PresenceDelta{Replica: p.replica, Clock: p.clock, Snapshot: true}
+	for _, items := range p.byOwner {
+		for _, it := range items {
+			d.Joins = append(d.Joins, it.record())
+		}
+	}
+	sort.Slice(d.Joins, func(i, j int) bool { return d.Joins[i].Tag.Clock < d.Joins[j].Tag.Clock })
+	return d
+}
+
+// SetReplicator registers f to be called after every local change, so a
+// replicator knows a delta is ready to take with TakeDelta. f runs with the
+// Presence locked: it must only signal (e.g. a non-blocking channel send),
+// never call back into the Presence. Until it is set, no delta log is kept.
+func (p *Presence) SetReplicator(f func()) {
+	p.mu.Lock()
+	p.onDelta = f
+	p.mu.Unlock()
+}
+
+// Replica returns this node's replica name.
+func (p *Presence) Replica() string { return p.replica }
+
+// Merge applies a delta or snapshot received from another replica; local
+// clients see the resulting joins and leaves as presence_diff.
+func (p *Presence) Merge(d PresenceDelta) error {
+	if d.Replica == p.replica {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	seen := p.ctxClock[d.Replica]
+	if d.Snapshot {
+		keep := make(map[PresenceTag]bool, len(d.Joins))
+		for _, r := range d.Joins {
+			keep[r.Tag] = true
+		}
+		for _, it := range p.remote[d.Replica] {
+			if !keep[it.tag()] {
+				p.remove(it)
+			}
+		}
+		for _, r := range d.Joins {
+			if p.remote[d.Replica][r.Tag.Clock] == nil {
+				p.add(remoteItem(r))
+			}
+		}
+		p.ctxClock[d.Replica] = d.Clock
+		return nil
+	}
+	if d.Clock <= seen {
+		return nil // already merged
+	}
+	if d.From != seen {
+		return fmt.Errorf("%w: replica %s at %d, delta from %d", ErrPresenceGap, d.Replica, seen, d.From)
+	}
+	for _, r := range d.Joins {
+		if p.remote[d.Replica][r.Tag.Clock] == nil {
+			p.add(remoteItem(r))
+		}
+	}
+	for _, tag := range d.Leaves {
+		if it := p.remote[tag.Replica][tag.Clock]; it != nil {
+			p.remove(it)
+		}
+	}
+	p.ctxClock[d.Replica] = d.Clock
+	return nil
+}
+
+// ReplicaDown removes every entry of a replica (a node that stopped), so
+// local clients see its users leave.
+func (p *Presence) ReplicaDown(replica string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, it := range p.remote[replica] {
+		p.remove(it)
+	}
+	delete(p.remote, replica)
+	delete(p.ctxClock, replica)
+}
+
+func remoteItem(r PresenceRecord) *presenceItem {
+	return &presenceItem{topic: r.Topic, key: r.Key, replica: r.Tag.Replica, clock: r.Tag.Clock, meta: r.Meta}
+}
