@@ -626,6 +626,8 @@ func TestHandshakeRefusals(t *testing.T) {
 		{name: "vsn 2.1.0", query: "vsn=2.1.0", status: 403},
 		{name: "vsn abc", query: "vsn=abc", status: 403},
 		{name: "vsn array", query: "vsn[]=1", status: 403},
+		{name: "vsn empty", query: "user=x&vsn=", status: 403},
+		{name: "last vsn wins", query: "vsn=9.9.9&vsn=2.0.0"},
 		{name: "connect refused", query: "user=bad&vsn=2.0.0", status: 403},
 		{name: "subprotocol without phoenix", query: "vsn=2.0.0", proto: []string{"chat"}, status: 403},
 		{name: "bad auth token", query: "vsn=2.0.0", proto: []string{"phoenix", "base64url.bearer.phx.%%%"}, status: 403},

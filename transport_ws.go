@@ -158,18 +158,22 @@ func (c *conn) writeLoopWS(ws *websocket.Conn, done chan<- struct{}) {
 }
 
 // serializerForQuery picks the serializer from the vsn query parameter. The
-// last vsn wins, as in Plug; a non-string vsn (vsn[]=...) is refused.
+// last vsn wins, as in Plug; a missing vsn means V1; an empty or non-string
+// vsn (vsn=, vsn[]=...) is refused.
 func serializerForQuery(q map[string][]string) (serializer, error) {
 	for k := range q {
 		if strings.HasPrefix(k, "vsn[") {
 			return nil, ErrUnsupportedVsn
 		}
 	}
-	vsn := ""
-	if vs := q["vsn"]; len(vs) > 0 {
-		vsn = vs[len(vs)-1]
+	vs, present := q["vsn"]
+	if !present {
+		return serializerFor("") // Phoenix's default: 1.0.0
 	}
-	return serializerFor(vsn)
+	if len(vs) == 0 || vs[len(vs)-1] == "" {
+		return nil, ErrUnsupportedVsn // present but empty: Phoenix refuses it
+	}
+	return serializerFor(vs[len(vs)-1])
 }
 
 // extractAuthToken finds the authToken element among the offered
