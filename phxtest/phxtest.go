@@ -1,0 +1,545 @@
+// Package phxtest tests channels without a network, as Phoenix.ChannelTest
+// does for Elixir. A [Socket] is a client connection made in memory to a real
+// [phx.Server]: joins go through the server's router, channels run on their
+// own goroutines with the server's PubSub, and everything the server sends
+// is recorded for the test to wait for.
+//
+//	sock := phxtest.NewSocket(t, srv, phx.Assigns{"user": "ann"})
+//	room := sock.JoinOK("room:lobby", nil)
+//	ref := room.Push("new_msg", map[string]string{"body": "hi"})
+//	room.AssertReply(ref, "ok", map[string]int{"id": 1})
+//	room.AssertBroadcast("new_msg", map[string]any{"body": "hi", "user": "ann"})
+//
+// Every Await and Assert fails the test with a readable message after
+// [Socket.Timeout] instead of hanging. Sockets close themselves in
+// t.Cleanup. Tests may run in parallel.
+package phxtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/bridge"
+)
+
+// DefaultTimeout is how long Await and Assert methods wait by default.
+const DefaultTimeout = 2 * time.Second
+
+// Message is one message the server sent to the client.
+type Message struct {
+	JoinRef string // "" when null (broadcasts)
+	Ref     string // "" when null (pushes, broadcasts)
+	Topic   string
+	Event   string
+	Payload json.RawMessage // JSON payload; nil for a binary one
+	Binary  []byte          // binary payload; nil for JSON
+
+	status string // the status of a binary reply
+}
+
+// IsBroadcast reports whether m reached the client as a broadcast (no
+// join_ref) rather than a push or reply of its channel.
+func (m Message) IsBroadcast() bool { return m.JoinRef == "" && m.Ref == "" }
+
+func (m Message) String() string {
+	p := string(m.Payload)
+	if m.Binary != nil {
+		p = fmt.Sprintf("<binary %d bytes>", len(m.Binary))
+	}
+	return fmt.Sprintf("[%q %q %s %s %s]", m.JoinRef, m.Ref, m.Topic, m.Event, p)
+}
+
+// Reply is the server's reply to a push.
+type Reply struct {
+	Status   string
+	Response json.RawMessage
+	Binary   []byte // binary response, if any
+}
+
+// Decode unmarshals the reply's response into v.
+func (r Reply) Decode(v any) error { return json.Unmarshal(r.Response, v) }
+
+// Socket is an in-memory client connection to a server under test.
+type Socket struct {
+	// Timeout bounds every Await and Assert; DefaultTimeout unless changed.
+	Timeout time.Duration
+
+	t    testing.TB
+	conn bridge.Conn
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	msgs   []Message // received, not yet consumed by an Await
+	closed bool
+	bad    error // a frame that could not be decoded
+	ref    int
+}
+
+// NewSocket connects to srv as a client whose Connect returned assigns. The
+// socket's ID comes from the server's ID hook. The socket is closed, and its
+// channels terminated, when the test ends.
+func NewSocket(t testing.TB, srv *phx.Server, assigns phx.Assigns) *Socket {
+	t.Helper()
+	return NewSocketID(t, srv, assigns, "")
+}
+
+// NewSocketID is NewSocket with an explicit socket ID.
+func NewSocketID(t testing.TB, srv *phx.Server, assigns phx.Assigns, id string) *Socket {
+	t.Helper()
+	conn, err := bridge.Dial(srv, assigns, id)
+	if err != nil {
+		t.Fatalf("phxtest: connect: %v", err)
+	}
+	s := &Socket{Timeout: DefaultTimeout, t: t, conn: conn}
+	s.cond = sync.NewCond(&s.mu)
+	go s.readLoop()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *Socket) readLoop() {
+	for f := range s.conn.Frames() {
+		m, err := decode(f)
+		s.mu.Lock()
+		if err != nil && s.bad == nil {
+			s.bad = err
+		} else if err == nil {
+			s.msgs = append(s.msgs, m)
+		}
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// Close closes the connection from the client side and waits until every
+// channel has terminated. Calling it again does nothing.
+func (s *Socket) Close() { s.conn.Close() }
+
+// AwaitClosed waits for the server to close the connection and returns the
+// close code (1001 after a Disconnect, 1012 after Shutdown, ...).
+func (s *Socket) AwaitClosed() int {
+	s.t.Helper()
+	deadline := time.Now().Add(s.Timeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for !s.closed {
+		if !s.waitUntil(deadline) {
+			s.t.Fatalf("phxtest: the server did not close the connection within %v", s.Timeout)
+		}
+	}
+	return s.conn.CloseCode()
+}
+
+// waitUntil waits on the condition until deadline; false on timeout. s.mu
+// is held.
+func (s *Socket) waitUntil(deadline time.Time) bool {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return false
+	}
+	t := time.AfterFunc(d, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	s.cond.Wait()
+	t.Stop()
+	return time.Now().Before(deadline)
+}
+
+// await removes and returns the first received message that match accepts,
+// waiting up to Timeout; it fails the test with desc otherwise.
+func (s *Socket) await(desc string, match func(Message) bool) Message {
+	s.t.Helper()
+	m, ok := s.find(s.Timeout, match)
+	if !ok {
+		s.mu.Lock()
+		var seen []string
+		for _, m := range s.msgs {
+			seen = append(seen, "  "+m.String())
+		}
+		bad := s.bad
+		s.mu.Unlock()
+		msg := fmt.Sprintf("phxtest: timed out after %v waiting for %s", s.Timeout, desc)
+		if len(seen) > 0 {
+			msg += "\nunconsumed messages:\n" + strings.Join(seen, "\n")
+		} else {
+			msg += "\nno unconsumed messages"
+		}
+		if bad != nil {
+			msg += "\nundecodable frame: " + bad.Error()
+		}
+		s.t.Fatal(msg)
+	}
+	return m
+}
+
+func (s *Socket) find(timeout time.Duration, match func(Message) bool) (Message, bool) {
+	deadline := time.Now().Add(timeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		for i, m := range s.msgs {
+			if match(m) {
+				s.msgs = append(s.msgs[:i:i], s.msgs[i+1:]...)
+				return m, true
+			}
+		}
+		if s.closed || !s.waitUntil(deadline) {
+			// One last look: frames may have arrived with the close.
+			for i, m := range s.msgs {
+				if match(m) {
+					s.msgs = append(s.msgs[:i:i], s.msgs[i+1:]...)
+					return m, true
+				}
+			}
+			return Message{}, false
+		}
+	}
+}
+
+func (s *Socket) nextRef() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ref++
+	return strconv.Itoa(s.ref)
+}
+
+func (s *Socket) send(joinRef, ref, topic, event string, payload any) {
+	s.t.Helper()
+	var p json.RawMessage
+	switch v := payload.(type) {
+	case nil:
+		p = json.RawMessage("{}")
+	case phx.Binary:
+		s.sendBinary(joinRef, ref, topic, event, v)
+		return
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			s.t.Fatalf("phxtest: encode payload: %v", err)
+		}
+		p = b
+	}
+	frame, err := json.Marshal([]any{nullable(joinRef), nullable(ref), topic, event, p})
+	if err != nil {
+		s.t.Fatalf("phxtest: encode frame: %v", err)
+	}
+	if err := s.conn.Send(bridge.Frame{Data: frame}); err != nil {
+		s.t.Fatalf("phxtest: send %s on %s: %v", event, topic, err)
+	}
+}
+
+func (s *Socket) sendBinary(joinRef, ref, topic, event string, payload []byte) {
+	s.t.Helper()
+	for _, f := range []string{joinRef, ref, topic, event} {
+		if len(f) > 255 {
+			s.t.Fatalf("phxtest: binary frame field over 255 bytes: %q", f)
+		}
+	}
+	b := []byte{0, byte(len(joinRef)), byte(len(ref)), byte(len(topic)), byte(len(event))}
+	b = append(b, joinRef...)
+	b = append(b, ref...)
+	b = append(b, topic...)
+	b = append(b, event...)
+	b = append(b, payload...)
+	if err := s.conn.Send(bridge.Frame{Data: b, Binary: true}); err != nil {
+		s.t.Fatalf("phxtest: send %s on %s: %v", event, topic, err)
+	}
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// JoinError is the error Join returns when the channel refuses the join.
+type JoinError struct {
+	Response json.RawMessage
+}
+
+func (e *JoinError) Error() string { return "phxtest: join refused: " + string(e.Response) }
+
+// Join joins topic with payload (nil for {}) through the server's router
+// and waits for the reply. A refused join returns a *JoinError carrying the
+// error response, such as {"reason":"unmatched topic"}.
+func (s *Socket) Join(topic string, payload any) (*Channel, json.RawMessage, error) {
+	s.t.Helper()
+	ref := s.nextRef()
+	s.send(ref, ref, topic, "phx_join", payload)
+	r := s.awaitReply(topic, ref)
+	if r.Status != "ok" {
+		return nil, nil, &JoinError{Response: r.Response}
+	}
+	return &Channel{s: s, topic: topic, joinRef: ref}, r.Response, nil
+}
+
+// JoinOK is Join for joins that must succeed: it fails the test otherwise.
+func (s *Socket) JoinOK(topic string, payload any) *Channel {
+	s.t.Helper()
+	ch, _, err := s.Join(topic, payload)
+	if err != nil {
+		s.t.Fatalf("phxtest: join %s: %v", topic, err)
+	}
+	return ch
+}
+
+func (s *Socket) awaitReply(topic, ref string) Reply {
+	s.t.Helper()
+	m := s.await(fmt.Sprintf("the reply to ref %s on %s", ref, topic), func(m Message) bool {
+		return m.Event == "phx_reply" && m.Topic == topic && m.Ref == ref
+	})
+	var p struct {
+		Status   string          `json:"status"`
+		Response json.RawMessage `json:"response"`
+	}
+	if m.Binary != nil {
+		return Reply{Status: m.status, Binary: m.Binary}
+	}
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		s.t.Fatalf("phxtest: bad reply payload %s: %v", m.Payload, err)
+	}
+	return Reply{Status: p.Status, Response: p.Response}
+}
+
+// Channel is a joined topic on a test Socket.
+type Channel struct {
+	s       *Socket
+	topic   string
+	joinRef string
+}
+
+// Topic returns the channel's topic.
+func (ch *Channel) Topic() string { return ch.topic }
+
+// Push sends event with payload (nil for {}, phx.Binary for a binary
+// frame) and returns its ref for AwaitReply.
+func (ch *Channel) Push(event string, payload any) string {
+	ch.s.t.Helper()
+	ref := ch.s.nextRef()
+	ch.s.send(ch.joinRef, ref, ch.topic, event, payload)
+	return ref
+}
+
+// AwaitReply waits for the reply to the push with ref.
+func (ch *Channel) AwaitReply(ref string) Reply {
+	ch.s.t.Helper()
+	return ch.s.awaitReply(ch.topic, ref)
+}
+
+// AssertReply waits for the reply to ref and checks its status and, unless
+// want is nil, that its response equals want once both are JSON-encoded.
+func (ch *Channel) AssertReply(ref, status string, want any) Reply {
+	ch.s.t.Helper()
+	r := ch.AwaitReply(ref)
+	if r.Status != status {
+		ch.s.t.Fatalf("phxtest: reply to %s on %s: status %q, want %q (response %s)", ref, ch.topic, r.Status, status, r.Response)
+	}
+	if want != nil {
+		assertJSON(ch.s.t, fmt.Sprintf("reply to %s on %s", ref, ch.topic), r.Response, want)
+	}
+	return r
+}
+
+// AwaitPush waits for a push of event to this channel (a message carrying
+// its join_ref, such as Socket.Push or a HandleOut push) and returns it.
+func (ch *Channel) AwaitPush(event string) Message {
+	ch.s.t.Helper()
+	return ch.s.await(fmt.Sprintf("push %q on %s", event, ch.topic), func(m Message) bool {
+		return m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef && m.Ref == ""
+	})
+}
+
+// AssertPush waits for a push of event and compares its payload with want.
+func (ch *Channel) AssertPush(event string, want any) Message {
+	ch.s.t.Helper()
+	m := ch.AwaitPush(event)
+	assertJSON(ch.s.t, fmt.Sprintf("push %q on %s", event, ch.topic), m.Payload, want)
+	return m
+}
+
+// AwaitBroadcast waits for a broadcast of event on the channel's topic to
+// reach this client.
+func (ch *Channel) AwaitBroadcast(event string) Message {
+	ch.s.t.Helper()
+	return ch.s.await(fmt.Sprintf("broadcast %q on %s", event, ch.topic), func(m Message) bool {
+		return m.Topic == ch.topic && m.Event == event && m.IsBroadcast()
+	})
+}
+
+// AssertBroadcast waits for a broadcast of event and compares its payload
+// with want.
+func (ch *Channel) AssertBroadcast(event string, want any) Message {
+	ch.s.t.Helper()
+	m := ch.AwaitBroadcast(event)
+	assertJSON(ch.s.t, fmt.Sprintf("broadcast %q on %s", event, ch.topic), m.Payload, want)
+	return m
+}
+
+// RefuteMessage checks that no message of event (push or broadcast) arrives
+// on the channel's topic within d.
+func (ch *Channel) RefuteMessage(event string, d time.Duration) {
+	ch.s.t.Helper()
+	if m, ok := ch.s.find(d, func(m Message) bool { return m.Topic == ch.topic && m.Event == event }); ok {
+		ch.s.t.Fatalf("phxtest: unexpected %s on %s: %s", event, ch.topic, m)
+	}
+}
+
+// Leave leaves the channel, checks the ok reply, and waits for phx_close.
+func (ch *Channel) Leave() {
+	ch.s.t.Helper()
+	ref := ch.Push("phx_leave", nil)
+	ch.AssertReply(ref, "ok", nil)
+	ch.AwaitClose()
+}
+
+// AwaitClose waits for phx_close: the server ended the channel gracefully.
+func (ch *Channel) AwaitClose() {
+	ch.s.t.Helper()
+	ch.awaitLifecycle("phx_close")
+}
+
+// AwaitError waits for phx_error: the channel crashed (a real client would
+// rejoin).
+func (ch *Channel) AwaitError() {
+	ch.s.t.Helper()
+	ch.awaitLifecycle("phx_error")
+}
+
+func (ch *Channel) awaitLifecycle(event string) {
+	ch.s.t.Helper()
+	ch.s.await(fmt.Sprintf("%s on %s", event, ch.topic), func(m Message) bool {
+		return m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef
+	})
+}
+
+func assertJSON(t testing.TB, what string, got json.RawMessage, want any) {
+	t.Helper()
+	wantJSON, err := json.Marshal(want)
+	if err != nil {
+		t.Fatalf("phxtest: encode expected value: %v", err)
+	}
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("phxtest: %s: payload is not JSON: %s", what, got)
+	}
+	_ = json.Unmarshal(wantJSON, &w)
+	if !reflect.DeepEqual(g, w) {
+		t.Fatalf("phxtest: %s:\n got: %s\nwant: %s", what, compact(got), wantJSON)
+	}
+}
+
+func compact(b []byte) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return string(b)
+	}
+	return buf.String()
+}
+
+// decode parses a V2 frame as the official client does.
+func decode(f bridge.Frame) (Message, error) {
+	if f.Binary {
+		return decodeBinary(f.Data)
+	}
+	var arr []json.RawMessage
+	if err := json.Unmarshal(f.Data, &arr); err != nil || len(arr) != 5 {
+		return Message{}, fmt.Errorf("not a V2 frame: %s", f.Data)
+	}
+	var m Message
+	var err error
+	if m.JoinRef, err = refString(arr[0]); err != nil {
+		return m, err
+	}
+	if m.Ref, err = refString(arr[1]); err != nil {
+		return m, err
+	}
+	if json.Unmarshal(arr[2], &m.Topic) != nil || json.Unmarshal(arr[3], &m.Event) != nil {
+		return m, fmt.Errorf("bad topic or event: %s", f.Data)
+	}
+	m.Payload = arr[4]
+	return m, nil
+}
+
+func refString(raw json.RawMessage) (string, error) {
+	if string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	return string(raw), nil // a JSON number ref
+}
+
+// decodeBinary parses the server's binary frames (push, reply, broadcast).
+func decodeBinary(b []byte) (Message, error) {
+	field := func(n int) (string, error) {
+		if n > len(b) {
+			return "", fmt.Errorf("truncated binary frame")
+		}
+		s := string(b[:n])
+		b = b[n:]
+		return s, nil
+	}
+	if len(b) < 1 {
+		return Message{}, fmt.Errorf("empty binary frame")
+	}
+	var m Message
+	var lens []int
+	switch b[0] {
+	case 0, 1:
+		n := 4
+		if b[0] == 1 {
+			n = 5
+		}
+		if len(b) < n {
+			return m, fmt.Errorf("truncated binary header")
+		}
+		for _, l := range b[1:n] {
+			lens = append(lens, int(l))
+		}
+		b = b[n:]
+	case 2:
+		if len(b) < 3 {
+			return m, fmt.Errorf("truncated binary header")
+		}
+		lens = []int{int(b[1]), int(b[2])}
+		b = b[3:]
+	default:
+		return m, fmt.Errorf("unknown binary kind %d", b[0])
+	}
+	var vals []string
+	for _, l := range lens {
+		v, err := field(l)
+		if err != nil {
+			return m, err
+		}
+		vals = append(vals, v)
+	}
+	switch len(vals) {
+	case 3: // push: join_ref, topic, event
+		m.JoinRef, m.Topic, m.Event = vals[0], vals[1], vals[2]
+	case 4: // reply: join_ref, ref, topic, status
+		m.JoinRef, m.Ref, m.Topic, m.Event, m.status = vals[0], vals[1], vals[2], "phx_reply", vals[3]
+	case 2: // broadcast
+		m.Topic, m.Event = vals[0], vals[1]
+	}
+	m.Binary = append([]byte{}, b...)
+	return m, nil
+}
+
