@@ -542,4 +542,3 @@ func decodeBinary(b []byte) (Message, error) {
 	m.Binary = append([]byte{}, b...)
 	return m, nil
 }
-
