@@ -1,0 +1,138 @@
+package phx
+
+import (
+	"bytes"
+	"encoding/base64"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phxgo/phx/internal/bridge"
+)
+
+func frameOf(data []byte, binary bool) bridge.Frame { return bridge.Frame{Data: data, Binary: binary} }
+
+func FuzzAuthTokenSubprotocol(f *testing.F) {
+	for _, s := range []string{
+		"phoenix, base64url.bearer.phx.czNjcjN0",
+		"phoenix,base64url.bearer.phx.czNjcjN0==",
+		"base64url.bearer.phx.%%%",
+		"phoenix, base64url.bearer.phx.a, base64url.bearer.phx.b",
+		"",
+		",,,",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		h := map[string][]string{"Sec-Websocket-Protocol": {header}}
+		offered := headerList(h, "Sec-WebSocket-Protocol")
+		token, rest, err := extractAuthToken(offered)
+		if err != nil {
+			return
+		}
+		for _, p := range rest {
+			if strings.HasPrefix(p, authTokenPrefix) {
+				t.Fatalf("token element left in %q", rest)
+			}
+		}
+		if len(rest)+btoi(token != "" || strings.Contains(header, authTokenPrefix)) < len(offered) {
+			t.Fatalf("lost elements: offered %q rest %q", offered, rest)
+		}
+		if token != "" {
+			// The token must round-trip through the client's encoding.
+			enc := base64.RawStdEncoding.EncodeToString([]byte(token))
+			got, _, err := extractAuthToken([]string{authTokenPrefix + enc})
+			if err != nil || got != token {
+				t.Fatalf("round trip of %q: %q %v", token, got, err)
+			}
+		}
+	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// fuzzRoom is a channel whose events exercise every reply path.
+type fuzzRoom struct{}
+
+func (fuzzRoom) Join(s *Socket, p Payload) (any, error) {
+	if bytes.Contains(p.Data, []byte("deny")) {
+		return nil, Errorf("denied")
+	}
+	if bytes.Contains(p.Data, []byte("panic")) {
+		panic("join panic")
+	}
+	return nil, nil
+}
+
+func (fuzzRoom) HandleIn(s *Socket, event string, p Payload) (any, error) {
+	switch event {
+	case "panic":
+		panic("handle_in panic")
+	case "stop":
+		s.Stop(nil)
+	case "bcast":
+		return nil, s.Broadcast("b", nil)
+	case "noreply":
+		return nil, NoReply
+	case "push":
+		return nil, s.Push("p", Binary(p.Data))
+	}
+	return nil, nil
+}
+
+// FuzzSession feeds a random sequence of frames, valid and invalid, to one
+// in-memory connection. Invariants: no panic, the channel limit holds, and
+// every goroutine is gone once the connection closes (the package's leak
+// check runs after the fuzz target's seeds in go test).
+func FuzzSession(f *testing.F) {
+	f.Add([]byte(`["1","1","room:a","phx_join",{}]` + "\n" + `["1","2","room:a","x",{}]` + "\n" + `[null,"3","phoenix","heartbeat",{}]`))
+	f.Add([]byte(`["1","1","room:a","phx_join",{}]` + "\n" + `["1","2","room:a","panic",{}]` + "\n" + `["2","2","room:a","phx_join",{}]`))
+	f.Add([]byte(`["1","1","room:a","phx_join",{"deny":1}]` + "\n" + `["1","2","room:a","phx_leave",{}]`))
+	f.Add([]byte(`["1","1","room:a","phx_join",{}]` + "\n" + `["1","1","room:a","phx_join",{}]` + "\n" + `["1","3","room:a","stop",{}]`))
+	f.Add([]byte("\x00\x01\x01\x06\x04" + "12room:apush" + "\x01\x02"))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler), MaxChannels: 3})
+		srv.Channel("room:*", func() Channel { return fuzzRoom{} })
+		m, err := srv.dialMemory(nil, "fuzz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for range m.Frames() {
+			}
+		}()
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			binary := len(line) > 0 && line[0] == 0
+			if m.Send(frameOf(line, binary)) != nil {
+				break
+			}
+			m.c.mu.Lock()
+			n := len(m.c.channels)
+			m.c.mu.Unlock()
+			if n > 3 {
+				t.Fatalf("%d channels joined, limit 3", n)
+			}
+		}
+		m.Close()
+		done := make(chan error, 1)
+		go func() { done <- srv.Shutdown(t.Context()) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Shutdown hung")
+		}
+		if st := srv.Stats(); st.Connections != 0 {
+			t.Fatalf("%d connections left", st.Connections)
+		}
+	})
+}
