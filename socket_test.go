@@ -693,3 +693,30 @@ func TestNotFoundAndMethod(t *testing.T) {
 		}
 	}
 }
+
+func TestChannelQueueOverflow(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, &phx.Options{MaxChannelQueue: 4})
+	c := dial(t, ts.url, "user=flood&vsn=2.0.0", nil)
+	c.join("room:f", "1", map[string]any{})
+	c.join("room:g", "2", map[string]any{})
+	c.send("1", "3", "room:f", "slow", map[string]any{})
+	for i := 0; i < 10; i++ {
+		c.send("1", fmt.Sprint(10+i), "room:f", "echo", map[string]any{})
+	}
+	for {
+		got := c.recv()
+		if strings.Contains(got, "phx_error") {
+			if got != `["1","1","room:f","phx_error",{"reason":"channel_crash"}]` {
+				t.Fatalf("got %s", got)
+			}
+			break
+		}
+	}
+	if got := rec.wait(t); got != "room:f:error:phx: channel queue overflow" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	// The connection and its other channel are fine.
+	c.send("2", "30", "room:g", "echo", map[string]any{})
+	c.awaitReply("30")
+}
