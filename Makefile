@@ -1,0 +1,58 @@
+# Build and test entry points. `make test` is what CI runs (.ci/run).
+#
+#   make test      install what the tests need, then go vet + go test -race
+#   make interop   only the interop suite (official phoenix.js clients under Node)
+#   make deps      only the install step (node/npm, then npm ci in testdata/interop)
+#
+# Other targets (chat, fuzz, ...) go below the marked line.
+
+SHELL       := /bin/bash
+GO          ?= go
+NPM         ?= npm
+INTEROP_DIR := testdata/interop
+# npm ci writes node_modules/.package-lock.json: older than package-lock.json
+# (or missing) means node_modules must be (re)installed.
+NPM_STAMP   := $(INTEROP_DIR)/node_modules/.package-lock.json
+# The interop subtests mostly wait on node processes; `make interop` runs
+# more of them at once than go test's default (GOMAXPROCS).
+INTEROP_PARALLEL ?= 4
+
+.PHONY: all test interop deps node vet
+
+export NODE_VERSION_CHECK := const [a, b] = process.versions.node.split(".").map(Number); \
+	if (a < 20 || (a === 20 && b < 10)) { \
+		console.error("make: node " + process.version + " is too old for the interop suite (it needs the built-in WebSocket of Node >= 20.10)"); \
+		process.exit(1) }
+
+all: test
+
+test: deps vet
+	$(GO) test -race -count=1 ./...
+
+interop: deps
+	$(GO) test -race -count=1 -parallel $(INTEROP_PARALLEL) -run '^TestInterop' .
+
+vet:
+	$(GO) vet ./...
+
+deps: node $(NPM_STAMP)
+
+# node and npm: left alone when present; otherwise Debian's packages. The
+# interop suite needs Node's built-in WebSocket (Node >= 20.10, run with
+# --experimental-websocket on Node 20): an older node fails here, loudly.
+node:
+	@if ! command -v node >/dev/null 2>&1 || ! command -v $(NPM) >/dev/null 2>&1; then \
+		echo "make: node or npm missing: installing nodejs and npm with apt-get"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y nodejs npm; } \
+			|| { echo "make: FAILED to install nodejs and npm with apt-get" >&2; exit 1; }; \
+	fi
+	@command -v node >/dev/null && command -v $(NPM) >/dev/null \
+		|| { echo "make: node/npm still not on PATH" >&2; exit 1; }
+	@node -e "$$NODE_VERSION_CHECK"
+
+$(NPM_STAMP): $(INTEROP_DIR)/package-lock.json $(INTEROP_DIR)/package.json | node
+	cd $(INTEROP_DIR) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+# ---- targets added by others below this line -------------------------------
