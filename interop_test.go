@@ -146,8 +146,9 @@ type interopConnect struct {
 }
 
 type interopEnv struct {
-	srv    *phx.Server
-	pubsub *phx.MemoryPubSub
+	srv      *phx.Server
+	pubsub   *phx.MemoryPubSub
+	presence *phx.Presence
 	http   *httptest.Server
 	base   string // http://127.0.0.1:port
 
@@ -208,6 +209,8 @@ func newInteropEnv(t *testing.T, configure func(*phx.Options)) *interopEnv {
 	e.srv = phx.NewServer(opts)
 	e.srv.Channel("room:*", func() phx.Channel { return &interopRoom{env: e} })
 	e.srv.Channel("bare:*", func() phx.Channel { return interopBare{} })
+	e.presence = phx.NewPresence(e.srv, nil)
+	e.srv.Channel("presence:*", func() phx.Channel { return &interopPresence{p: e.presence} })
 
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", e.srv)
@@ -406,6 +409,8 @@ func (e *interopEnv) serveControl(w http.ResponseWriter, r *http.Request) {
 		resp = map[string]bool{"ok": true}
 	case "stats":
 		resp = e.srv.Stats()
+	case "presence": // GET ?topic=: Presence.List
+		resp = e.presence.List(q.Get("topic"))
 	default:
 		http.NotFound(w, r)
 		return
@@ -599,6 +604,33 @@ func interopReason(err error) string {
 	return "error: " + err.Error()
 }
 
+// interopPresence tracks the connection's user on join, with the join
+// params' device as meta, and pushes presence_state, as Phoenix apps do.
+type interopPresence struct{ p *phx.Presence }
+
+func (c *interopPresence) Join(s *phx.Socket, payload phx.Payload) (any, error) {
+	var params struct {
+		Device string `json:"device"`
+	}
+	_ = payload.Decode(&params)
+	user := s.Assigns["user"].(string)
+	if err := c.p.Track(s, user, map[string]any{"device": params.Device}); err != nil {
+		return nil, err
+	}
+	return nil, c.p.PushState(s)
+}
+
+func (c *interopPresence) HandleIn(s *phx.Socket, event string, payload phx.Payload) (any, error) {
+	user := s.Assigns["user"].(string)
+	switch event {
+	case "away":
+		return nil, c.p.Update(s, user, map[string]any{"status": "away"})
+	case "untrack":
+		return nil, c.p.Untrack(s, user)
+	}
+	return nil, phx.Errorf("unknown event")
+}
+
 // interopBare has only Join: pushes to it get {"reason":"unhandled event"}.
 type interopBare struct{}
 
@@ -725,6 +757,7 @@ var interopScenarios = []interopScenario{
 		e.wantTerminated(t, "room:"+id, "closed", "closed")
 	}},
 	{name: "too_many_channels"},
+	{name: "presence"},
 	{name: "too_big", check: func(t *testing.T, e *interopEnv, c interopClient, id string) {
 		e.wantTerminated(t, "room:"+id, "closed", "closed")
 	}},
