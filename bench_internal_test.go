@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 // BenchmarkBroadcastFanout measures one broadcast reaching N subscribed
@@ -55,6 +56,58 @@ func BenchmarkRouterMatch(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if r.match("room:vip:1234") == nil {
 			b.Fatal("no match")
+		}
+	}
+}
+
+// BenchmarkPresence measures tracking in a topic that already holds 10,000
+// users: one track and one untrack per op, their diffs batched and broadcast
+// to the topic's subscribers (none here, so the cost is the presence state
+// and diff building, not the sockets).
+func BenchmarkPresence(b *testing.B) {
+	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
+	p := NewPresence(srv, &PresenceOptions{BatchInterval: time.Millisecond})
+	mk := func() *Socket {
+		c := newConn(srv, serializerV2, "", nil, "bench")
+		return newChannel(c, "room:big", Ref(`"1"`), nil).sock
+	}
+	for i := 0; i < 10000; i++ {
+		if err := p.Track(mk(), fmt.Sprintf("user:%d", i), map[string]any{"online_at": i}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := mk()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := p.Track(s, "bench", map[string]any{"n": i}); err != nil {
+			b.Fatal(err)
+		}
+		if err := p.Untrack(s, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	if n := len(p.List("room:big")); n != 10000 {
+		b.Fatalf("List has %d keys", n)
+	}
+}
+
+// BenchmarkPresenceList measures List of a 10,000-user topic (what
+// presence_state costs a joining client).
+func BenchmarkPresenceList(b *testing.B) {
+	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
+	p := NewPresence(srv, nil)
+	for i := 0; i < 10000; i++ {
+		c := newConn(srv, serializerV2, "", nil, "bench")
+		s := newChannel(c, "room:big", Ref(`"1"`), nil).sock
+		p.Track(s, fmt.Sprintf("user:%d", i), map[string]any{"online_at": i})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if len(p.List("room:big")) != 10000 {
+			b.Fatal("short list")
 		}
 	}
 }
