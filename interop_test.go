@@ -149,8 +149,8 @@ type interopEnv struct {
 	srv      *phx.Server
 	pubsub   *phx.MemoryPubSub
 	presence *phx.Presence
-	http   *httptest.Server
-	base   string // http://127.0.0.1:port
+	http     *httptest.Server
+	base     string // http://127.0.0.1:port
 
 	mu         sync.Mutex
 	connects   map[string][]interopConnect       // by "user" param
