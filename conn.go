@@ -74,6 +74,13 @@ type conn struct {
 	lastRead  atomic.Int64 // unix nanos of the last frame received
 	idleTimer *time.Timer
 	idSub     Subscriber
+
+	// Set by the transport before start. textOnly: binary frames cannot be
+	// carried (long-poll) and are dropped at enqueue. noIdleTimer: the
+	// transport judges liveness itself (long-poll: polls, not frames), so
+	// HeartbeatTimeout does not apply.
+	textOnly    bool
+	noIdleTimer bool
 }
 
 func newConn(srv *Server, ser serializer, id string, assigns Assigns, transport string) *conn {
@@ -105,7 +112,7 @@ func (c *conn) start() {
 			c.log.Warn("phx: subscribe to socket ID failed", "err", err)
 		}
 	}
-	if t := c.srv.opts.HeartbeatTimeout; t > 0 {
+	if t := c.srv.opts.HeartbeatTimeout; t > 0 && !c.noIdleTimer {
 		// Assign before arming, so checkIdle always sees the timer.
 		c.idleTimer = time.AfterFunc(time.Hour, c.checkIdle)
 		c.idleTimer.Reset(t)
@@ -182,6 +189,10 @@ func (c *conn) teardown() {
 // enqueue queues a frame for the transport. A full queue makes the
 // connection a slow consumer: it is closed, and enqueue reports false.
 func (c *conn) enqueue(f frame) bool {
+	if f.binary && c.textOnly {
+		c.log.Debug("phx: binary frame dropped: the transport carries text only", "bytes", len(f.data))
+		return true
+	}
 	switch c.out.push(f) {
 	case pushOK:
 		return true

@@ -64,7 +64,8 @@ type Options struct {
 
 	// MaxMessageSize is the largest WebSocket message accepted, in bytes;
 	// a larger one closes the connection with 1009. Default 64 KiB.
-	// Negative disables the limit.
+	// Negative disables the limit. It also bounds each frame of a
+	// long-poll POST: a larger one gets HTTP 413 and closes the session.
 	MaxMessageSize int64
 
 	// MaxChannels is the number of channels one connection may join at
@@ -88,6 +89,42 @@ type Options struct {
 	// A channel that falls this far behind is stopped with
 	// [ErrChannelOverloaded] and the client gets phx_error. Default 1024.
 	MaxChannelQueue int
+
+	// LongPollSecret signs the long-poll session tokens (at least 32 random
+	// bytes; NewServer panics on a shorter one). nil means a random secret
+	// made by NewServer: sessions then do not survive a restart, and a
+	// token is only valid on the Server that made it. Sessions live in
+	// memory either way, so behind a load balancer long-poll clients need
+	// sticky routing.
+	LongPollSecret []byte
+
+	// LongPollWindow is how long a long-poll GET is held waiting for
+	// messages before it is answered with status 204, and how long a POST
+	// waits for its turn to dispatch before status 408. Default 10s, as
+	// Phoenix; keep it well under the client's 20s request timeout.
+	LongPollWindow time.Duration
+
+	// LongPollIdleTimeout closes a long-poll session that has not been
+	// polled for this long: its channels terminate with [ErrClosed] and the
+	// client's next poll opens a new session (the client rejoins). Default
+	// 15s, as Phoenix. It replaces HeartbeatTimeout for long-poll sessions,
+	// whose clients send no heartbeats.
+	LongPollIdleTimeout time.Duration
+
+	// MaxLongPollBody is the largest long-poll POST body accepted, in bytes;
+	// a larger one gets HTTP 413 and closes the session. Default 1 MiB.
+	// Negative disables the limit.
+	MaxLongPollBody int64
+
+	// DisableLongPoll turns the long-poll transport off: <mount>/longpoll
+	// answers 404, as Phoenix's longpoll: false.
+	DisableLongPoll bool
+
+	// DisableWebSocket refuses WebSocket upgrades: <mount>/websocket
+	// answers 404, so clients that set longPollFallbackMs fall back to
+	// long-poll. For tests and for deployments behind proxies that break
+	// WebSockets.
+	DisableWebSocket bool
 }
 
 // Assigns is the data a connection carries from [Options.Connect] into every
@@ -117,7 +154,8 @@ type ConnectInfo struct {
 	// (a[b]=1) as separate keys.
 	Params url.Values
 	// AuthToken is the token phoenix.js sends with its authToken option
-	// (in the Sec-WebSocket-Protocol header), or "" when none was sent.
+	// (in the Sec-WebSocket-Protocol header; over long-poll in the
+	// X-Phoenix-AuthToken header), or "" when none was sent.
 	AuthToken string
 	// Header holds the request headers.
 	Header http.Header
@@ -152,6 +190,7 @@ type Server struct {
 	wg       sync.WaitGroup // every conn, until fully torn down
 
 	metrics metrics
+	lp      *longPoll // long-poll sessions; see transport_longpoll.go
 }
 
 type metrics struct {
@@ -184,7 +223,8 @@ func (s *Server) Stats() Stats {
 }
 
 // NewServer returns a Server configured by opts (nil for all defaults). It
-// panics if an AllowedOrigins entry is malformed.
+// panics if an AllowedOrigins entry is malformed or LongPollSecret is
+// shorter than 32 bytes.
 func NewServer(opts *Options) *Server {
 	var o Options
 	if opts != nil {
@@ -217,6 +257,17 @@ func NewServer(opts *Options) *Server {
 	if o.MaxChannelQueue <= 0 {
 		o.MaxChannelQueue = 1024
 	}
+	if o.LongPollWindow <= 0 {
+		o.LongPollWindow = 10 * time.Second
+	}
+	if o.LongPollIdleTimeout <= 0 {
+		o.LongPollIdleTimeout = 15 * time.Second
+	}
+	if o.MaxLongPollBody == 0 {
+		o.MaxLongPollBody = 1 << 20
+	}
+	lp := newLongPoll(o.LongPollSecret)
+	o.LongPollSecret = nil // kept only as the signer's derived keys
 	o.AllowedOrigins = append([]string(nil), o.AllowedOrigins...)
 	origins := make([]originPattern, len(o.AllowedOrigins))
 	for i, p := range o.AllowedOrigins {
@@ -232,6 +283,7 @@ func NewServer(opts *Options) *Server {
 		log:     o.Logger,
 		pubsub:  o.PubSub,
 		conns:   make(map[*conn]struct{}),
+		lp:      lp,
 	}
 }
 
@@ -285,11 +337,15 @@ func (s *Server) Disconnect(id string) error {
 }
 
 // ServeHTTP serves the transports under the mount prefix: a request whose
-// path ends in /websocket is a WebSocket connection. Anything else gets 404.
+// path ends in /websocket is a WebSocket connection, one whose path ends in
+// /longpoll a long-poll request (see [Options.DisableWebSocket] and
+// [Options.DisableLongPoll]). Anything else gets 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case strings.HasSuffix(r.URL.Path, "/websocket"):
+	case strings.HasSuffix(r.URL.Path, "/websocket") && !s.opts.DisableWebSocket:
 		s.serveWebSocket(w, r)
+	case strings.HasSuffix(r.URL.Path, "/longpoll") && !s.opts.DisableLongPoll:
+		s.serveLongPoll(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -299,11 +355,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // shutting down.
 var ErrServerClosed = errors.New("phx: server shutting down")
 
-// Shutdown drains the server: new connections are refused with 503, every
-// open connection is closed with code 1012 (the clients reconnect, to
-// another instance if there is one), every channel's Terminate runs with
-// [ErrShutdown], and Shutdown returns once all of that is done, or with
-// ctx's error when ctx ends first. http.Server.Shutdown does not close
+// Shutdown drains the server: new connections are refused with 503 (new
+// long-poll sessions with status 500), every open connection is closed with
+// code 1012 (the clients reconnect, to another instance if there is one),
+// every long-poll session is closed (its pending poll answers status 410),
+// every channel's Terminate runs with [ErrShutdown], and Shutdown returns
+// once all of that is done, or with ctx's error when ctx ends first. http.Server.Shutdown does not close
 // WebSocket connections: call both.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()

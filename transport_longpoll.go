@@ -1,0 +1,615 @@
+package phx
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// The long-poll transport (PROTOCOL.md §5) serves <mount>/longpoll for
+// clients that cannot keep a WebSocket open. A session stands in for the
+// WebSocket connection: it is a conn like any other (same channels, same
+// bounded outbound queue, same Connect, ID, Disconnect and Shutdown), reached
+// over plain HTTP requests through a signed session token.
+//
+//	GET  without a live session: run Connect, open a session, answer
+//	     {"status":410,"token":T,"messages":[]}
+//	GET  with a session: answer its queued frames at once
+//	     ({"status":200,...}), or hold up to LongPollWindow for some, then
+//	     {"status":204,...}
+//	POST with a session: dispatch the client's frames (ndjson, one per
+//	     line, base64 for binary frames; at most 100 lines, as Phoenix),
+//	     answer {"status":200}
+//
+// Every answer is HTTP 200 with the logical status in the JSON body, as the
+// official client expects; it handles no other values than 200, 204, 410,
+// 403 and 500 (and any non-200 on a POST as a failure).
+
+const (
+	// lpTokenHeader carries the session token (phoenix.js main); released
+	// clients send it as the last "token" query parameter instead.
+	lpTokenHeader = "X-Phoenix-Longpoll-Token"
+	// lpAuthHeader carries phoenix.js's authToken option on GETs.
+	lpAuthHeader = "X-Phoenix-AuthToken"
+	// lpMaxBatch is the number of lines of one POST that are dispatched;
+	// further lines are ignored, as Phoenix does.
+	lpMaxBatch = 100
+	// lpTokenSalt separates session tokens from every other use of the
+	// secret.
+	lpTokenSalt = "phx long-poll session"
+	// lpTokenMaxAge is the session token's lifetime, Phoenix's default. A
+	// token is only honoured while its session lives, which ends after
+	// LongPollIdleTimeout without a poll.
+	lpTokenMaxAge = 14 * 24 * time.Hour
+)
+
+// longPoll is a server's long-poll state: the token signer and the live
+// sessions.
+type longPoll struct {
+	signer   *Signer
+	instance string // this Server's random ID, written into its tokens
+
+	mu       sync.Mutex
+	sessions map[string]*lpSession // by session ID
+}
+
+// lpTokenData is what a session token holds.
+type lpTokenData struct {
+	Server  string `json:"n"` // the instance that owns the session
+	Session string `json:"s"`
+}
+
+// newLongPoll makes the long-poll state; a nil secret means a random one.
+// It panics if the secret is too short, as NewServer documents.
+func newLongPoll(secret []byte) *longPoll {
+	if len(secret) == 0 {
+		secret = make([]byte, MinSecretLen)
+		rand.Read(secret) // never fails (crypto/rand panics instead)
+	}
+	signer, err := NewSigner(secret, lpTokenSalt, &TokenOptions{MaxAge: lpTokenMaxAge})
+	if err != nil {
+		panic(fmt.Errorf("phx: invalid Options.LongPollSecret: %w", err))
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	return &longPoll{
+		signer:   signer,
+		instance: hex.EncodeToString(id[:]),
+		sessions: make(map[string]*lpSession),
+	}
+}
+
+// lookup returns the live session token names. authentic reports whether
+// the token was made by a server sharing this one's secret, even when its
+// session is gone: such a token is not the application's own "token"
+// parameter.
+func (lp *longPoll) lookup(token string) (sess *lpSession, authentic bool) {
+	if token == "" {
+		return nil, false
+	}
+	var td lpTokenData
+	if err := lp.signer.Verify(token, &td); err != nil {
+		return nil, false
+	}
+	if td.Server != lp.instance {
+		return nil, true // another instance's session: not reachable from here
+	}
+	lp.mu.Lock()
+	sess = lp.sessions[td.Session]
+	lp.mu.Unlock()
+	if sess == nil || sess.c.ctx.Err() != nil {
+		return nil, true // expired, closed or closing
+	}
+	return sess, true
+}
+
+func (lp *longPoll) remove(sess *lpSession) {
+	lp.mu.Lock()
+	if lp.sessions[sess.id] == sess {
+		delete(lp.sessions, sess.id)
+	}
+	lp.mu.Unlock()
+}
+
+// lpSession is one long-poll client: its conn, and the bookkeeping of the
+// requests that reach it.
+type lpSession struct {
+	id    string
+	token string
+	c     *conn
+
+	// dispatch is held (capacity 1) while a POST hands frames to the conn,
+	// so frames are handled one at a time and in order, as on a WebSocket;
+	// once the session closes, its teardown holds it for good.
+	dispatch chan struct{}
+
+	mu         sync.Mutex
+	polls      int           // GETs being served
+	lastPoll   time.Time     // start or end of the latest GET
+	pollGen    uint64        // the most recent GET; older ones give way to it
+	superseded chan struct{} // closed when a GET newer than pollGen arrives
+	idle       *time.Timer
+}
+
+// serveLongPoll serves one long-poll request.
+func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	switch r.Method {
+	case http.MethodGet, http.MethodPost, http.MethodOptions:
+	default:
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if !s.checkOrigin(r) {
+		s.log.Info("phx: long-poll request refused: origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+		lpWriteStatus(w, 403)
+		return
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		// CORS preflight, sent by browsers for the ndjson content type and
+		// the custom headers. Origins were checked above.
+		h.Set("Access-Control-Allow-Headers", r.Header.Get("Access-Control-Request-Headers"))
+		h.Set("Access-Control-Allow-Methods", "get, post, options")
+		h.Set("Access-Control-Max-Age", "3600")
+		w.WriteHeader(http.StatusOK)
+	case http.MethodGet:
+		s.longPollGet(w, r)
+	case http.MethodPost:
+		s.longPollPost(w, r)
+	}
+}
+
+// lpSessionToken returns the session token of r: the header if present,
+// else the last "token" query value (apps often pass a "token" parameter of
+// their own, which comes first).
+func lpSessionToken(r *http.Request, q url.Values) (token string, fromQuery bool) {
+	if t := r.Header.Get(lpTokenHeader); t != "" {
+		return t, false
+	}
+	if vs := q["token"]; len(vs) > 0 {
+		return vs[len(vs)-1], true
+	}
+	return "", false
+}
+
+func (s *Server) longPollGet(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	token, fromQuery := lpSessionToken(r, q)
+	sess, authentic := s.lp.lookup(token)
+	if sess != nil {
+		s.longPollPoll(w, r, sess)
+		return
+	}
+	if token != "" {
+		s.log.Debug("phx: long-poll session unknown or gone; opening a new one", "authentic_token", authentic, "remote", r.RemoteAddr)
+	}
+	if authentic && fromQuery {
+		// Our stale session token is not one of the client's params.
+		vs := q["token"]
+		if len(vs) == 1 {
+			delete(q, "token")
+		} else {
+			q["token"] = vs[:len(vs)-1]
+		}
+	}
+	s.longPollOpen(w, r, q)
+}
+
+// longPollOpen runs Connect and opens a session, as a WebSocket upgrade
+// does.
+func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Values) {
+	if s.isDraining() {
+		// No session may open. 500 makes the client retry with backoff.
+		lpWriteStatus(w, 500)
+		return
+	}
+	ser, err := serializerForQuery(q)
+	if err != nil {
+		s.log.Info("phx: long-poll connection refused", "err", err, "remote", r.RemoteAddr)
+		lpWriteStatus(w, 403)
+		return
+	}
+	info := &ConnectInfo{
+		Context:    r.Context(),
+		Params:     q,
+		AuthToken:  r.Header.Get(lpAuthHeader),
+		Header:     r.Header,
+		Origin:     r.Header.Get("Origin"),
+		RemoteAddr: r.RemoteAddr,
+		Transport:  "longpoll",
+		Request:    r,
+	}
+	assigns, id, status, err := s.connect(info)
+	if err != nil {
+		s.log.Info("phx: long-poll connection refused by Connect", "err", err, "remote", r.RemoteAddr)
+		if status >= 500 {
+			lpWriteStatus(w, 500)
+		} else {
+			lpWriteStatus(w, 403) // the client knows no other refusal
+		}
+		return
+	}
+	sess, err := s.newLongPollSession(ser, id, assigns)
+	if err != nil {
+		s.log.Error("phx: cannot open long-poll session", "err", err)
+		lpWriteStatus(w, 500)
+		return
+	}
+	if sess == nil { // Shutdown began after the check above
+		lpWriteStatus(w, 500)
+		return
+	}
+	sess.c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", ser.vsn())
+	lpWriteMessages(w, 410, sess.token, nil)
+}
+
+// newLongPollSession opens a session; nil when the server is draining.
+func (s *Server) newLongPollSession(ser serializer, id string, assigns Assigns) (*lpSession, error) {
+	var sid [16]byte
+	rand.Read(sid[:])
+	sessID := base64.RawURLEncoding.EncodeToString(sid[:])
+	token, err := s.lp.signer.Sign(lpTokenData{Server: s.lp.instance, Session: sessID})
+	if err != nil {
+		return nil, err
+	}
+	c := newConn(s, ser, id, assigns, "longpoll")
+	c.textOnly = true    // frames travel as JSON strings
+	c.noIdleTimer = true // polls, not heartbeats, show the client is alive
+	sess := &lpSession{
+		id:         sessID,
+		token:      token,
+		c:          c,
+		dispatch:   make(chan struct{}, 1),
+		lastPoll:   time.Now(),
+		superseded: make(chan struct{}),
+	}
+	if !s.register(c) {
+		c.cancel()
+		return nil, nil
+	}
+	s.lp.mu.Lock()
+	s.lp.sessions[sessID] = sess
+	s.lp.mu.Unlock()
+	c.start()
+	sess.mu.Lock()
+	sess.idle = time.AfterFunc(s.opts.LongPollIdleTimeout, func() { sess.checkIdle(s.opts.LongPollIdleTimeout) })
+	sess.mu.Unlock()
+	go s.runLongPollSession(sess)
+	return sess, nil
+}
+
+// runLongPollSession waits for the session to close (idle timeout,
+// Disconnect, Shutdown, a slow or misbehaving client), then tears it down.
+// It plays the part of a WebSocket's serving goroutine.
+func (s *Server) runLongPollSession(sess *lpSession) {
+	c := sess.c
+	defer s.unregister(c)
+	<-c.ctx.Done()
+	sess.mu.Lock()
+	sess.idle.Stop()
+	sess.mu.Unlock()
+	s.lp.remove(sess)
+	sess.dispatch <- struct{}{} // wait out a POST being dispatched; never released
+	c.teardown()
+	c.log.Debug("phx: disconnected", "reason", c.closeText)
+}
+
+// checkIdle closes the session if it has not been polled for timeout.
+func (sess *lpSession) checkIdle(timeout time.Duration) {
+	sess.mu.Lock()
+	next := timeout
+	idle := time.Since(sess.lastPoll)
+	switch {
+	case sess.polls > 0: // being polled: alive
+	case idle >= timeout:
+		sess.mu.Unlock()
+		sess.c.log.Info("phx: closing idle long-poll session", "idle", idle.Round(time.Millisecond))
+		sess.c.close(closeGoingAway, "idle timeout", ErrClosed)
+		return
+	default:
+		next = timeout - idle
+	}
+	if sess.c.ctx.Err() == nil {
+		sess.idle.Reset(next)
+	}
+	sess.mu.Unlock()
+}
+
+// beginPoll registers a GET as the session's current poll and makes the
+// previous one give way.
+func (sess *lpSession) beginPoll() (gen uint64, superseded <-chan struct{}) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	close(sess.superseded)
+	sess.superseded = make(chan struct{})
+	sess.pollGen++
+	sess.polls++
+	sess.lastPoll = time.Now()
+	return sess.pollGen, sess.superseded
+}
+
+func (sess *lpSession) endPoll() {
+	sess.mu.Lock()
+	sess.polls--
+	sess.lastPoll = time.Now()
+	sess.mu.Unlock()
+}
+
+// take moves the queued frames into buf if gen is still the current poll.
+func (sess *lpSession) take(gen uint64, buf []frame) ([]frame, bool) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if gen != sess.pollGen {
+		return buf[:0], false
+	}
+	return sess.c.out.take(buf), true
+}
+
+// longPollPoll answers a GET for a live session: its queued frames now, or
+// as soon as some arrive within the window, or 204 when none did. A newer
+// GET of the same session makes this one answer 204 at once, and a session
+// that closes answers 410 (the client then reconnects and rejoins).
+func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSession) {
+	c := sess.c
+	gen, superseded := sess.beginPoll()
+	defer sess.endPoll()
+	window := s.opts.LongPollWindow
+	s.longPollDeadlines(w)
+	timer := time.NewTimer(window)
+	defer timer.Stop()
+	var frames []frame
+	for {
+		if c.ctx.Err() != nil {
+			lpWriteMessages(w, 410, sess.token, nil)
+			return
+		}
+		var current bool
+		frames, current = sess.take(gen, frames)
+		if !current {
+			// A newer poll is being served. The ready signal this poll may
+			// have consumed belongs to it.
+			lpSignal(c)
+			lpWriteMessages(w, 204, sess.token, nil)
+			return
+		}
+		if len(frames) > 0 {
+			lpWriteMessages(w, 200, sess.token, frames)
+			return
+		}
+		select {
+		case <-c.out.ready:
+		case <-c.ctx.Done():
+		case <-superseded:
+		case <-timer.C:
+			if frames, current = sess.take(gen, frames); current && len(frames) > 0 {
+				lpWriteMessages(w, 200, sess.token, frames)
+			} else {
+				if !current {
+					lpSignal(c)
+				}
+				lpWriteMessages(w, 204, sess.token, nil)
+			}
+			return
+		case <-r.Context().Done():
+			return // the client went away; nothing was taken
+		}
+	}
+}
+
+// longPollDeadlines sets the connection deadlines of a poll or POST: reads
+// end LongPollWindow + WriteTimeout from now (20s by default, when
+// phoenix.js gives up on a request), writes WriteTimeout later. A poll is
+// answered only after the window, and an http.Server ReadTimeout or
+// WriteTimeout shorter than that would otherwise cut it off (a read
+// deadline that passes while the handler runs cancels the request's
+// context). The read deadline also bounds a slow POST body, which is then
+// still answered (400).
+func (s *Server) longPollDeadlines(w http.ResponseWriter) {
+	rc := http.NewResponseController(w)
+	read := time.Now().Add(s.opts.LongPollWindow + s.opts.WriteTimeout)
+	// Where unsupported, the server's own deadlines stay.
+	_ = rc.SetReadDeadline(read)
+	_ = rc.SetWriteDeadline(read.Add(s.opts.WriteTimeout))
+}
+
+// lpSignal passes on the queue's ready signal, which a poll that gave way
+// to a newer one may have consumed.
+func lpSignal(c *conn) {
+	select {
+	case c.out.ready <- struct{}{}:
+	default:
+	}
+}
+
+// longPollPost dispatches the frames of a POST to the session.
+func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
+	token, _ := lpSessionToken(r, r.URL.Query())
+	sess, _ := s.lp.lookup(token)
+	if sess == nil {
+		lpWriteStatus(w, 410) // a POST never opens a session
+		return
+	}
+	c := sess.c
+	s.longPollDeadlines(w)
+	body := r.Body
+	if limit := s.opts.MaxLongPollBody; limit > 0 {
+		body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			c.log.Info("phx: long-poll body too large; closing session", "max", s.opts.MaxLongPollBody)
+			c.close(closeTooBig, "message too big", ErrClosed)
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		// A client too slow to send its body (or gone): the session
+		// survives, the client retries on a new request.
+		c.log.Debug("phx: long-poll body read failed", "err", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	ndjson := false
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-ndjson" {
+		ndjson = true
+	}
+
+	// One POST at a time hands frames to the conn, as a WebSocket's single
+	// reader does; a POST that cannot get its turn within the window gives
+	// up with 408.
+	timer := time.NewTimer(s.opts.LongPollWindow)
+	defer timer.Stop()
+	select {
+	case sess.dispatch <- struct{}{}:
+	case <-c.ctx.Done():
+		lpWriteStatus(w, 410)
+		return
+	case <-timer.C:
+		c.log.Info("phx: long-poll POST timed out waiting for dispatch")
+		lpWriteStatus(w, 408)
+		return
+	case <-r.Context().Done():
+		return
+	}
+	defer func() { <-sess.dispatch }()
+
+	if !ndjson {
+		// Legacy clients: the body is one text frame.
+		if st := s.longPollDispatch(c, data, false); st != 0 {
+			lpWriteFailure(w, st)
+			return
+		}
+		lpWriteStatus(w, 200)
+		return
+	}
+	for n := 0; n < lpMaxBatch && len(data) > 0; {
+		var line []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			line, data = data, nil
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(line) == 0 {
+			continue
+		}
+		n++
+		// A JSON text frame: a V2 array (all phoenix.js does), or a V1
+		// object, which Phoenix would take for base64 and fail on. Any
+		// other line is base64 (padded, standard alphabet) of a binary
+		// frame; neither '[' nor '{' is a base64 character.
+		binary := line[0] != '[' && line[0] != '{'
+		if binary {
+			dec := make([]byte, base64.StdEncoding.DecodedLen(len(line)))
+			m, err := base64.StdEncoding.Decode(dec, line)
+			if err != nil {
+				s.longPollMalformed(c, fmt.Errorf("%w: line %d is neither a JSON array nor base64", ErrMalformed, n))
+				lpWriteStatus(w, 410)
+				return
+			}
+			line = dec[:m]
+		}
+		if st := s.longPollDispatch(c, line, binary); st != 0 {
+			lpWriteFailure(w, st)
+			return
+		}
+	}
+	lpWriteStatus(w, 200)
+}
+
+// longPollDispatch hands one frame to the conn. It returns 0, or the
+// answer to give when the session is closing: 413 for a frame larger than
+// MaxMessageSize (a WebSocket is closed with 1009 for that), 410 when the
+// frame was malformed or something else closed the session.
+func (s *Server) longPollDispatch(c *conn, data []byte, binary bool) int {
+	if c.ctx.Err() != nil {
+		return 410
+	}
+	if limit := s.opts.MaxMessageSize; limit > 0 && int64(len(data)) > limit {
+		c.log.Info("phx: message too big; closing long-poll session", "max", limit)
+		c.close(closeTooBig, "message too big", ErrClosed)
+		return http.StatusRequestEntityTooLarge
+	}
+	if err := c.handleFrame(data, binary); err != nil {
+		s.longPollMalformed(c, err)
+		return 410
+	}
+	if c.ctx.Err() != nil {
+		return 410
+	}
+	return 0
+}
+
+// lpWriteFailure answers a POST whose dispatch closed the session.
+func lpWriteFailure(w http.ResponseWriter, status int) {
+	if status == http.StatusRequestEntityTooLarge {
+		w.WriteHeader(status)
+		return
+	}
+	lpWriteStatus(w, status)
+}
+
+// longPollMalformed closes a session that sent a frame it cannot decode, as
+// a WebSocket is closed with 1007; its next GET gets 410.
+func (s *Server) longPollMalformed(c *conn, err error) {
+	c.log.Info("phx: malformed frame; closing long-poll session", "err", err)
+	s.metrics.badFrames.Add(1)
+	c.close(closeInvalidData, "malformed message", ErrClosed)
+}
+
+// lpWriteStatus writes {"status":N}.
+func lpWriteStatus(w http.ResponseWriter, status int) {
+	buf := append(strconv.AppendInt([]byte(`{"status":`), int64(status), 10), '}')
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
+}
+
+// lpWriteMessages writes {"status":N,"token":T,"messages":[...]}, each
+// frame as a JSON string. Binary frames cannot be represented and are
+// skipped (conn.enqueue already drops them for long-poll sessions).
+func lpWriteMessages(w http.ResponseWriter, status int, token string, frames []frame) {
+	n := 64 + len(token)
+	for _, f := range frames {
+		n += len(f.data) + len(f.data)/8 + 3
+	}
+	buf := make([]byte, 0, n)
+	buf = strconv.AppendInt(append(buf, `{"status":`...), int64(status), 10)
+	buf = appendQuoted(append(buf, `,"token":`...), token)
+	buf = append(buf, `,"messages":[`...)
+	first := true
+	for i, f := range frames {
+		if !f.binary {
+			if !first {
+				buf = append(buf, ',')
+			}
+			first = false
+			if utf8.Valid(f.data) {
+				buf = appendQuoted(buf, f.data)
+			} else {
+				buf = appendJSONString(buf, string(f.data))
+			}
+		}
+		frames[i] = frame{} // release the frame's memory with the response
+	}
+	buf = append(buf, "]}"...)
+	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
+}
