@@ -56,3 +56,31 @@ $(NPM_STAMP): $(INTEROP_DIR)/package-lock.json $(INTEROP_DIR)/package.json | nod
 	@touch $@
 
 # ---- targets added by others below this line -------------------------------
+
+# ---- chat example (examples/chat) ----
+CHAT_DIR       := examples/chat
+CHAT_NPM_STAMP := $(CHAT_DIR)/node_modules/.package-lock.json
+CHROMIUM       ?= /usr/bin/chromium
+
+.PHONY: chat chromium
+
+# make chat: install the page's phoenix client, then run the example.
+# Flags go in ARGS, e.g. make chat ARGS="-addr 127.0.0.1:4001".
+chat: $(CHAT_NPM_STAMP)
+	$(GO) run ./examples/chat $(ARGS)
+
+$(CHAT_NPM_STAMP): $(CHAT_DIR)/package-lock.json $(CHAT_DIR)/package.json | node
+	cd $(CHAT_DIR) && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+# Debian's chromium, for examples/chat's TestBrowser.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		echo "make: $(CHROMIUM) missing: installing chromium with apt-get"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } \
+			|| { echo "make: FAILED to install chromium with apt-get" >&2; exit 1; }; \
+	fi
+
+# make deps / make test also install the chat example's npm packages and chromium.
+deps: $(CHAT_NPM_STAMP) chromium
