@@ -27,6 +27,12 @@ import (
 // in Join sends {"reason":"join crashed"}. Terminate runs only for channels
 // whose Join accepted. Pushes made during Join are sent after the join
 // reply.
+//
+// The channel subscribes to its topic after Join returns and before the
+// join reply is sent, so broadcasts made while Join runs are not delivered
+// to it, as in Phoenix. To act once the channel is subscribed (for example
+// to send what was stored while Join read its history), call [Socket.Send]
+// in Join: the message reaches HandleInfo after the subscription.
 type Channel interface {
 	Join(s *Socket, payload Payload) (reply any, err error)
 }

@@ -6,7 +6,8 @@
 //
 // A [Server] is the socket handler. Mount it on any mux under any prefix
 // (mux.Handle("/socket/", srv)) and it serves the WebSocket transport at
-// <prefix>/websocket. Its [Options.Connect] hook authenticates each
+// <prefix>/websocket and the long-poll fallback at <prefix>/longpoll;
+// channels cannot tell which one a client uses. Its [Options.Connect] hook authenticates each
 // connection from its query parameters, auth token and headers and returns
 // the connection's [Assigns]; [Options.ID] names the connection so that
 // [Server.Disconnect] can close all of a user's connections at once.
@@ -25,6 +26,13 @@
 // [Server.Broadcast]. A broadcast is encoded once per wire format and the
 // same bytes are written to every subscriber, unless the channel intercepts
 // the event with HandleOut.
+//
+// [Presence] tracks who is online per topic and keeps the official
+// JavaScript Presence class in sync through presence_state and
+// presence_diff. [Signer] makes and checks signed, expiring tokens for
+// Connect; [PhoenixSigner] does the same byte for byte as Elixir's
+// Phoenix.Token, for services that share a secret with a Phoenix app.
+// Package phxtest runs channels in tests without a network.
 //
 // # Wire protocol
 //
