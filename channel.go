@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Channel is the code behind one joined topic on one connection, like a
@@ -71,7 +72,8 @@ type InfoHandler interface {
 
 // Terminator is told when a channel whose Join accepted ends, and why:
 // [ErrLeft], [ErrClosed], [ErrShutdown], [ErrDuplicateJoin], [ErrStopped],
-// [ErrChannelOverloaded], the error given to [Socket.Stop], or a
+// [ErrChannelOverloaded], [ErrJoinTimeout], the error given to
+// [Socket.Stop], or a
 // [*PanicError] after a crash. Terminate runs on the channel's goroutine
 // after the client has been told (phx_close or phx_error), so it cannot
 // push any more.
@@ -264,6 +266,7 @@ type channel struct {
 	cancel context.CancelFunc
 
 	joined    atomic.Bool // Join accepted; pushes go straight out
+	answered  atomic.Bool // the join reply (or the timeout reply) was sent
 	ended     atomic.Bool // finished; sends fail
 	intercept map[string]bool
 
@@ -392,7 +395,23 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 	defer ch.cancel()
 	c := ch.conn
 
+	if d := c.srv.opts.JoinTimeout; d > 0 {
+		t := time.AfterFunc(d, func() { ch.joinTimedOut(joinMsgRef) })
+		defer t.Stop()
+	}
 	reply, err, crashed := ch.callJoin(payload)
+	if !ch.answered.CompareAndSwap(false, true) {
+		// Too late: the client was told "join timeout" and may have
+		// rejoined. Discard the result.
+		ch.ended.Store(true)
+		ch.closeMailbox()
+		if err == nil && crashed == nil {
+			if t, ok := ch.impl.(Terminator); ok {
+				ch.safeTerminate(t, ErrJoinTimeout)
+			}
+		}
+		return
+	}
 	if err != nil || crashed != nil {
 		ch.ended.Store(true)
 		ch.closeMailbox()
@@ -458,6 +477,20 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 
 	reason := ch.loop()
 	ch.finish(reason)
+}
+
+// joinTimedOut answers a join whose Join is still running after
+// JoinTimeout, and drops the channel from its connection.
+func (ch *channel) joinTimedOut(joinMsgRef Ref) {
+	if !ch.answered.CompareAndSwap(false, true) {
+		return
+	}
+	c := ch.conn
+	c.srv.metrics.joinsTimedOut.Add(1)
+	ch.log.Warn("phx: Join still running after JoinTimeout; join refused", "timeout", c.srv.opts.JoinTimeout)
+	c.unregister(ch)
+	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyJoinTimeout)
+	ch.requestStop(ErrJoinTimeout)
 }
 
 // loop processes mailbox items until the channel must end, and returns why.

@@ -71,6 +71,8 @@ type conn struct {
 	// closeTransport asks the transport to close with a code; set by the transport.
 	closeTransport func(code int, reason string)
 
+	limits inboundLimits // rate limit and protocol-error budget
+
 	lastRead  atomic.Int64 // unix nanos of the last frame received
 	idleTimer *time.Timer
 	idSub     Subscriber
@@ -249,6 +251,7 @@ var (
 	replyTooManyJoined  = reasonPayload("too many channels joined")
 	replyInvalidJoin    = reasonPayload("invalid join payload")
 	replyJoinCrashed    = reasonPayload("join crashed")
+	replyJoinTimeout    = reasonPayload("join timeout")
 	replyChannelCrash   = reasonPayload("channel_crash")
 	replyInternalError  = reasonPayload("internal error")
 )
@@ -256,7 +259,16 @@ var (
 // handleFrame decodes and dispatches one frame from the client. It returns
 // an error only when the frame is so broken that the connection must close.
 func (c *conn) handleFrame(data []byte, binary bool) error {
-	c.lastRead.Store(time.Now().UnixNano())
+	if c.ctx.Err() != nil {
+		return nil // closing: late frames are ignored
+	}
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	if !c.limits.allow(now, c.srv.opts.MaxInboundRate, c.srv.opts.InboundBurst) {
+		c.policyClose("phx: closing connection over its message rate limit", "rate limit exceeded",
+			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
+		return nil
+	}
 	msg, err := c.ser.decode(data, binary)
 	if err != nil {
 		return err
@@ -282,10 +294,12 @@ func (c *conn) dispatch(msg Message) {
 			_ = c.reply(msg.JoinRef, msg.Ref, msg.Topic, "ok", emptyPayload)
 		case ch == nil:
 			_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
+			c.protocolError()
 		case !msg.JoinRef.IsNull() && !msg.JoinRef.Equal(ch.joinRef):
 			// A message for an earlier incarnation of the channel: Phoenix
 			// drops it silently.
 			c.log.Debug("phx: dropping message with stale join_ref", "topic", msg.Topic, "event", msg.Event)
+			c.protocolError()
 		case msg.Event == eventLeave:
 			ch.post(mailItem{kind: itemLeave, ref: msg.Ref})
 		default:
@@ -304,10 +318,12 @@ func (c *conn) handleJoin(msg Message) {
 	if newCh == nil {
 		c.log.Info("phx: join of unmatched topic", "topic", msg.Topic)
 		_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
+		c.protocolError()
 		return
 	}
 	if msg.Payload.Binary || !isJSONObject(msg.Payload.Data) {
 		_ = c.reply(joinRef, msg.Ref, msg.Topic, "error", replyInvalidJoin)
+		c.protocolError()
 		return
 	}
 
@@ -327,6 +343,7 @@ func (c *conn) handleJoin(msg Message) {
 		}
 		c.log.Info("phx: join refused: too many channels", "topic", msg.Topic, "max", max)
 		_ = c.reply(joinRef, msg.Ref, msg.Topic, "error", replyTooManyJoined)
+		c.protocolError()
 		return
 	}
 	ch := newChannel(c, msg.Topic, joinRef, newCh())
@@ -338,6 +355,78 @@ func (c *conn) handleJoin(msg Message) {
 		c.closeDuplicate(old)
 	}
 	go ch.run(msg.Ref, msg.Payload)
+}
+
+// protocolError counts one protocol error against the connection's budget
+// and closes it when the budget is spent.
+func (c *conn) protocolError() {
+	max := c.srv.opts.MaxProtocolErrors
+	if max < 0 {
+		return
+	}
+	if c.limits.protocolError(time.Now()) > max {
+		c.policyClose("phx: closing connection after too many protocol errors", "too many protocol errors",
+			"max", max, "window", protocolErrorWindow)
+	}
+}
+
+// policyClose closes a misbehaving connection with 1008.
+func (c *conn) policyClose(logMsg, reason string, attrs ...any) {
+	if c.ctx.Err() != nil {
+		return
+	}
+	c.log.Warn(logMsg, attrs...)
+	c.srv.metrics.policyClosed.Add(1)
+	c.close(closePolicy, reason, ErrClosed)
+}
+
+// protocolErrorWindow is the period MaxProtocolErrors counts over.
+const protocolErrorWindow = 5 * time.Second
+
+// inboundLimits is a connection's token bucket for incoming messages and
+// its protocol-error counter.
+type inboundLimits struct {
+	mu          sync.Mutex
+	tokens      float64
+	last        time.Time
+	errors      int
+	errorsSince time.Time
+}
+
+// allow takes one token; false when the bucket is empty. rate < 0 allows
+// everything.
+func (l *inboundLimits) allow(now time.Time, rate float64, burst int) bool {
+	if rate < 0 {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = float64(burst)
+	} else {
+		l.tokens += now.Sub(l.last).Seconds() * rate
+		if l.tokens > float64(burst) {
+			l.tokens = float64(burst)
+		}
+	}
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+// protocolError records an error and returns the count in the current
+// window.
+func (l *inboundLimits) protocolError(now time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.errorsSince) > protocolErrorWindow {
+		l.errors, l.errorsSince = 0, now
+	}
+	l.errors++
+	return l.errors
 }
 
 // closeDuplicate ends a channel replaced by a second join of its topic.
@@ -446,6 +535,9 @@ var (
 	ErrDuplicateJoin = errors.New("phx: duplicate join")
 	// ErrStopped: the channel called [Socket.Stop] with a nil error.
 	ErrStopped = errors.New("phx: channel stopped")
+	// ErrJoinTimeout: Join returned after Options.JoinTimeout, when the
+	// client had already been told the join failed.
+	ErrJoinTimeout = errors.New("phx: join timed out")
 	// ErrChannelOverloaded: the channel fell more than
 	// Options.MaxChannelQueue events behind.
 	ErrChannelOverloaded = errors.New("phx: channel queue overflow")

@@ -90,6 +90,28 @@ type Options struct {
 	// [ErrChannelOverloaded] and the client gets phx_error. Default 1024.
 	MaxChannelQueue int
 
+	// MaxInboundRate is how many messages per second one connection may
+	// send on average, in bursts of up to InboundBurst; a client over the
+	// limit is closed with 1008 (it reconnects after its backoff).
+	// Defaults 100 and 200. A negative MaxInboundRate disables the limit.
+	MaxInboundRate float64
+	InboundBurst   int
+
+	// MaxProtocolErrors closes a connection with 1008 once it makes more
+	// than this many protocol errors within 5 seconds: joins or messages
+	// for unmatched topics, invalid join payloads, joins over MaxChannels,
+	// messages with stale join refs. Each still gets its normal reply
+	// until then. Default 20. Negative disables.
+	MaxProtocolErrors int
+
+	// JoinTimeout bounds how long the client waits for a join reply while
+	// Join runs: after it, the client gets {"reason":"join timeout"} and
+	// the channel is dropped; when the slow Join returns, its result is
+	// discarded (an accepted join gets Terminate with [ErrJoinTimeout]).
+	// Default 10s, the official clients' own join timeout. Negative
+	// disables.
+	JoinTimeout time.Duration
+
 	// LongPollSecret signs the long-poll session tokens (at least 32 random
 	// bytes; NewServer panics on a shorter one). nil means a random secret
 	// made by NewServer: sessions then do not survive a restart, and a
@@ -194,8 +216,10 @@ type Server struct {
 }
 
 type metrics struct {
-	slowClosed atomic.Int64
-	badFrames  atomic.Int64
+	slowClosed    atomic.Int64
+	badFrames     atomic.Int64
+	policyClosed  atomic.Int64
+	joinsTimedOut atomic.Int64
 }
 
 // Stats is a snapshot of a server's counters.
@@ -208,6 +232,11 @@ type Stats struct {
 	// MalformedFrames counts connections closed for sending a frame that
 	// could not be decoded.
 	MalformedFrames int64
+	// PolicyClosed counts connections closed for going over
+	// MaxInboundRate or MaxProtocolErrors.
+	PolicyClosed int64
+	// JoinsTimedOut counts joins answered with "join timeout".
+	JoinsTimedOut int64
 }
 
 // Stats returns the server's current counters.
@@ -219,6 +248,8 @@ func (s *Server) Stats() Stats {
 		Connections:       n,
 		SlowClientsClosed: s.metrics.slowClosed.Load(),
 		MalformedFrames:   s.metrics.badFrames.Load(),
+		PolicyClosed:      s.metrics.policyClosed.Load(),
+		JoinsTimedOut:     s.metrics.joinsTimedOut.Load(),
 	}
 }
 
@@ -256,6 +287,18 @@ func NewServer(opts *Options) *Server {
 	}
 	if o.MaxChannelQueue <= 0 {
 		o.MaxChannelQueue = 1024
+	}
+	if o.MaxInboundRate == 0 {
+		o.MaxInboundRate = 100
+	}
+	if o.InboundBurst <= 0 {
+		o.InboundBurst = 200
+	}
+	if o.MaxProtocolErrors == 0 {
+		o.MaxProtocolErrors = 20
+	}
+	if o.JoinTimeout == 0 {
+		o.JoinTimeout = 10 * time.Second
 	}
 	if o.LongPollWindow <= 0 {
 		o.LongPollWindow = 10 * time.Second

@@ -41,6 +41,8 @@ func (r *room) Join(s *phx.Socket, p phx.Payload) (any, error) {
 		panic("join crash")
 	case params["plain_error"] != nil:
 		return nil, fmt.Errorf("database down")
+	case params["sleep_ms"] != nil:
+		time.Sleep(time.Duration(params["sleep_ms"].(float64)) * time.Millisecond)
 	case params["push"] != nil:
 		if err := s.Push("welcome", map[string]any{"n": 1}); err != nil {
 			return nil, err
@@ -719,4 +721,77 @@ func TestChannelQueueOverflow(t *testing.T) {
 	// The connection and its other channel are fine.
 	c.send("2", "30", "room:g", "echo", map[string]any{})
 	c.awaitReply("30")
+}
+
+func TestJoinTimeout(t *testing.T) {
+	t.Parallel()
+	ts, rec := newRoomServer(t, &phx.Options{JoinTimeout: 200 * time.Millisecond})
+	c := dial(t, ts.url, "user=slowjoin&vsn=2.0.0", nil)
+	c.join("room:other", "1", map[string]any{})
+	start := time.Now()
+	c.send("2", "2", "room:slow", "phx_join", map[string]any{"sleep_ms": 600})
+	// Meanwhile the socket keeps working.
+	c.send(nil, "3", "phoenix", "heartbeat", map[string]any{})
+	c.expect(`[null,"3","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	c.send("1", "4", "room:other", "echo", map[string]any{})
+	c.expect(`["1","4","room:other","phx_reply",{"status":"ok","response":{}}]`)
+	c.expect(`["2","2","room:slow","phx_reply",{"status":"error","response":{"reason":"join timeout"}}]`)
+	if d := time.Since(start); d < 150*time.Millisecond || d > 550*time.Millisecond {
+		t.Fatalf("join timeout reply after %v, want about 200ms", d)
+	}
+	// The late Join's acceptance is discarded: Terminate tells the channel.
+	if got := rec.wait(t); got != "room:slow:error:phx: join timed out" {
+		t.Fatalf("Terminate reason = %q", got)
+	}
+	c.expectNothing(100 * time.Millisecond) // no late ok reply
+	c.send("2", "5", "room:slow", "echo", map[string]any{})
+	c.expect(`[null,"5","room:slow","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+	if ts.Stats().JoinsTimedOut != 1 {
+		t.Fatalf("JoinsTimedOut = %d", ts.Stats().JoinsTimedOut)
+	}
+	// A rejoin that is quick works.
+	c.join("room:slow", "6", map[string]any{})
+}
+
+func TestInboundRateLimit(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{MaxInboundRate: 20, InboundBurst: 30})
+	polite := dial(t, ts.url, "user=polite&vsn=2.0.0", nil)
+	flood := dial(t, ts.url, "user=flood&vsn=2.0.0", nil)
+	for i := 0; i < 25; i++ { // within the burst
+		polite.send(nil, fmt.Sprint(i), "phoenix", "heartbeat", map[string]any{})
+		polite.awaitReply(fmt.Sprint(i))
+	}
+	for i := 0; i < 100; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := flood.conn.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`[null,"%d","phoenix","heartbeat",{}]`, i)))
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	if code := flood.expectClose(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
+	if got := ts.Stats().PolicyClosed; got != 1 {
+		t.Fatalf("PolicyClosed = %d", got)
+	}
+	// The polite client carries on once its bucket refills a little.
+	time.Sleep(100 * time.Millisecond)
+	polite.send(nil, "x", "phoenix", "heartbeat", map[string]any{})
+	polite.awaitReply("x")
+}
+
+func TestProtocolErrorBudget(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, &phx.Options{MaxProtocolErrors: 5})
+	c := dial(t, ts.url, "user=prober&vsn=2.0.0", nil)
+	for i := 1; i <= 5; i++ {
+		c.send(nil, fmt.Sprint(i), "nope:"+fmt.Sprint(i), "phx_join", map[string]any{})
+		c.expect(fmt.Sprintf(`[null,"%d","nope:%d","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`, i, i))
+	}
+	c.send(nil, "6", "room:never", "echo", map[string]any{}) // the 6th error
+	if code := c.expectClose(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close code %d, want 1008", code)
+	}
 }
