@@ -84,3 +84,19 @@ chromium:
 
 # make deps / make test also install the chat example's npm packages and chromium.
 deps: $(CHAT_NPM_STAMP) chromium
+
+# ---- fuzzing ----
+# make fuzz runs every native fuzz target for FUZZTIME each (seeds always
+# run as part of make test). Crashers land in testdata/fuzz/<Target>/:
+# commit them, they become regression tests.
+FUZZTIME ?= 30s
+FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzDecodeV2Text FuzzDecodeV2Binary FuzzDecodeV1JSON \
+	FuzzAuthTokenSubprotocol FuzzSession FuzzVerifyToken FuzzVerifyPhoenixToken FuzzLongPollBody
+
+.PHONY: fuzz
+fuzz:
+	@set -e; for f in $(FUZZ_ROOT); do \
+		echo "== $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . ; \
+	done
+	@echo "== FuzzETFDecode ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz '^FuzzETFDecode$$' -fuzztime $(FUZZTIME) ./internal/etf
