@@ -290,4 +290,3 @@ func newHTTPTestServer(t *testing.T, h http.Handler) string {
 	t.Cleanup(hs.Close)
 	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/socket"
 }
-

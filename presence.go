@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -263,9 +264,20 @@ func (p *Presence) List(topic string) map[string]*PresenceEntry {
 	}
 	p.mu.Unlock()
 	if p.fetch != nil && len(out) > 0 {
-		p.fetch(topic, out)
+		p.callFetch(topic, out)
 	}
 	return out
+}
+
+// callFetch runs the Fetch hook, containing a panic: the entries go out
+// as they were.
+func (p *Presence) callFetch(topic string, entries map[string]*PresenceEntry) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.srv.log.Error("phx: presence Fetch panicked", "topic", topic, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	p.fetch(topic, entries)
 }
 
 // PushState pushes "presence_state" with the topic's List to the socket's
@@ -395,7 +407,7 @@ func (p *Presence) entries(topic string, metas map[string][]Meta) map[string]*Pr
 		out[k] = &PresenceEntry{Metas: ms}
 	}
 	if p.fetch != nil && len(out) > 0 {
-		p.fetch(topic, out)
+		p.callFetch(topic, out)
 	}
 	return out
 }

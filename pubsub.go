@@ -3,6 +3,8 @@ package phx
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -40,12 +42,21 @@ type Subscriber interface {
 }
 
 // NewSubscriber returns a Subscriber that calls f for every broadcast. Each
-// call returns a distinct subscriber.
+// call returns a distinct subscriber. A panic in f is recovered and logged
+// with slog.Default, so it cannot take down the publisher.
 func NewSubscriber(f func(b *Broadcast)) Subscriber { return &funcSubscriber{f: f} }
 
 type funcSubscriber struct{ f func(*Broadcast) }
 
-func (s *funcSubscriber) Deliver(b *Broadcast) { s.f(b) }
+func (s *funcSubscriber) Deliver(b *Broadcast) {
+	defer func() {
+		if v := recover(); v != nil {
+			slog.Default().Error("phx: subscriber panicked", "topic", b.Topic, "event", b.Event,
+				"panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	s.f(b)
+}
 
 // Broadcast is one message published on a topic. Subscribers share the same
 // value and must treat it as read-only.
