@@ -1,0 +1,232 @@
+package phx_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/phxgo/phx"
+)
+
+// TestBadInputCorpus runs RELIABILITY.md's bad-input corpus against one
+// server while a control client, joined to a topic that gets a broadcast
+// every 20ms, must receive every one of them, in order. Each case checks
+// the offending connection's documented reaction.
+func TestBadInputCorpus(t *testing.T) {
+	ts, _ := newRoomServer(t, &phx.Options{
+		MaxMessageSize:    64 << 10,
+		MaxInboundRate:    50,
+		InboundBurst:      50,
+		MaxProtocolErrors: 50,
+		AllowedOrigins:    []string{"https://good.example"},
+	})
+	baseline := runtime.NumGoroutine()
+
+	// The control client and its broadcaster.
+	control := dial(t, ts.url, "user=control&vsn=2.0.0", nil)
+	control.join("room:control", "1", map[string]any{})
+	stop := make(chan struct{})
+	var sent int
+	var pubWG sync.WaitGroup
+	pubWG.Add(1)
+	go func() {
+		defer pubWG.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				sent++
+				ts.Broadcast("room:control", "tick", map[string]int{"seq": sent})
+			}
+		}
+	}()
+
+	handshake := func(query string, hdr http.Header, proto []string) int {
+		t.Helper()
+		c, err := tryDial(t, ts.url, query, &websocket.DialOptions{HTTPHeader: hdr, Subprotocols: proto})
+		if err == nil {
+			c.conn.CloseNow()
+			return 101
+		}
+		var de *dialError
+		if errorsAs(err, &de) {
+			return de.status
+		}
+		t.Fatalf("dial: %v", err)
+		return 0
+	}
+	closeCode := func(send func(c *wsClient)) websocket.StatusCode {
+		t.Helper()
+		c := dial(t, ts.url, "user=offender&vsn=2.0.0", nil)
+		send(c)
+		return c.expectClose()
+	}
+	text := func(s string) func(*wsClient) { return func(c *wsClient) { c.sendRaw(s) } }
+	binary := func(b []byte) func(*wsClient) { return func(c *wsClient) { c.sendBinary(b) } }
+	origin := func(o string) http.Header { return http.Header{"Origin": {o}} }
+
+	handshakes := []struct {
+		row   string
+		query string
+		hdr   http.Header
+		proto []string
+		want  int
+	}{
+		{"1 origin not allowed", "vsn=2.0.0", origin("https://evil.example"), nil, 403},
+		{"2 origin null", "vsn=2.0.0", origin("null"), nil, 403},
+		{"2 origin file://", "vsn=2.0.0", origin("file://"), nil, 403},
+		{"5 vsn 123.1.1", "vsn=123.1.1", nil, nil, 403},
+		{"5 vsn abc", "vsn=abc", nil, nil, 403},
+		{"5 vsn missing is V1", "user=x", nil, nil, 101},
+		{"6 bad base64 token", "vsn=2.0.0", nil, []string{"phoenix", "base64url.bearer.phx.%%%"}, 403},
+		{"6 100 KB token", "vsn=2.0.0", nil, []string{"phoenix", "base64url.bearer.phx." + strings.Repeat("QUFB", 25000)}, 403},
+		{"8 connect refused", "user=bad&vsn=2.0.0", nil, nil, 403},
+	}
+	for _, h := range handshakes {
+		if got := handshake(h.query, h.hdr, h.proto); got != h.want {
+			t.Errorf("row %s: HTTP %d, want %d", h.row, got, h.want)
+		}
+	}
+	// Row 7: not an upgrade, or a broken one.
+	base := strings.Replace(ts.url, "ws://", "http://", 1) + "/websocket?vsn=2.0.0"
+	for _, tc := range []struct {
+		row, method string
+		hdr         map[string]string
+		want        int
+	}{
+		{"7 POST", "POST", nil, 400},
+		{"7 GET without upgrade", "GET", nil, 426},
+		{"7 missing key", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}, 400},
+		{"7 bad version", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, 400},
+	} {
+		req, _ := http.NewRequest(tc.method, base, nil)
+		for k, v := range tc.hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("row %s: HTTP %d, want %d", tc.row, resp.StatusCode, tc.want)
+		}
+	}
+
+	frames := []struct {
+		row  string
+		send func(*wsClient)
+		want websocket.StatusCode
+	}{
+		{"10 invalid UTF-8", text("[null,\"1\",\"ph\xc3\x28\",\"heartbeat\",{}]"), websocket.StatusInvalidFramePayloadData},
+		{"12 64 KiB + 1", text(`[null,"1","phoenix","heartbeat",{"p":"` + strings.Repeat("x", 64<<10) + `"}]`), websocket.StatusMessageTooBig},
+		{"16 binary length past the end", binary([]byte{0, 9, 1, 1, 1, 'a'}), websocket.StatusInvalidFramePayloadData},
+		{"16 binary unknown kind", binary([]byte{7, 0, 0, 0, 0}), websocket.StatusInvalidFramePayloadData},
+		{"16 empty binary frame", binary([]byte{}), websocket.StatusInvalidFramePayloadData},
+		{"17 not json", text("not json"), websocket.StatusInvalidFramePayloadData},
+		{"17 [1,2,3]", text("[1,2,3]"), websocket.StatusInvalidFramePayloadData},
+		{"17 []", text("[]"), websocket.StatusInvalidFramePayloadData},
+		{"17 {}", text("{}"), websocket.StatusInvalidFramePayloadData},
+		{"17 null", text("null"), websocket.StatusInvalidFramePayloadData},
+		{"17 trailing garbage", text(`[null,"1","phoenix","heartbeat",{}]]`), websocket.StatusInvalidFramePayloadData},
+		{"18 topic 42", text(`[null,"1",42,"x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"18 topic null", text(`[null,"1",null,"x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"18 topic {}", text(`[null,"1",{},"x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"18 topic 300 bytes", text(`[null,"1","` + strings.Repeat("t", 300) + `","x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"18 event not a string", text(`[null,"1","room:1",7,{}]`), websocket.StatusInvalidFramePayloadData},
+		{"29 flood", func(c *wsClient) {
+			for i := 0; i < 200; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				err := c.conn.Write(ctx, websocket.MessageText, []byte(`[null,"1","phoenix","heartbeat",{}]`))
+				cancel()
+				if err != nil {
+					return
+				}
+			}
+		}, websocket.StatusPolicyViolation},
+	}
+	for _, f := range frames {
+		if got := closeCode(f.send); got != f.want {
+			t.Errorf("row %s: close code %d, want %d", f.row, got, f.want)
+		}
+	}
+
+	// Protocol rows: replies, and the connection stays up.
+	c := dial(t, ts.url, "user=proto&vsn=2.0.0", nil)
+	c.send("1", "1", "room:nojoin", "echo", map[string]any{})
+	c.expect(`[null,"1","room:nojoin","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`) // row 19
+	c.send(nil, "2", "other", "heartbeat", map[string]any{})
+	c.expect(`[null,"2","other","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`) // row 23
+	c.send("3", "3", "room:p", "phx_join", "x")
+	c.expect(`["3","3","room:p","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`) // row 27
+	c.send("4", "4", "room:p", "phx_join", []int{1})
+	c.expect(`["4","4","room:p","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`)
+	c.join("room:p", "5", map[string]any{})
+	c.send("1", "6", "room:p", "echo", map[string]any{}) // row 22: stale join_ref: ignored
+	c.send("9", "7", "room:q", "phx_leave", map[string]any{})
+	c.expect(`["9","7","room:q","phx_reply",{"status":"ok","response":{}}]`) // row 22: leave not joined
+	c.send(nil, "8", "phoenix", "heartbeat", map[string]any{})
+	c.expect(`[null,"8","phoenix","phx_reply",{"status":"ok","response":{}}]`) // row 23
+
+	// Row 20: 101 joins on one connection, in its own connection (the
+	// rate limit of this server is low, so pace the joins).
+	many := dial(t, ts.url, "user=many&vsn=2.0.0", nil)
+	for i := 1; i <= 101; i++ {
+		ref := fmt.Sprint(i)
+		many.send(ref, ref, fmt.Sprintf("room:m%d", i), "phx_join", map[string]any{})
+		got := many.recv()
+		if i <= 100 && !strings.Contains(got, `"status":"ok"`) {
+			t.Fatalf("join %d: %s", i, got)
+		}
+		if i == 101 && got != `["101","101","room:m101","phx_reply",{"status":"error","response":{"reason":"too many channels joined"}}]` {
+			t.Fatalf("join 101: %s", got)
+		}
+		if i%40 == 0 {
+			time.Sleep(time.Second) // stay under 50 messages/s
+		}
+	}
+
+	// The control client lost nothing.
+	close(stop)
+	pubWG.Wait()
+	for want := 1; want <= sent; want++ {
+		var f []json.RawMessage
+		if err := json.Unmarshal([]byte(control.recv()), &f); err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ Seq int }
+		json.Unmarshal(f[4], &p)
+		if p.Seq != want {
+			t.Fatalf("control client got tick %d, want %d", p.Seq, want)
+		}
+	}
+	t.Logf("control client received all %d broadcasts in order", sent)
+	control.conn.CloseNow()
+	c.conn.CloseNow()
+	many.conn.CloseNow()
+	waitGoroutines(t, baseline)
+}
+
+// waitGoroutines waits until the goroutine count is back to at most
+// baseline + slack.
+func waitGoroutines(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > baseline+4 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
