@@ -142,7 +142,7 @@ type chatProcess struct {
 // startChat runs the example binary on a free port with a known
 // CHAT_SECRET, waits for the URL it logs, and stops it with SIGTERM when the
 // test ends, checking that it shuts down cleanly.
-func startChat(t *testing.T) *chatProcess {
+func startChat(t *testing.T, args ...string) *chatProcess {
 	t.Helper()
 	bin := buildChat(t)
 	modules, err := filepath.Abs("node_modules")
@@ -150,7 +150,7 @@ func startChat(t *testing.T) *chatProcess {
 		t.Fatal(err)
 	}
 	p := &chatProcess{secret: fmt.Sprintf("e2e-secret-%d-0123456789abcdef0123456789", time.Now().UnixNano()), logs: &syncBuffer{}}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-assets", modules)
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-assets", modules}, args...)...)
 	cmd.Env = append(os.Environ(), "CHAT_SECRET="+p.secret)
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
@@ -243,6 +243,21 @@ func TestOfficialClient(t *testing.T) {
 
 // TestBrowser drives the page in headless Chromium: two users in one room.
 // Screenshots go to testdata/artifacts/ at the repository root.
+// TestBrowserLongPollFallback runs the chat page against a server that
+// refuses WebSocket upgrades: the official client falls back to long-poll
+// (longPollFallbackMs) and the chat works the same.
+func TestBrowserLongPollFallback(t *testing.T) {
+	requireNode(t)
+	requireChromium(t)
+	p := startChat(t, "-disable-websocket")
+	artifacts, err := filepath.Abs(filepath.Join("..", "..", "testdata", "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, 50*time.Second, []string{"CHROMIUM=" + chromiumPath},
+		filepath.Join("e2e", "browser_longpoll.mjs"), p.url, artifacts)
+}
+
 func TestBrowser(t *testing.T) {
 	requireNode(t)
 	requireChromium(t)

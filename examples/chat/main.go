@@ -74,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fset.SetOutput(stderr)
 	addr := fset.String("addr", defaultAddr, "`address` to listen on (port 0 picks a free port)")
 	assets := fset.String("assets", "", "node_modules `directory` holding the phoenix package (default: found next to the example's sources)")
+	noWS := fset.Bool("disable-websocket", false, "refuse WebSocket upgrades, so pages fall back to long-poll (for trying and testing the fallback)")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	a, err := newApp(appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log})
+	a, err := newApp(appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS})
 	if err != nil {
 		return err
 	}
@@ -194,6 +195,8 @@ type appConfig struct {
 	Store     Store            // nil means NewMemoryStore(1000)
 	Logger    *slog.Logger     // nil means slog.Default()
 	Now       func() time.Time // nil means time.Now
+
+	DisableWebSocket bool // refuse WebSocket upgrades: clients fall back to long-poll
 }
 
 // app is the chat application: its HTTP handler and the phx server behind
@@ -222,9 +225,10 @@ func newApp(cfg appConfig) (*app, error) {
 	c := &chat{store: cfg.Store, now: cfg.Now}
 
 	srv := phx.NewServer(&phx.Options{
-		Connect: au.connect,
-		ID:      socketID,
-		Logger:  cfg.Logger,
+		Connect:          au.connect,
+		ID:               socketID,
+		Logger:           cfg.Logger,
+		DisableWebSocket: cfg.DisableWebSocket,
 	})
 	c.presence = phx.NewPresence(srv, nil)
 	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} })

@@ -98,7 +98,9 @@ function start(){
   setAvatar($("me-avatar"), user)
 
   // params is a function: every reconnect sends the current token.
-  socket = new Socket("/socket", {params: () => ({token})})
+  // longPollFallbackMs: where WebSockets are blocked (a proxy, a firewall),
+  // the client switches to the server's long-poll transport by itself.
+  socket = new Socket("/socket", {params: () => ({token}), longPollFallbackMs: 2500})
   socket.onOpen(() => setStatus("connected"))
   socket.onError(() => { setStatus("reconnecting"); refreshToken() })
   socket.onClose(() => setStatus("reconnecting"))
