@@ -2,6 +2,7 @@ package phx_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
@@ -128,4 +129,143 @@ func ExampleServer_Shutdown() {
 	}
 	fmt.Println("drained")
 	// Output: drained
+}
+
+// Moderated filters broadcasts per recipient with HandleOut: "new_msg"
+// is intercepted, so every subscriber's channel decides what its own
+// client sees.
+type Moderated struct{ user string }
+
+func (m *Moderated) Join(s *phx.Socket, p phx.Payload) (any, error) {
+	m.user = s.Assigns["user"].(string)
+	return nil, nil
+}
+
+func (m *Moderated) HandleIn(s *phx.Socket, event string, p phx.Payload) (any, error) {
+	return nil, s.Broadcast(event, json.RawMessage(p.Data))
+}
+
+func (m *Moderated) Intercept() []string { return []string{"new_msg"} }
+
+func (m *Moderated) HandleOut(s *phx.Socket, event string, p phx.Payload) {
+	var msg struct{ To, Body string }
+	p.Decode(&msg)
+	if msg.To != "" && msg.To != m.user {
+		return // a direct message for someone else: drop it
+	}
+	s.Push(event, map[string]string{"body": msg.Body, "seen_by": m.user})
+}
+
+// Intercepting outgoing broadcasts to filter or rewrite them per client.
+func ExampleOutHandler() {
+	srv := phx.NewServer(&phx.Options{
+		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			return phx.Assigns{"user": info.Params.Get("user")}, nil
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	srv.Channel("dm:*", func() phx.Channel { return &Moderated{} })
+	url, stop := serveExample(srv)
+	defer stop()
+
+	ann, bob := exampleClient(url, "ann"), exampleClient(url, "bob")
+	defer ann.close()
+	defer bob.close()
+	ann.send(`["1","1","dm:x","phx_join",{}]`)
+	ann.recv()
+	bob.send(`["1","1","dm:x","phx_join",{}]`)
+	bob.recv()
+	ann.send(`["1","2","dm:x","new_msg",{"to":"bob","body":"psst"}]`)
+	fmt.Println("bob:", bob.recv())
+	fmt.Println("ann:", ann.recv()) // only the reply to her push
+	// Output:
+	// bob: ["1",null,"dm:x","new_msg",{"body":"psst","seen_by":"bob"}]
+	// ann: ["1","2","dm:x","phx_reply",{"status":"ok","response":{}}]
+}
+
+// Lobby tracks who is online with Presence.
+type Lobby struct{ presence *phx.Presence }
+
+func (l *Lobby) Join(s *phx.Socket, p phx.Payload) (any, error) {
+	user := s.Assigns["user"].(string)
+	if err := l.presence.Track(s, user, map[string]any{"device": "web"}); err != nil {
+		return nil, err
+	}
+	return nil, l.presence.PushState(s) // sent right after the join reply
+}
+
+// Tracking who is online; clients use the JS Presence class.
+func ExamplePresence() {
+	srv := phx.NewServer(&phx.Options{
+		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			return phx.Assigns{"user": info.Params.Get("user")}, nil
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	presence := phx.NewPresence(srv, nil)
+	srv.Channel("lobby", func() phx.Channel { return &Lobby{presence: presence} })
+	url, stop := serveExample(srv)
+	defer stop()
+
+	ann := exampleClient(url, "ann")
+	ann.send(`["1","1","lobby","phx_join",{}]`)
+	ann.recv() // join reply
+	ann.recv() // presence_state
+	bob := exampleClient(url, "bob")
+	bob.send(`["1","1","lobby","phx_join",{}]`)
+	bob.recv()
+	bob.recv()
+
+	list := presence.List("lobby")
+	fmt.Println(len(list), "online; bob's device:", list["bob"].Metas[0]["device"])
+	bob.close()
+	for len(presence.List("lobby")) != 1 {
+		time.Sleep(time.Millisecond) // bob's entry leaves with his channel
+	}
+	_, stillThere := presence.List("lobby")["ann"]
+	fmt.Println("after bob left:", len(presence.List("lobby")), "online, ann:", stillThere)
+	ann.close()
+	// Output:
+	// 2 online; bob's device: web
+	// after bob left: 1 online, ann: true
+}
+
+// exampleConn is a bare V2 client for the examples (phoenix.js in real life).
+type exampleConn struct {
+	c   *websocket.Conn
+	ctx context.Context
+}
+
+func exampleClient(url, user string) *exampleConn {
+	ctx := context.Background()
+	c, _, err := websocket.Dial(ctx, url+"?vsn=2.0.0&user="+user, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return &exampleConn{c: c, ctx: ctx}
+}
+
+func (e *exampleConn) send(frame string) { e.c.Write(e.ctx, websocket.MessageText, []byte(frame)) }
+
+func (e *exampleConn) recv() string {
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+	defer cancel()
+	_, b, err := e.c.Read(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
+
+func (e *exampleConn) close() { e.c.CloseNow() }
+
+// serveExample mounts srv and returns its WebSocket URL and a stop func.
+func serveExample(srv *phx.Server) (string, func()) {
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	hs := httptest.NewServer(mux)
+	return strings.Replace(hs.URL, "http", "ws", 1) + "/socket/websocket", func() {
+		srv.Shutdown(context.Background())
+		hs.Close()
+	}
 }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/phxtest"
+)
+
+// The room channel tested with phxtest: no network, the app's real router,
+// channels and PubSub; the connection's assigns are given directly, as if
+// Connect had verified a token.
+func TestRoomWithPhxtest(t *testing.T) {
+	env := newTestEnv(t, nil)
+	env.app.chat.now = func() time.Time { return time.UnixMilli(1700000000000) }
+	srv := env.app.socket
+
+	ann := phxtest.NewSocket(t, srv, phx.Assigns{"user": "ann"})
+	bob := phxtest.NewSocket(t, srv, phx.Assigns{"user": "bob"})
+	a := ann.JoinOK("room:lobby", nil)
+	b := bob.JoinOK("room:lobby", map[string]int{"last_seen_id": 0})
+
+	ref := a.Push("new_msg", map[string]string{"body": "hello"})
+	a.AssertReply(ref, "ok", map[string]int{"id": 1})
+	want := map[string]any{"id": 1, "user": "ann", "body": "hello", "at": 1700000000000}
+	a.AssertBroadcast("new_msg", want)
+	b.AssertBroadcast("new_msg", want)
+
+	a.AssertReply(a.Push("new_msg", map[string]string{"body": "  "}), "error", map[string]string{"reason": "empty"})
+	b.RefuteMessage("new_msg", 50*time.Millisecond)
+
+	b.Push("typing", nil)
+	a.AssertBroadcast("typing", map[string]string{"user": "bob"})
+	b.RefuteMessage("typing", 50*time.Millisecond)
+
+	// A third user catches up with last_seen_id.
+	cy := phxtest.NewSocket(t, srv, phx.Assigns{"user": "cy"})
+	_, reply, err := cy.Join("room:lobby", map[string]int{"last_seen_id": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Messages []Message }
+	if err := json.Unmarshal(reply, &h); err != nil || len(h.Messages) != 1 || h.Messages[0].Body != "hello" {
+		t.Fatalf("history %s (%v)", reply, err)
+	}
+	if _, _, err := cy.Join("room:Not Valid", nil); err == nil {
+		t.Fatal("invalid room joined")
+	}
+}
