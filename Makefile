@@ -91,7 +91,7 @@ deps: $(CHAT_NPM_STAMP) chromium
 # commit them, they become regression tests.
 FUZZTIME ?= 30s
 FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzDecodeV2Text FuzzDecodeV2Binary FuzzDecodeV1JSON \
-	FuzzAuthTokenSubprotocol FuzzSession FuzzVerifyToken FuzzVerifyPhoenixToken FuzzLongPollBody
+	FuzzAuthTokenSubprotocol FuzzSession FuzzVerifyToken FuzzVerifyPhoenixToken FuzzLongPollBody FuzzPresenceDiff
 
 .PHONY: fuzz
 fuzz:

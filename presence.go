@@ -38,6 +38,7 @@ type Presence struct {
 	replica  string
 	refCount atomic.Uint32
 
+	flushMu  sync.Mutex // serializes flushes
 	mu       sync.Mutex
 	clock    uint64                              // this replica's clock
 	topics   map[string]*presenceTopic           // by topic
@@ -378,6 +379,10 @@ func (p *Presence) scheduleFlush() {
 // flush broadcasts the pending diffs, one presence_diff per topic, to this
 // node's subscribers (every node computes its own diffs).
 func (p *Presence) flush() {
+	// One flush at a time, from taking the pending diffs to broadcasting
+	// them, so diffs reach subscribers in the order the changes happened.
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	pending := p.pending
 	p.pending = make(map[string]*presenceDiff)
