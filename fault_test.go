@@ -202,3 +202,70 @@ func TestClientKilledMidWrite(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestNoHeapGrowthAcrossRounds checks that connections, channels and
+// subscriptions leave nothing behind: after a first round warms up the
+// pools, later rounds of 100 clients (connect, join 3 topics, receive
+// broadcasts, close) end with the same number of live heap objects.
+func TestNoHeapGrowthAcrossRounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault test: skipped with -short")
+	}
+	terms := &sync.Map{}
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
+	srv.Channel("heap:*", func() phx.Channel { return countingRoom{terms} })
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	url := strings.Replace(hs.URL, "http", "ws", 1) + "/socket/websocket?vsn=2.0.0"
+	round := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		for i := 0; i < 100; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				c, _, err := websocket.Dial(ctx, url, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.Close(websocket.StatusNormalClosure, "")
+				for k := 0; k < 3; k++ {
+					ref := fmt.Sprint(k + 1)
+					c.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`[%q,%q,"heap:%d","phx_join",{}]`, ref, ref, (i+k)%10)))
+					c.Read(ctx)
+				}
+			}(i)
+		}
+		wg.Wait()
+		for i := 0; i < 10; i++ {
+			srv.Broadcast(fmt.Sprintf("heap:%d", i), "x", nil)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for srv.Stats().Connections != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections still open", srv.Stats().Connections)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	heap := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return ms.HeapObjects
+	}
+	round()
+	first := heap()
+	round()
+	round()
+	third := heap()
+	t.Logf("live heap objects after round 1: %d, after round 3: %d", first, third)
+	if third > first+150 { // 2 rounds × 100 clients: even one object per connection shows
+		t.Fatalf("heap objects grew from %d to %d over two rounds of 100 clients", first, third)
+	}
+}
