@@ -43,14 +43,14 @@ func openFDs(t *testing.T) int {
 	return len(entries)
 }
 
-// TestDrainManyClients is RELIABILITY.md F3 scaled to this machine: 1,000
+// TestDrainManyClients is RELIABILITY.md F3 scaled to this machine: 2,000
 // WebSocket clients each joined to two channels; Shutdown closes every one
 // with 1012, runs every Terminate, and returns in time.
 func TestDrainManyClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")
 	}
-	const n = 1000
+	const n = 2000
 	baseline := runtime.NumGoroutine()
 	terms := &sync.Map{}
 	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
