@@ -53,7 +53,7 @@ func TestDrainManyClients(t *testing.T) {
 	const n = 2000
 	baseline := runtime.NumGoroutine()
 	terms := &sync.Map{}
-	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger(), DrainBatchSize: 500, DrainBatchInterval: 200 * time.Millisecond})
 	srv.Channel("drain:*", func() phx.Channel { return countingRoom{terms} })
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
@@ -109,6 +109,9 @@ func TestDrainManyClients(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	took := time.Since(start)
+	if took < 600*time.Millisecond {
+		t.Errorf("Shutdown took %v: 4 batches 200ms apart need at least 600ms", took)
+	}
 	wg.Wait()
 	close(codes)
 	got := map[websocket.StatusCode]int{}

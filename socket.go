@@ -112,6 +112,13 @@ type Options struct {
 	// disables.
 	JoinTimeout time.Duration
 
+	// DrainBatchSize and DrainBatchInterval pace Shutdown: connections are
+	// closed this many at a time, this long apart, so that clients do not
+	// all reconnect to the remaining instances at once. Defaults 10,000
+	// and 2s, as Phoenix.
+	DrainBatchSize     int
+	DrainBatchInterval time.Duration
+
 	// LongPollSecret signs the long-poll session tokens (at least 32 random
 	// bytes; NewServer panics on a shorter one). nil means a random secret
 	// made by NewServer: sessions then do not survive a restart, and a
@@ -297,6 +304,12 @@ func NewServer(opts *Options) *Server {
 	if o.MaxProtocolErrors == 0 {
 		o.MaxProtocolErrors = 20
 	}
+	if o.DrainBatchSize <= 0 {
+		o.DrainBatchSize = 10000
+	}
+	if o.DrainBatchInterval <= 0 {
+		o.DrainBatchInterval = 2 * time.Second
+	}
 	if o.JoinTimeout == 0 {
 		o.JoinTimeout = 10 * time.Second
 	}
@@ -399,12 +412,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 var ErrServerClosed = errors.New("phx: server shutting down")
 
 // Shutdown drains the server: new connections are refused with 503 (new
-// long-poll sessions with status 500), every open connection is closed with
-// code 1012 (the clients reconnect, to another instance if there is one),
-// every long-poll session is closed (its pending poll answers status 410),
-// every channel's Terminate runs with [ErrShutdown], and Shutdown returns
-// once all of that is done, or with ctx's error when ctx ends first. http.Server.Shutdown does not close
-// WebSocket connections: call both.
+// long-poll sessions with status 500); open connections are closed with
+// code 1012, DrainBatchSize at a time, DrainBatchInterval apart (the
+// clients reconnect, to another instance if there is one); long-poll
+// sessions are closed (a pending poll answers status 410); every channel's
+// Terminate runs with [ErrShutdown]. Shutdown returns once all of that is
+// done, or with ctx's error when ctx ends first (the remaining connections
+// are then closed at once). http.Server.Shutdown does not close WebSocket
+// connections: call both.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining = true
@@ -413,7 +428,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
-	for _, c := range conns {
+	for i, c := range conns {
+		if i > 0 && i%s.opts.DrainBatchSize == 0 {
+			select {
+			case <-time.After(s.opts.DrainBatchInterval):
+			case <-ctx.Done():
+				for _, c := range conns[i:] { // out of time: close the rest now
+					c.close(closeServiceRestart, "server shutting down", ErrShutdown)
+				}
+				return ctx.Err()
+			}
+		}
 		c.close(closeServiceRestart, "server shutting down", ErrShutdown)
 	}
 	done := make(chan struct{})
