@@ -273,6 +273,8 @@ func reasonName(err error) string {
 		return "duplicate_join"
 	case errors.Is(err, phx.ErrStopped):
 		return "stopped"
+	case errors.Is(err, phx.ErrChannelOverloaded):
+		return "overloaded"
 	case errors.As(err, &pe):
 		return "panic"
 	case err == nil:

@@ -581,28 +581,8 @@ func (r *interopRoom) Terminate(s *phx.Socket, reason error) {
 	e.terminated[s.Topic()] = append(e.terminated[s.Topic()], interopReason(reason))
 }
 
-func interopReason(err error) string {
-	var pe *phx.PanicError
-	switch {
-	case errors.Is(err, phx.ErrLeft):
-		return "left"
-	case errors.Is(err, phx.ErrClosed):
-		return "closed"
-	case errors.Is(err, phx.ErrShutdown):
-		return "shutdown"
-	case errors.Is(err, phx.ErrDuplicateJoin):
-		return "duplicate_join"
-	case errors.Is(err, phx.ErrStopped):
-		return "stopped"
-	case errors.Is(err, phx.ErrChannelOverloaded):
-		return "overloaded"
-	case errors.As(err, &pe):
-		return "panic"
-	case err == nil:
-		return "nil"
-	}
-	return "error: " + err.Error()
-}
+// interopReason names a Terminate reason for the control API.
+func interopReason(err error) string { return reasonName(err) }
 
 // interopPresence tracks the connection's user on join, with the join
 // params' device as meta, and pushes presence_state, as Phoenix apps do.

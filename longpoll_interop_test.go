@@ -12,11 +12,7 @@ package phx_test
 
 import (
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,44 +28,17 @@ const (
 )
 
 // newLongPollInteropEnv is newInteropEnv (same channels, Connect, ID,
-// recorder and control API) with long-poll options, further adjusted by
-// tune when it is not nil.
+// recorder and control API) with short long-poll timings, further adjusted
+// by tune when it is not nil.
 func newLongPollInteropEnv(t *testing.T, tune func(*phx.Options)) *interopEnv {
 	t.Helper()
-	e := &interopEnv{
-		pubsub:     phx.NewMemoryPubSub(),
-		connects:   map[string][]interopConnect{},
-		joins:      map[string]int{},
-		terminated: map[string][]string{},
-		live:       map[string]map[*phx.Socket]string{},
-		shutdown:   make(chan error, 1),
-	}
-	opts := &phx.Options{
-		Connect: e.connect,
-		ID: func(a phx.Assigns) string {
-			user, _ := a["user"].(string)
-			if user == "" || strings.HasPrefix(user, "anon") {
-				return ""
-			}
-			return "user_socket:" + user
-		},
-		PubSub:              e.pubsub,
-		Logger:              slog.New(slog.NewTextHandler(&e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		LongPollWindow:      lpInteropWindow,
-		LongPollIdleTimeout: lpInteropIdle,
-	}
-	if tune != nil {
-		tune(opts)
-	}
-	e.srv = phx.NewServer(opts)
-	e.srv.Channel("room:*", func() phx.Channel { return &interopRoom{env: e} })
-	e.srv.Channel("bare:*", func() phx.Channel { return interopBare{} })
-	mux := http.NewServeMux()
-	mux.Handle("/socket/", e.srv)
-	mux.HandleFunc("/ctl/", e.serveControl)
-	e.http = httptest.NewServer(mux)
-	e.base = e.http.URL
-	return e
+	return newInteropEnv(t, func(o *phx.Options) {
+		o.LongPollWindow = lpInteropWindow
+		o.LongPollIdleTimeout = lpInteropIdle
+		if tune != nil {
+			tune(o)
+		}
+	})
 }
 
 // lpInteropClient is the client the long-poll scenarios run with.

@@ -715,7 +715,7 @@ func TestChannelQueueOverflow(t *testing.T) {
 			break
 		}
 	}
-	if got := rec.wait(t); got != "room:f:error:phx: channel queue overflow" {
+	if got := rec.wait(t); got != "room:f:overloaded" {
 		t.Fatalf("Terminate reason = %q", got)
 	}
 	// The connection and its other channel are fine.
