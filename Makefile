@@ -100,3 +100,37 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . ; \
 	done
 	@echo "== FuzzETFDecode ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz '^FuzzETFDecode$$' -fuzztime $(FUZZTIME) ./internal/etf
+
+# ---- PubSub adapters (pubsub/natspubsub, pubsub/redispubsub) ----
+# The NATS tests embed nats-server (nothing to install). The Redis tests
+# start Debian's redis-server on a random loopback port (REDIS_SERVER in the
+# environment overrides the binary); without it they fail under CI=true and
+# skip otherwise.
+REDIS_SERVER ?= redis-server
+
+.PHONY: redis pubsub bench-pubsub fuzz-envelope
+
+redis:
+	@if ! command -v $(REDIS_SERVER) >/dev/null 2>&1; then \
+		echo "make: $(REDIS_SERVER) missing: installing redis-server with apt-get"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server; } \
+			|| { echo "make: FAILED to install redis-server with apt-get" >&2; exit 1; }; \
+	fi
+	@command -v $(REDIS_SERVER) >/dev/null 2>&1 \
+		|| { echo "make: $(REDIS_SERVER) still not on PATH" >&2; exit 1; }
+
+# make deps / make test also install redis-server.
+deps: redis
+
+# make pubsub: only the adapters' tests and the presence replication test.
+pubsub: redis
+	$(GO) test -race -count=1 ./pubsub/...
+	$(GO) test -race -count=1 -run '^TestPresenceReplicat' .
+
+# make bench-pubsub: the cross-node fan-out figures of BENCHMARKS.md.
+bench-pubsub: redis
+	$(GO) test -run '^$$' -bench CrossNodeFanout -benchtime 20000x ./pubsub/natspubsub ./pubsub/redispubsub
+
+fuzz-envelope:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./pubsub/internal/relay

@@ -1,0 +1,593 @@
+// Package redispubsub is a [phx.PubSub] that connects the nodes of a
+// cluster through Redis Pub/Sub (PUBLISH/SUBSCRIBE, nothing stored), so a
+// broadcast made on any node reaches the subscribers of its topic on every
+// node.
+//
+//	ps, err := redispubsub.Dial("redis://127.0.0.1:6379", nil)
+//	if err != nil { ... }
+//	defer ps.Close()
+//	srv := phx.NewServer(&phx.Options{PubSub: ps})
+//
+// # Delivery
+//
+// Every node keeps its subscribers in a [phx.MemoryPubSub]. A broadcast is
+// delivered to the local subscribers of the node that makes it at once, on
+// the caller's goroutine, exactly as without Redis, then PUBLISHed once.
+// Each other node with subscribers on the topic receives it once, decodes
+// it into one *phx.Broadcast and hands that to its local subscribers, which
+// encode it once per wire format (fastlane). When the message comes back to
+// its origin node it is recognized by the node ID in the envelope and
+// dropped (Stats.DroppedOwn), so nobody gets it twice. BroadcastFrom's
+// excluded subscriber lives on the origin node and is skipped there.
+//
+// Delivery is at most once, as Phoenix.PubSub: Redis Pub/Sub stores
+// nothing. Messages from one node on one topic arrive in order when they are
+// published from one goroutine (each PUBLISH waits for Redis's answer).
+//
+// # Channels
+//
+// Each topic has its own Redis channel, Prefix + ":" + topic
+// ("phx:room:lobby"; channel names are binary-safe, nothing is escaped).
+// A node SUBSCRIBEs to a topic's channel on one dedicated connection when
+// the topic gets its first local subscriber (waiting, up to
+// SubscribeTimeout, for Redis to confirm it, so a broadcast made elsewhere
+// right after a join is not missed) and UNSUBSCRIBEs when the last one
+// leaves. Redis then sends a node only the topics it has subscribers for.
+// The alternative, one PSUBSCRIBE "phx:*" per node, saves the subscribe
+// round trips but sends every message to every node, and Redis matches
+// every published message against every pattern. Pub/Sub channels ignore
+// the database number: apps sharing a Redis need distinct prefixes.
+//
+// # Envelope
+//
+// The message is a compact binary envelope, version 1:
+//
+//	byte 0     version (1)
+//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary); others reserved
+//	uvarint n  len(node ID), then the node ID
+//	uvarint n  len(topic), then the topic
+//	uvarint n  len(event), then the event
+//	rest       the payload: JSON text, or raw bytes with bit 0
+//
+// Lengths are unsigned varints (encoding/binary.Uvarint). A message with
+// another version (a newer node during a rolling upgrade, or a foreign
+// publisher) or a malformed one is dropped, counted in Stats.DecodeErrors
+// and logged at most once a second. A future version 2 must be rolled out
+// by first deploying nodes that read it.
+//
+// # Connection loss
+//
+// The adapter watches its subscription connection: a read error, or no
+// answer to a PING sent after PingInterval of silence within another
+// PingInterval, means the connection is lost. It then reconnects with a
+// backoff (50 ms doubling up to MaxReconnectWait) and re-subscribes every
+// topic that has local subscribers. While it is down, local delivery goes
+// on, and Broadcast returns [ErrDisconnected] at once after delivering
+// locally, without trying Redis; such broadcasts are counted in
+// Stats.PublishErrors and nothing is buffered. Broadcasts other nodes make
+// during the gap are lost for this node. Each gap is logged with its
+// length, counted (Stats.Disconnects, Stats.Reconnects, Stats.LastGap) and
+// passed to Options.OnGap. Redis closes a subscriber whose output buffer
+// overflows (client-output-buffer-limit pubsub); that shows up here as a
+// gap.
+package redispubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/pubsub/internal/relay"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrDisconnected is returned by Broadcast while the connection to Redis is
+// down: the broadcast reached this node's subscribers only.
+var ErrDisconnected = relay.ErrDisconnected
+
+// Options configures a [PubSub]. The zero value is usable.
+type Options struct {
+	// NodeID identifies this node in the envelope of its broadcasts, so
+	// it can drop them when Redis sends them back. It must be unique in
+	// the cluster. Default: 16 random bytes, base64url, fresh at each start.
+	NodeID string
+
+	// Prefix starts every channel name: "<Prefix>:<topic>". Nodes of one
+	// cluster must use the same. Default "phx".
+	Prefix string
+
+	// PublishTimeout bounds each PUBLISH, when the Broadcast context has no
+	// earlier deadline. Default 2s.
+	PublishTimeout time.Duration
+
+	// SubscribeTimeout bounds how long the first Subscribe of a topic
+	// waits for Redis to confirm the subscription. While disconnected it
+	// does not wait: the subscription is made when the connection
+	// returns. Default 2s.
+	SubscribeTimeout time.Duration
+
+	// PingInterval is how long the subscription connection may stay
+	// silent before the adapter sends a PING, and how long it then waits
+	// for any answer before declaring the connection lost. Default 5s.
+	PingInterval time.Duration
+
+	// MaxReconnectWait caps the backoff between reconnection attempts.
+	// Default 1s.
+	MaxReconnectWait time.Duration
+
+	// Logger receives connection events and decode errors. nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	// OnGap, when set, is called after the connection returns from an
+	// outage that started at start and ended at end; broadcasts other nodes
+	// made in between were not delivered here. It runs on the adapter's
+	// receive goroutine: return quickly.
+	OnGap func(start, end time.Time)
+}
+
+// PubSub is a [phx.PubSub] over Redis Pub/Sub. Create it with [Dial] or
+// [New]; it is safe for concurrent use.
+type PubSub struct {
+	r      *relay.Relay
+	o      Options
+	client redis.UniversalClient
+	owns   bool // Close closes client
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	ps       *redis.PubSub // replaced when a dead connection must be dropped
+	closed   bool
+	state    connState                  // of ps's connection
+	channels map[string]struct{}        // channels this node must be subscribed to
+	waiters  map[string][]chan struct{} // Subscribe calls waiting for confirmation
+
+	lastActivity atomic.Int64 // unix nanos of the last thing read from ps
+	pingSent     atomic.Int64 // unix nanos of an unanswered watchdog PING, 0 if none
+}
+
+var _ phx.PubSub = (*PubSub)(nil)
+
+// connState is the state of the subscription connection.
+type connState int
+
+const (
+	stateDown       connState = iota // lost; receive is reconnecting
+	stateConfirming                  // re-subscribed, waiting for the PONG that follows
+	stateUp
+)
+
+// Dial connects to the Redis server at url, in the form
+// redis://[[user]:password@]host[:port][/db] or rediss:// for TLS (see
+// redis.ParseURL), and returns a PubSub that owns its client. It fails if
+// Redis does not answer a PING now. opts may be nil.
+func Dial(url string, opts *Options) (*PubSub, error) {
+	ro, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redispubsub: %w", err)
+	}
+	client := redis.NewClient(ro)
+	ps, err := New(client, opts)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	ps.owns = true
+	return ps, nil
+}
+
+// New returns a PubSub that publishes with client and subscribes on a
+// connection of its own. Close does not close client. It fails if Redis
+// does not answer a PING now. opts may be nil.
+func New(client redis.UniversalClient, opts *Options) (*PubSub, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.NodeID == "" {
+		o.NodeID = relay.RandomID()
+	}
+	if o.Prefix == "" {
+		o.Prefix = "phx"
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 2 * time.Second
+	}
+	if o.SubscribeTimeout <= 0 {
+		o.SubscribeTimeout = 2 * time.Second
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 5 * time.Second
+	}
+	if o.MaxReconnectWait <= 0 {
+		o.MaxReconnectWait = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.SubscribeTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		return nil, fmt.Errorf("redispubsub: %w", err)
+	}
+	a := &PubSub{
+		state:    stateUp,
+		o:        o,
+		client:   client,
+		channels: make(map[string]struct{}),
+		waiters:  make(map[string][]chan struct{}),
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.r = relay.New(relay.Config{
+		NodeID:         o.NodeID,
+		Adapter:        "redis",
+		Logger:         o.Logger,
+		OnGap:          o.OnGap,
+		PublishTimeout: o.PublishTimeout,
+	}, (*broker)(a))
+	a.ps = client.Subscribe(a.ctx)
+	// Connect the subscription connection now, so the first Subscribe
+	// does not pay for it.
+	if err := a.ps.Ping(ctx); err != nil {
+		a.ps.Close()
+		a.cancel()
+		return nil, fmt.Errorf("redispubsub: %w", err)
+	}
+	a.touch()
+	a.wg.Add(2)
+	go a.receive()
+	go a.watchdog()
+	return a, nil
+}
+
+// Subscribe implements [phx.PubSub]. The first local subscriber of a
+// topic subscribes this node to the topic's channel and waits (up to
+// Options.SubscribeTimeout) for Redis to confirm it.
+func (a *PubSub) Subscribe(topic string, s phx.Subscriber) error { return a.r.Subscribe(topic, s) }
+
+// Unsubscribe implements [phx.PubSub]. The last local subscriber of a topic
+// unsubscribes this node from the topic's channel.
+func (a *PubSub) Unsubscribe(topic string, s phx.Subscriber) error {
+	return a.r.Unsubscribe(topic, s)
+}
+
+// Broadcast implements [phx.PubSub]: local subscribers but from get b at
+// once; then b is PUBLISHed for the other nodes, waiting for Redis's
+// answer up to ctx's deadline or Options.PublishTimeout, whichever comes
+// first. While disconnected it returns [ErrDisconnected] after local
+// delivery, without waiting.
+func (a *PubSub) Broadcast(ctx context.Context, b *phx.Broadcast, from phx.Subscriber) error {
+	return a.r.Broadcast(ctx, b, from)
+}
+
+// LocalBroadcast implements [phx.PubSub]: this node's subscribers only.
+func (a *PubSub) LocalBroadcast(b *phx.Broadcast, from phx.Subscriber) error {
+	return a.r.LocalBroadcast(b, from)
+}
+
+// NodeID returns this node's ID.
+func (a *PubSub) NodeID() string { return a.o.NodeID }
+
+// Channel returns the Redis channel that carries topic.
+func (a *PubSub) Channel(topic string) string { return a.o.Prefix + ":" + topic }
+
+// Close closes the subscription connection (and the client, if [Dial]
+// made it) and stops the adapter's goroutines; later Subscribe and
+// Broadcast calls return [phx.ErrPubSubClosed]. Local subscribers are not
+// told. Close is idempotent.
+func (a *PubSub) Close() error {
+	if !a.r.Close() {
+		return nil
+	}
+	a.mu.Lock()
+	a.closed = true
+	ps := a.ps
+	a.mu.Unlock()
+	a.cancel()
+	ps.Close()
+	a.wg.Wait()
+	if a.owns {
+		return a.client.Close()
+	}
+	return nil
+}
+
+// Stats is a snapshot of a PubSub's counters.
+type Stats struct {
+	// Published counts broadcasts PUBLISHed to Redis.
+	Published int64
+	// PublishErrors counts broadcasts that reached this node only:
+	// made while disconnected, or whose PUBLISH failed or timed out.
+	PublishErrors int64
+	// Received counts broadcasts of other nodes delivered here.
+	Received int64
+	// DroppedOwn counts this node's broadcasts that Redis sent back, dropped.
+	DroppedOwn int64
+	// DecodeErrors counts messages dropped for an unknown envelope version
+	// or a malformed envelope.
+	DecodeErrors int64
+	// Disconnects and Reconnects count connection losses and recoveries.
+	Disconnects, Reconnects int64
+	// Connected reports whether the subscription connection is up now.
+	Connected bool
+	// Topics is the number of topics this node is subscribed to at Redis.
+	Topics int
+	// LastGap is the length of the last outage, 0 if none.
+	LastGap time.Duration
+}
+
+// Stats returns the current counters.
+func (a *PubSub) Stats() Stats {
+	c := a.r.Counters()
+	return Stats{
+		Published:     c.Published,
+		PublishErrors: c.PublishErrors,
+		Received:      c.Received,
+		DroppedOwn:    c.DroppedOwn,
+		DecodeErrors:  c.DecodeErrors,
+		Disconnects:   c.Disconnects,
+		Reconnects:    c.Reconnects,
+		Connected:     c.Connected,
+		Topics:        c.Topics,
+		LastGap:       c.LastGap,
+	}
+}
+
+func (a *PubSub) touch() {
+	a.lastActivity.Store(time.Now().UnixNano())
+	a.pingSent.Store(0)
+}
+
+// current returns the live redis.PubSub, nil once closed.
+func (a *PubSub) current() *redis.PubSub {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	return a.ps
+}
+
+// receive reads the subscription connection, delivers messages, and
+// reconnects after a loss.
+func (a *PubSub) receive() {
+	defer a.wg.Done()
+	backoff := 50 * time.Millisecond
+	for {
+		ps := a.current()
+		if ps == nil {
+			return
+		}
+		if a.getState() == stateDown {
+			if err := a.reconnect(ps); err != nil {
+				if a.current() == nil {
+					return
+				}
+				a.r.Logger().Debug("phx pubsub: reconnection attempt failed", "err", err, "retry_in", backoff)
+				select {
+				case <-a.ctx.Done():
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, a.o.MaxReconnectWait)
+				continue
+			}
+			backoff = 50 * time.Millisecond
+		}
+		msg, err := ps.Receive(a.ctx)
+		if err != nil {
+			if a.current() == nil {
+				return
+			}
+			a.setState(ps, stateDown)
+			a.r.Disconnected(err)
+			continue
+		}
+		a.touch()
+		switch m := msg.(type) {
+		case *redis.Pong:
+			// The PONG that follows the re-subscription: Redis has processed
+			// every SUBSCRIBE sent before it.
+			if a.setState(ps, stateUp) == stateConfirming {
+				a.r.Reconnected()
+			}
+		case *redis.Message:
+			a.r.Receive([]byte(m.Payload))
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				a.confirm(m.Channel)
+			}
+		}
+	}
+}
+
+// reconnect makes ps connect (go-redis dials on demand and re-subscribes
+// the channels it knows), re-subscribes every channel this node needs, and
+// sends a PING: its PONG completes the reconnection (see receive).
+// Subscribe calls from now on go to the connection directly.
+func (a *PubSub) reconnect(ps *redis.PubSub) error {
+	ctx, cancel := context.WithTimeout(a.ctx, a.o.SubscribeTimeout)
+	defer cancel()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ps != ps {
+		return errors.New("connection replaced")
+	}
+	chans := make([]string, 0, len(a.channels))
+	for c := range a.channels {
+		chans = append(chans, c)
+	}
+	for len(chans) > 0 {
+		n := min(len(chans), 1000)
+		if err := ps.Subscribe(ctx, chans[:n]...); err != nil {
+			return err
+		}
+		chans = chans[n:]
+	}
+	a.pingSent.Store(time.Now().UnixNano()) // the watchdog replaces a connection that does not answer
+	if err := ps.Ping(ctx); err != nil {
+		a.pingSent.Store(0)
+		return err
+	}
+	a.state = stateConfirming
+	return nil
+}
+
+func (a *PubSub) getState() connState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// setState sets the state of ps's connection, if ps is still the current
+// one, and returns the previous state.
+func (a *PubSub) setState(ps *redis.PubSub, st connState) connState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old := a.state
+	if a.ps == ps {
+		a.state = st
+	}
+	return old
+}
+
+// watchdog PINGs a silent connection and replaces one that does not answer
+// (a half-open TCP connection never reports an error by itself).
+func (a *PubSub) watchdog() {
+	defer a.wg.Done()
+	t := time.NewTicker(a.o.PingInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if a.getState() == stateDown {
+			continue // receive is reconnecting
+		}
+		now := time.Now().UnixNano()
+		if sent := a.pingSent.Load(); sent != 0 {
+			if now-sent >= int64(a.o.PingInterval) {
+				a.replace(errors.New("no answer to PING within " + a.o.PingInterval.String()))
+			}
+			continue
+		}
+		if now-a.lastActivity.Load() < int64(a.o.PingInterval) {
+			continue
+		}
+		ps := a.current()
+		if ps == nil {
+			return
+		}
+		a.pingSent.Store(now)
+		ctx, cancel := context.WithTimeout(a.ctx, a.o.PingInterval)
+		err := ps.Ping(ctx)
+		cancel()
+		if err != nil {
+			a.replace(err)
+		}
+	}
+}
+
+// replace drops the current subscription connection for a fresh one; the
+// blocked Receive fails and receive reconnects.
+func (a *PubSub) replace(reason error) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	old := a.ps
+	a.ps = a.client.Subscribe(a.ctx)
+	a.state = stateDown
+	a.mu.Unlock()
+	a.pingSent.Store(0)
+	a.r.Disconnected(reason)
+	old.Close()
+}
+
+func (a *PubSub) confirm(channel string) {
+	a.mu.Lock()
+	ws := a.waiters[channel]
+	delete(a.waiters, channel)
+	a.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+// broker is the relay.Broker side of a PubSub.
+type broker PubSub
+
+func (b *broker) Subscribe(topic string) error {
+	a := (*PubSub)(b)
+	ch := a.Channel(topic)
+	w := make(chan struct{})
+	ctx, cancel := context.WithTimeout(a.ctx, a.o.SubscribeTimeout)
+	defer cancel()
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return phx.ErrPubSubClosed
+	}
+	a.channels[ch] = struct{}{}
+	if a.state == stateDown {
+		a.mu.Unlock()
+		return nil // receive subscribes it on reconnection
+	}
+	a.waiters[ch] = append(a.waiters[ch], w)
+	err := a.ps.Subscribe(ctx, ch) // on failure, reconnection restores it
+	a.mu.Unlock()
+	if err == nil {
+		select {
+		case <-w:
+			return nil
+		case <-ctx.Done():
+		}
+	}
+	a.r.Logger().Debug("phx pubsub: subscription not confirmed in time; it is restored on reconnection", "topic", topic, "err", err)
+	a.mu.Lock()
+	ws := a.waiters[ch]
+	for i, x := range ws {
+		if x == w {
+			a.waiters[ch] = append(ws[:i:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(a.waiters[ch]) == 0 {
+		delete(a.waiters, ch)
+	}
+	a.mu.Unlock()
+	return nil
+}
+
+func (b *broker) Unsubscribe(topic string) error {
+	a := (*PubSub)(b)
+	ch := a.Channel(topic)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.channels, ch)
+	if a.closed || a.state == stateDown {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.o.SubscribeTimeout)
+	defer cancel()
+	return a.ps.Unsubscribe(ctx, ch)
+}
+
+func (b *broker) Publish(ctx context.Context, topic string, msg []byte) error {
+	a := (*PubSub)(b)
+	err := a.client.Publish(ctx, a.Channel(topic), msg).Err()
+	var ne net.Error
+	if errors.As(err, &ne) && !ne.Timeout() {
+		return fmt.Errorf("%w: %v", ErrDisconnected, err)
+	}
+	return err
+}

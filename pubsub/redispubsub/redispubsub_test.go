@@ -1,0 +1,229 @@
+package redispubsub
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/leaktest"
+	"github.com/phxgo/phx/pubsub/internal/clustertest"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("PHX_TEST_LOG") == "" {
+		redis.SetLogger(quietRedisLog{}) // go-redis logs failed dials during the restart test
+	}
+	leaktest.Main(m)
+}
+
+type quietRedisLog struct{}
+
+func (quietRedisLog) Printf(context.Context, string, ...any) {}
+
+// redisServer is a real redis-server process on a random loopback port.
+type redisServer struct {
+	bin  string
+	port int
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// redisBinary finds redis-server ($REDIS_SERVER, else PATH). Missing, it
+// fails the test under CI=true and skips it otherwise.
+func redisBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("REDIS_SERVER"); p != "" {
+		return p
+	}
+	p, err := exec.LookPath("redis-server")
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("redis-server not found (CI=true): `make deps` installs it (apt-get install redis-server)")
+	}
+	t.Skip("redis-server not found: run `make test` (it installs redis-server), or apt-get install redis-server")
+	return ""
+}
+
+func startRedis(t testing.TB) *redisServer {
+	t.Helper()
+	rs := &redisServer{bin: redisBinary(t), dir: t.TempDir()}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	rs.Start(t)
+	t.Cleanup(func() { rs.Stop(t) })
+	return rs
+}
+
+func (rs *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }
+
+func (rs *redisServer) url() string { return "redis://" + rs.addr() }
+
+func (rs *redisServer) Start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(rs.bin, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--daemonize", "no", "--loglevel", "warning")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	rs.cmd = cmd
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := net.DialTimeout("tcp", rs.addr(), 200*time.Millisecond); err == nil {
+			c.SetDeadline(time.Now().Add(time.Second))
+			fmt.Fprint(c, "PING\r\n")
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			c.Close()
+			if strings.HasPrefix(line, "+PONG") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			rs.Stop(t)
+			t.Fatalf("redis-server not answering on %s after 5s:\n%s", rs.addr(), out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills redis-server (SIGKILL: no goodbye to its clients).
+func (rs *redisServer) Stop(testing.TB) {
+	if rs.cmd != nil {
+		rs.cmd.Process.Kill()
+		rs.cmd.Wait()
+		rs.cmd = nil
+	}
+}
+
+type adapter struct{ *PubSub }
+
+func (a adapter) Counters() clustertest.Stats {
+	s := a.Stats()
+	return clustertest.Stats{
+		Published: s.Published, PublishErrors: s.PublishErrors, Received: s.Received,
+		DroppedOwn: s.DroppedOwn, DecodeErrors: s.DecodeErrors,
+		Disconnects: s.Disconnects, Reconnects: s.Reconnects, Connected: s.Connected,
+	}
+}
+
+func (rs *redisServer) Dial(t testing.TB, id string, onGap func(start, end time.Time)) clustertest.Adapter {
+	t.Helper()
+	ps, err := Dial(rs.url(), &Options{
+		NodeID:           id,
+		Logger:           clustertest.Logger(),
+		OnGap:            onGap,
+		MaxReconnectWait: 100 * time.Millisecond,
+		PingInterval:     time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ps.Close() })
+	return adapter{ps}
+}
+
+func (rs *redisServer) Inject(t testing.TB, a clustertest.Adapter, topic string, msg []byte) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer c.Close()
+	if err := c.Publish(context.Background(), a.(adapter).Channel(topic), msg).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCluster(t *testing.T) {
+	clustertest.Run(t, startRedis(t))
+}
+
+// A connection that stops answering without closing (a half-open TCP
+// connection, a frozen server) is detected by the PING watchdog and
+// replaced; subscriptions come back.
+func TestFrozenServerIsDetected(t *testing.T) {
+	rs := startRedis(t)
+	ps, err := Dial(rs.url(), &Options{NodeID: "A", Logger: clustertest.Logger(), PingInterval: 200 * time.Millisecond, MaxReconnectWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	got := make(chan *phx.Broadcast, 10)
+	if err := ps.Subscribe("t", phx.NewSubscriber(func(b *phx.Broadcast) { got <- b })); err != nil {
+		t.Fatal(err)
+	}
+	// Freeze redis-server for a second: connections stay open, nothing is
+	// answered.
+	c := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer c.Close()
+	if err := c.Do(context.Background(), "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ps.Stats().Reconnects == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("frozen server not detected and recovered: %+v", ps.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	other, err := Dial(rs.url(), &Options{NodeID: "B", Logger: clustertest.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	b, _ := phx.NewBroadcast("t", "e", map[string]int{"n": 1})
+	if err := other.Broadcast(context.Background(), b, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-got:
+		if r.Event != "e" || string(r.Payload.Data) != `{"n":1}` {
+			t.Fatalf("got %+v", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("subscription not restored: %+v", ps.Stats())
+	}
+}
+
+func TestCloseAndDialErrors(t *testing.T) {
+	rs := startRedis(t)
+	a := rs.Dial(t, "A", nil)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := phx.NewBroadcast("t", "e", nil)
+	if err := a.Broadcast(context.Background(), b, nil); !errors.Is(err, phx.ErrPubSubClosed) {
+		t.Fatalf("Broadcast after Close: %v", err)
+	}
+	if err := a.Subscribe("t", phx.NewSubscriber(func(*phx.Broadcast) {})); !errors.Is(err, phx.ErrPubSubClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+	if _, err := Dial("redis://127.0.0.1:1", &Options{SubscribeTimeout: 500 * time.Millisecond}); err == nil {
+		t.Fatal("Dial to a closed port succeeded")
+	}
+	if _, err := Dial("http://x", nil); err == nil {
+		t.Fatal("Dial of a non-redis URL succeeded")
+	}
+}
+
+func BenchmarkCrossNodeFanout(b *testing.B) {
+	rs := startRedis(b)
+	for _, c := range []struct{ subs, window int }{{1, 1}, {1, 256}, {100, 256}} {
+		name := fmt.Sprintf("subscribers=%d/window=%d", c.subs, c.window)
+		b.Run(name, func(b *testing.B) { clustertest.BenchFanout(b, rs, c.subs, c.window) })
+	}
+}
