@@ -134,3 +134,12 @@ bench-pubsub: redis
 
 fuzz-envelope:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./pubsub/internal/relay
+
+# ---- benchmarks: bench/ is its own module, never part of go test ./... ----
+# CENTRIFUGE_DRIVER (a driver binary, see bench/README.md) adds the centrifuge column.
+BENCH_ARGS ?= -idle 2000 -fanout 1000 -rate 2,20 -messages 40 -quiet
+.PHONY: bench bench-smoke
+bench:
+	cd bench && $(GO) run . $(BENCH_ARGS)
+bench-smoke:
+	cd bench && $(GO) run . -targets chat,phxmin,floor -idle 200 -fanout 200 -rate 50 -messages 20 -settle 500ms -drain 5s -quiet

@@ -1,0 +1,601 @@
+// Command bench runs the same phxbench scenario, with the same parameters,
+// against several servers in one run, and prints the figures side by side
+// with ratios:
+//
+//	chat        examples/chat (tokens, message store, presence on every join)
+//	phxmin      the library alone: bench/phxmin, the README's quickstart channel
+//	floor       bench/floor: the smallest coder/websocket server speaking the
+//	            same protocol subset; what any server of this shape costs
+//	centrifuge  an equivalent fan-out on github.com/centrifugal/centrifuge,
+//	            through a driver binary given with -centrifuge-bin (see
+//	            README.md: the module cannot be fetched from the Go module
+//	            proxy here, so it is not part of this module)
+//
+// Every server runs as its own process on 127.0.0.1 with a random port, one
+// at a time, started fresh for each measurement, so that its RSS and CPU
+// time are its own; the load (cmd/phxbench, built from this repository)
+// runs on the same machine, sharing its cores.
+//
+//	cd bench && go run . -idle 2000,10000 -fanout 1000,10000
+//
+// It is a separate module so that `go test ./...` at the repository root
+// never runs it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	targets       []string
+	idle          []int
+	fanout        []int
+	messages      int
+	rates         []float64
+	size          int
+	settle        time.Duration
+	drain         time.Duration
+	runTimeout    time.Duration
+	centrifugeBin string
+	out           string
+	markdown      bool
+	concurrency   int
+	quiet         bool
+	chatFanoutMax int
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad size %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(ctx context.Context, args []string) error {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	targets := fs.String("targets", "chat,phxmin,floor,centrifuge", "servers to measure, in order (centrifuge is skipped without -centrifuge-bin)")
+	idle := fs.String("idle", "2000", "idle scenario sizes (connections), comma-separated; empty for none")
+	fanout := fs.String("fanout", "1000", "fanout scenario sizes (subscribers), comma-separated; empty for none")
+	fs.IntVar(&o.messages, "messages", 100, "fanout: messages published")
+	rates := fs.String("rate", "20", "fanout: messages/s, comma-separated for several runs (examples/chat, like every phx server by default, closes a connection sending over 100/s)")
+	fs.IntVar(&o.size, "size", 64, "fanout: message body size in bytes")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "wait after connecting, before measuring RSS or publishing")
+	fs.DurationVar(&o.drain, "drain", 15*time.Second, "fanout: wait this long at most for the last deliveries")
+	fs.DurationVar(&o.runTimeout, "run-timeout", 5*time.Minute, "limit of one measurement")
+	fs.StringVar(&o.centrifugeBin, "centrifuge-bin", os.Getenv("CENTRIFUGE_DRIVER"), "centrifuge driver `binary` (subcommands server and load); default $CENTRIFUGE_DRIVER")
+	fs.StringVar(&o.out, "out", "", "write every result as JSON to this `file`")
+	fs.BoolVar(&o.markdown, "markdown", true, "print the tables as Markdown")
+	fs.IntVar(&o.concurrency, "concurrency", 100, "connects in flight at once")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines from phxbench")
+	fs.IntVar(&o.chatFanoutMax, "chat-fanout-max", 5000, "skip chat fanout above this many subscribers: every join in examples/chat pushes the room's whole presence_state and broadcasts a presence_diff, so joining N clients to one room costs O(N²) (10,000 joins took about 3 minutes and 230 s of server CPU here)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var err error
+	if o.idle, err = parseInts(*idle); err != nil {
+		return err
+	}
+	if o.fanout, err = parseInts(*fanout); err != nil {
+		return err
+	}
+	for _, f := range strings.Split(*rates, ",") {
+		r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || r <= 0 || r > 100 {
+			return fmt.Errorf("bad -rate %q: want messages/s in (0, 100]", f)
+		}
+		o.rates = append(o.rates, r)
+	}
+	for _, t := range strings.Split(*targets, ",") {
+		switch t = strings.TrimSpace(t); t {
+		case "chat", "phxmin", "floor":
+			o.targets = append(o.targets, t)
+		case "centrifuge":
+			if o.centrifugeBin == "" {
+				fmt.Fprintln(os.Stderr, "bench: centrifuge skipped: no -centrifuge-bin (github.com/centrifugal/centrifuge is not available from the Go module proxy here; see bench/README.md)")
+				continue
+			}
+			o.targets = append(o.targets, t)
+		case "":
+		default:
+			return fmt.Errorf("unknown target %q", t)
+		}
+	}
+
+	work, err := os.MkdirTemp("", "phxbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bins, err := build(ctx, work)
+	if err != nil {
+		return err
+	}
+	m := machineInfo()
+	fmt.Fprintf(os.Stderr, "bench: %s\n", m)
+
+	var all []measurement
+	for _, size := range o.idle {
+		for _, t := range o.targets {
+			r, err := measure(ctx, &o, bins, t, "idle", size, 0)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %s idle %d: %v\n", t, size, err)
+			}
+			all = append(all, r)
+		}
+	}
+	for _, size := range o.fanout {
+		for _, rate := range o.rates {
+			for _, t := range o.targets {
+				if t == "chat" && size > o.chatFanoutMax {
+					fmt.Fprintf(os.Stderr, "bench: chat fanout %d skipped (over -chat-fanout-max %d)\n", size, o.chatFanoutMax)
+					continue
+				}
+				r, err := measure(ctx, &o, bins, t, "fanout", size, rate)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench: %s fanout %d at %g/s: %v\n", t, size, rate, err)
+				}
+				all = append(all, r)
+			}
+		}
+	}
+	m.LoadAfter = loadavg()
+	report(os.Stdout, &o, m, all)
+	if o.out != "" {
+		b, _ := json.MarshalIndent(map[string]any{"machine": m, "options": optionsJSON(&o), "results": all}, "", "  ")
+		if err := os.WriteFile(o.out, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func optionsJSON(o *options) map[string]any {
+	return map[string]any{"targets": o.targets, "idle": o.idle, "fanout": o.fanout, "messages": o.messages,
+		"rates": o.rates, "size": o.size, "settle": o.settle.String(), "drain": o.drain.String()}
+}
+
+// bins are the programs built for the run.
+type bins struct {
+	phxbench, chat, phxmin, floor, assets string
+}
+
+// build compiles the load tool and the servers (the library and the chat
+// example come from the parent directory, through the replace directive).
+func build(ctx context.Context, dir string) (*bins, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	b := &bins{
+		phxbench: filepath.Join(dir, "phxbench"),
+		chat:     filepath.Join(dir, "chat"),
+		phxmin:   filepath.Join(dir, "phxmin"),
+		floor:    filepath.Join(dir, "floor"),
+		assets:   filepath.Join(dir, "node_modules"),
+	}
+	for out, pkg := range map[string]string{
+		b.phxbench: "github.com/phxgo/phx/cmd/phxbench",
+		b.chat:     "github.com/phxgo/phx/examples/chat",
+		b.phxmin:   "./phxmin",
+		b.floor:    "./floor",
+	} {
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, pkg)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+		}
+	}
+	// The chat page's phoenix.js is not needed under load: a stand-in
+	// satisfies the example's check for it.
+	mjs := filepath.Join(b.assets, "phoenix", "priv", "static", "phoenix.mjs")
+	if err := os.MkdirAll(filepath.Dir(mjs), 0o755); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(mjs, []byte("// stand-in\n"), 0o644)
+}
+
+// measurement is one scenario at one size against one server.
+type measurement struct {
+	Target   string          `json:"target"`
+	Scenario string          `json:"scenario"`
+	Size     int             `json:"size"`
+	Rate     float64         `json:"rate,omitempty"`
+	Command  string          `json:"command"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Error    string          `json:"error,omitempty"`
+	parsed   *loadResult
+}
+
+// loadResult is the part of phxbench's -json output the report reads; the
+// centrifuge driver writes the same fields.
+type loadResult struct {
+	Connect *struct {
+		OK        int     `json:"ok"`
+		Errors    int     `json:"errors"`
+		DurationS float64 `json:"duration_s"`
+		PerSecond float64 `json:"per_s"`
+	} `json:"connect"`
+	Server *struct {
+		Before struct {
+			RSSKiB int64 `json:"rss_kib"`
+		} `json:"before"`
+		After struct {
+			RSSKiB int64 `json:"rss_kib"`
+		} `json:"after"`
+		PerConnKiB float64 `json:"per_conn_kib"`
+		CPUS       float64 `json:"cpu_s"`
+	} `json:"server"`
+	Fanout *struct {
+		Receivers      int     `json:"receivers"`
+		Sent           int     `json:"sent"`
+		Expected       int64   `json:"expected"`
+		Delivered      int64   `json:"delivered"`
+		Lost           int64   `json:"lost"`
+		LossPct        float64 `json:"loss_pct"`
+		DurationS      float64 `json:"duration_s"`
+		DeliveriesPerS float64 `json:"deliveries_per_s"`
+		PerServerCPUS  float64 `json:"deliveries_per_server_cpu_s"`
+		RateAchieved   float64 `json:"rate_achieved"`
+		Latency        struct {
+			P50 float64 `json:"p50_ms"`
+			P90 float64 `json:"p90_ms"`
+			P99 float64 `json:"p99_ms"`
+			Max float64 `json:"max_ms"`
+		} `json:"latency"`
+	} `json:"fanout"`
+	LoadCPUS float64 `json:"load_cpu_s"`
+}
+
+var listenRE = regexp.MustCompile(`http://(127\.0\.0\.1:\d+)/`)
+
+// server is a running server process.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startServer(ctx context.Context, o *options, b *bins, target string) (*server, error) {
+	var cmd *exec.Cmd
+	switch target {
+	case "chat":
+		cmd = exec.Command(b.chat, "-addr", "127.0.0.1:0", "-assets", b.assets)
+		cmd.Env = append(os.Environ(), "CHAT_SECRET=phxbench-harness-secret-0123456789abcdef")
+	case "phxmin":
+		cmd = exec.Command(b.phxmin, "-addr", "127.0.0.1:0")
+	case "floor":
+		cmd = exec.Command(b.floor, "-addr", "127.0.0.1:0")
+	case "centrifuge":
+		cmd = exec.Command(o.centrifugeBin, "server", "-addr", "127.0.0.1:0")
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{cmd: cmd}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+				continue
+			}
+			if !strings.Contains(line, "level=INFO") {
+				fmt.Fprintf(os.Stderr, "  [%s] %s\n", target, line)
+			}
+		}
+	}()
+	select {
+	case s.addr = <-found:
+		return s, nil
+	case <-time.After(20 * time.Second):
+	case <-ctx.Done():
+	}
+	s.stop()
+	return nil, errors.New("server did not log its address")
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func loadArgs(o *options, target, scenario string, size int, rate float64, addr string, pid int) (bin string, args []string) {
+	common := []string{
+		"-scenario", scenario, "-clients", strconv.Itoa(size), "-pid", strconv.Itoa(pid),
+		"-settle", o.settle.String(), "-concurrency", strconv.Itoa(o.concurrency), "-json",
+		"-duration", o.runTimeout.String(),
+	}
+	if o.quiet {
+		common = append(common, "-quiet")
+	}
+	if scenario == "fanout" {
+		common = append(common, "-messages", strconv.Itoa(o.messages), "-rate", fmt.Sprint(rate),
+			"-size", strconv.Itoa(o.size), "-drain", o.drain.String())
+	}
+	// Idle clients join a room each: examples/chat tracks presence on
+	// join, and a single room would make the idle figure the cost of
+	// presence_state pushes (O(N²)), not of connections.
+	topic, channel := "room:bench", "bench"
+	if scenario == "idle" {
+		topic, channel = "room:idle{i}", "idle{i}"
+	}
+	if target == "centrifuge" {
+		return o.centrifugeBin, append([]string{"load", "-url", "ws://" + addr + "/connection/websocket", "-channel", channel}, common...)
+	}
+	args = []string{"-url", "ws://" + addr + "/socket", "-topic", topic}
+	if target == "chat" {
+		args = append(args, "-token-url", "http://"+addr+"/api/token?user={user}", "-param", "token={token}")
+	}
+	return "phxbench", append(args, common...)
+}
+
+func measure(ctx context.Context, o *options, b *bins, target, scenario string, size int, rate float64) (measurement, error) {
+	m := measurement{Target: target, Scenario: scenario, Size: size, Rate: rate}
+	fmt.Fprintf(os.Stderr, "bench: == %s %s %d %g\n", target, scenario, size, rate)
+	srv, err := startServer(ctx, o, b, target)
+	if err != nil {
+		m.Error = err.Error()
+		return m, err
+	}
+	defer srv.stop()
+	name, args := loadArgs(o, target, scenario, size, rate, srv.addr, srv.cmd.Process.Pid)
+	m.Command = name + " " + shellJoin(args)
+	bin := b.phxbench
+	if name != "phxbench" {
+		bin = name
+	}
+	rctx, cancel := context.WithTimeout(ctx, o.runTimeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(rctx, bin, args...)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = prefixWriter{w: os.Stderr, prefix: "  "}
+	runErr := cmd.Run()
+	if stdout.Len() > 0 {
+		m.Result = json.RawMessage(bytes.TrimSpace(stdout.Bytes()))
+		var lr loadResult
+		if err := json.Unmarshal(m.Result, &lr); err == nil {
+			m.parsed = &lr
+		}
+	}
+	if runErr != nil {
+		m.Error = runErr.Error()
+	}
+	return m, runErr
+}
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		if line != "" {
+			io.WriteString(p.w, p.prefix+line)
+		}
+	}
+	return len(b), nil
+}
+
+func shellJoin(args []string) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if strings.ContainsAny(a, " {}?&*'\"$") {
+			b.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+		} else {
+			b.WriteString(a)
+		}
+	}
+	return b.String()
+}
+
+// machine describes where the run happened.
+type machine struct {
+	Date       string `json:"date"`
+	NProc      int    `json:"nproc"`
+	CPU        string `json:"cpu"`
+	MemTotal   string `json:"mem_total"`
+	LoadBefore string `json:"loadavg_before"`
+	LoadAfter  string `json:"loadavg_after"`
+	Go         string `json:"go"`
+	FDLimit    string `json:"fd_limit"`
+}
+
+func (m machine) String() string {
+	return fmt.Sprintf("%s, %d cores (%s), %s, load average %s, %s, fd limit %s", m.Date, m.NProc, m.CPU, m.MemTotal, m.LoadBefore, m.Go, m.FDLimit)
+}
+
+func machineInfo() machine {
+	m := machine{Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), NProc: runtime.NumCPU(), Go: runtime.Version(), LoadBefore: loadavg()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		m.MemTotal = strings.Join(strings.Fields(line)[1:], " ")
+	}
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		m.FDLimit = fmt.Sprintf("%d (hard %d)", rl.Cur, rl.Max)
+	}
+	return m
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// report prints the tables: one per scenario and size, a row per server,
+// with ratios to the floor and to centrifuge.
+func report(w io.Writer, o *options, m machine, all []measurement) {
+	fmt.Fprintf(w, "\nMachine: %s; load average after %s. Servers and load share the machine's cores.\n", m, m.LoadAfter)
+	find := func(target, scenario string, size int, rate float64) *loadResult {
+		for _, x := range all {
+			if x.Target == target && x.Scenario == scenario && x.Size == size && x.Rate == rate {
+				return x.parsed
+			}
+		}
+		return nil
+	}
+	ratio := func(a, b float64) string {
+		if a == 0 || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	for _, size := range o.idle {
+		fmt.Fprintf(w, "\n### idle, %d connections\n\n", size)
+		fmt.Fprintln(w, "| server | connected | connect+join/s | server RSS before → after | KiB per connection | vs floor | vs centrifuge |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+		floor := find("floor", "idle", size, 0)
+		cf := find("centrifuge", "idle", size, 0)
+		for _, t := range o.targets {
+			r := find(t, "idle", size, 0)
+			if r == nil || r.Connect == nil {
+				fmt.Fprintf(w, "| %s | failed | | | | | |\n", t)
+				continue
+			}
+			row := fmt.Sprintf("| %s | %d/%d | %.0f |", t, r.Connect.OK, size, r.Connect.PerSecond)
+			if r.Server != nil {
+				row += fmt.Sprintf(" %.1f → %.1f MiB | %.1f |", float64(r.Server.Before.RSSKiB)/1024, float64(r.Server.After.RSSKiB)/1024, r.Server.PerConnKiB)
+				var vf, vc string
+				if floor != nil && floor.Server != nil && t != "floor" {
+					vf = ratio(r.Server.PerConnKiB, floor.Server.PerConnKiB)
+				}
+				if cf != nil && cf.Server != nil && t != "centrifuge" {
+					vc = ratio(r.Server.PerConnKiB, cf.Server.PerConnKiB)
+				}
+				row += fmt.Sprintf(" %s | %s |", vf, vc)
+			} else {
+				row += " | | | |"
+			}
+			fmt.Fprintln(w, row)
+		}
+	}
+	for _, fr := range fanoutRuns(o) {
+		size, rate := fr.size, fr.rate
+		fmt.Fprintf(w, "\n### fanout, %d subscribers, %d messages of %d bytes at %g/s\n\n", size, o.messages, o.size, rate)
+		fmt.Fprintln(w, "| server | deliveries | lost | deliveries/s | p50 ms | p90 ms | p99 ms | max ms | server CPU s | deliveries per server CPU-s | deliveries/s vs floor | vs centrifuge | p99 vs floor |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+		floor := find("floor", "fanout", size, rate)
+		cf := find("centrifuge", "fanout", size, rate)
+		for _, t := range o.targets {
+			r := find(t, "fanout", size, rate)
+			if t == "chat" && size > o.chatFanoutMax {
+				fmt.Fprintf(w, "| %s | skipped (over -chat-fanout-max: O(N²) presence on join) | | | | | | | | | | | |\n", t)
+				continue
+			}
+			if r == nil || r.Fanout == nil {
+				fmt.Fprintf(w, "| %s | failed | | | | | | | | | | | |\n", t)
+				continue
+			}
+			f := r.Fanout
+			cpu := 0.0
+			if r.Server != nil {
+				cpu = r.Server.CPUS
+			}
+			var vf, vc, pf string
+			if floor != nil && floor.Fanout != nil && t != "floor" {
+				vf = ratio(f.DeliveriesPerS, floor.Fanout.DeliveriesPerS)
+				pf = ratio(f.Latency.P99, floor.Fanout.Latency.P99)
+			}
+			if cf != nil && cf.Fanout != nil && t != "centrifuge" {
+				vc = ratio(f.DeliveriesPerS, cf.Fanout.DeliveriesPerS)
+			}
+			fmt.Fprintf(w, "| %s | %d/%d | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.2f | %.0f | %s | %s | %s |\n",
+				t, f.Delivered, f.Expected, f.Lost, f.DeliveriesPerS, f.Latency.P50, f.Latency.P90, f.Latency.P99, f.Latency.Max,
+				cpu, f.PerServerCPUS, vf, vc, pf)
+		}
+	}
+	fmt.Fprintln(w, "\nCommands (the address and pid are those the server had in this run):")
+	for _, x := range all {
+		status := ""
+		if x.Error != "" {
+			status = "  # " + x.Error
+		}
+		fmt.Fprintf(w, "  %s%s\n", x.Command, status)
+	}
+}
+
+type fanoutRun struct {
+	size int
+	rate float64
+}
+
+func fanoutRuns(o *options) []fanoutRun {
+	var out []fanoutRun
+	for _, size := range o.fanout {
+		for _, rate := range o.rates {
+			out = append(out, fanoutRun{size, rate})
+		}
+	}
+	return out
+}
