@@ -26,6 +26,11 @@ type chat struct {
 	now      func() time.Time
 	presence *phx.Presence // who is online, per room
 
+	// On a cluster: watcher stores the messages other nodes broadcast in
+	// the rooms joined here. nil on a single node.
+	watcher *roomWatcher
+	ps      phx.PubSub
+
 	// A message is stored (which assigns its ID) and broadcast while its
 	// room's lock is held, so that even with concurrent senders every
 	// member receives a room's messages in ID order. The locks are striped:
@@ -126,6 +131,10 @@ func (r *room) Join(s *phx.Socket, payload phx.Payload) (any, error) {
 	// subscription and sends such messages.
 	if err := s.Send(afterJoin{}); err != nil {
 		return nil, err
+	}
+
+	if r.chat.watcher != nil {
+		r.chat.watcher.watch(r.chat.ps, r.name)
 	}
 
 	// Who is online: track this user in the room (a user with several tabs

@@ -137,6 +137,17 @@ type chatProcess struct {
 	url    string // http://127.0.0.1:PORT (no trailing slash)
 	secret string // its CHAT_SECRET
 	logs   *syncBuffer
+	cmd    *exec.Cmd
+	killed bool // by kill: no clean stop expected
+}
+
+// kill ends the process with SIGKILL, as a crash would.
+func (p *chatProcess) kill(t *testing.T) {
+	t.Helper()
+	p.killed = true
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startChat runs the example binary on a free port with a known
@@ -144,14 +155,22 @@ type chatProcess struct {
 // test ends, checking that it shuts down cleanly.
 func startChat(t *testing.T, args ...string) *chatProcess {
 	t.Helper()
+	return startChatWithSecret(t, fmt.Sprintf("e2e-secret-%d-0123456789abcdef0123456789", time.Now().UnixNano()), args...)
+}
+
+// startChatWithSecret is startChat with a given CHAT_SECRET, for copies
+// that must accept each other's tokens.
+func startChatWithSecret(t *testing.T, secret string, args ...string) *chatProcess {
+	t.Helper()
 	bin := buildChat(t)
 	modules, err := filepath.Abs("node_modules")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &chatProcess{secret: fmt.Sprintf("e2e-secret-%d-0123456789abcdef0123456789", time.Now().UnixNano()), logs: &syncBuffer{}}
+	p := &chatProcess{secret: secret, logs: &syncBuffer{}}
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-assets", modules}, args...)...)
 	cmd.Env = append(os.Environ(), "CHAT_SECRET="+p.secret)
+	p.cmd = cmd
 	cmd.Stdout = p.logs
 	cmd.Stderr = p.logs
 	cmd.WaitDelay = 2 * time.Second
@@ -164,6 +183,9 @@ func startChat(t *testing.T, args ...string) *chatProcess {
 		cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-exited:
+			if p.killed {
+				return
+			}
 			if err != nil {
 				t.Errorf("chat exited with %v after SIGTERM; logs:\n%s", err, p.logs)
 			} else if !strings.Contains(p.logs.String(), "chat: stopped") {

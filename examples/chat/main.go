@@ -75,6 +75,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	addr := fset.String("addr", defaultAddr, "`address` to listen on (port 0 picks a free port)")
 	assets := fset.String("assets", "", "node_modules `directory` holding the phoenix package (default: found next to the example's sources)")
 	noWS := fset.Bool("disable-websocket", false, "refuse WebSocket upgrades, so pages fall back to long-poll (for trying and testing the fallback)")
+	pubsubURL := fset.String("pubsub", "", "broker `URL` (nats://HOST:PORT or redis://HOST:PORT) joining several copies into one chat; default: this process only")
+	node := fset.Int("node", 0, "this copy's `number`, 0-63, distinct for every copy sharing a -pubsub broker")
+	presenceDown := fset.Duration("presence-down", 0, "with -pubsub: how long a silent copy's users stay listed (`duration`; default 30s)")
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
@@ -92,10 +95,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	a, err := newApp(appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS})
+	if *node < 0 || *node >= maxNodes {
+		return fmt.Errorf("-node %d: want 0 to %d", *node, maxNodes-1)
+	}
+	ps, closePS, err := dialPubSub(*pubsubURL, log)
 	if err != nil {
 		return err
 	}
+	defer closePS()
+	cfg := appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS, PubSub: ps}
+	if *pubsubURL != "" {
+		cfg.Store = NewClusterMemoryStore(1000, *node, maxNodes)
+		cfg.Cluster = true
+		cfg.PresenceDown = *presenceDown
+		log.Info("chat: clustered", "pubsub", *pubsubURL, "node", *node)
+	}
+	a, err := newApp(cfg)
+	if err != nil {
+		return err
+	}
+	defer a.stopReplication()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -197,6 +216,10 @@ type appConfig struct {
 	Now       func() time.Time // nil means time.Now
 
 	DisableWebSocket bool // refuse WebSocket upgrades: clients fall back to long-poll
+
+	PubSub       phx.PubSub    // nil means in memory, this process only
+	Cluster      bool          // PubSub spans nodes: replicate presence, watch rooms
+	PresenceDown time.Duration // with Cluster: how long a silent node's users stay listed (0: 30s)
 }
 
 // app is the chat application: its HTTP handler and the phx server behind
@@ -206,6 +229,8 @@ type app struct {
 	socket  *phx.Server
 	auth    *auth
 	chat    *chat
+
+	stopReplication func() // ends presence replication (a no-op on one node)
 }
 
 func newApp(cfg appConfig) (*app, error) {
@@ -229,9 +254,20 @@ func newApp(cfg appConfig) (*app, error) {
 		ID:               socketID,
 		Logger:           cfg.Logger,
 		DisableWebSocket: cfg.DisableWebSocket,
+		PubSub:           cfg.PubSub,
 	})
 	c.presence = phx.NewPresence(srv, nil)
 	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} })
+	stopReplication := func() {}
+	if cfg.Cluster {
+		if obs, ok := cfg.Store.(observer); ok {
+			c.watcher = &roomWatcher{store: obs, log: cfg.Logger, watched: map[string]bool{}}
+			c.ps = srv.PubSub()
+		}
+		if stopReplication, err = replicatePresence(c.presence, cfg.PresenceDown); err != nil {
+			return nil, err
+		}
+	}
 
 	static, err := fs.Sub(staticFiles, "static")
 	if err != nil {
@@ -263,7 +299,7 @@ func newApp(cfg appConfig) (*app, error) {
 	mux.HandleFunc("GET /api/token", au.handleToken)
 	mux.Handle("/socket/", srv)
 
-	return &app{handler: securityHeaders(mux), socket: srv, auth: au, chat: c}, nil
+	return &app{handler: securityHeaders(mux), socket: srv, auth: au, chat: c, stopReplication: stopReplication}, nil
 }
 
 func noCache(h http.Handler) http.Handler {

@@ -32,6 +32,9 @@ type Store interface {
 // room. Its zero value is not usable: call NewMemoryStore.
 type MemoryStore struct {
 	max int
+	// node and stride make IDs unique across the nodes of a cluster: this
+	// store assigns only IDs with id % stride == node. One node: 0 and 1.
+	node, stride int64
 
 	mu    sync.Mutex
 	rooms map[string]*roomLog
@@ -48,7 +51,7 @@ func NewMemoryStore(max int) *MemoryStore {
 	if max <= 0 {
 		max = 1000
 	}
-	return &MemoryStore{max: max, rooms: make(map[string]*roomLog)}
+	return &MemoryStore{max: max, stride: 1, rooms: make(map[string]*roomLog)}
 }
 
 // Append implements Store.
@@ -60,16 +63,56 @@ func (s *MemoryStore) Append(_ context.Context, room string, m Message) (Message
 		r = &roomLog{nextID: 1}
 		s.rooms[room] = r
 	}
-	m.ID = r.nextID
-	r.nextID++
+	// The smallest ID from nextID on that belongs to this node.
+	m.ID = r.nextID + ((s.node-r.nextID)%s.stride+s.stride)%s.stride
+	r.nextID = m.ID + 1
 	r.msgs = append(r.msgs, m)
+	s.trim(r)
+	return m, nil
+}
+
+// trim drops the oldest messages beyond max. Once the backing array is
+// full, append copies only the kept messages, so memory stays under 2*max
+// per room.
+func (s *MemoryStore) trim(r *roomLog) {
 	if n := len(r.msgs); n > s.max {
-		// Drop the oldest. Once the backing array is full, append copies
-		// only the kept messages, so memory stays under 2*max per room.
 		clear(r.msgs[:n-s.max])
 		r.msgs = r.msgs[n-s.max:]
 	}
-	return m, nil
+}
+
+// Observe records a message another node stored, with the ID that node
+// gave it, unless it is already here; IDs this store assigns later are
+// greater.
+func (s *MemoryStore) Observe(room string, m Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[room]
+	if r == nil {
+		r = &roomLog{nextID: 1}
+		s.rooms[room] = r
+	}
+	i := sort.Search(len(r.msgs), func(i int) bool { return r.msgs[i].ID >= m.ID })
+	if i < len(r.msgs) && r.msgs[i].ID == m.ID {
+		return
+	}
+	r.msgs = append(r.msgs, Message{})
+	copy(r.msgs[i+1:], r.msgs[i:])
+	r.msgs[i] = m
+	if m.ID >= r.nextID {
+		r.nextID = m.ID + 1
+	}
+	s.trim(r)
+}
+
+// NewClusterMemoryStore is NewMemoryStore for node number node of a
+// cluster of at most nodes copies of the chat: the IDs it assigns are
+// congruent to node modulo nodes, so they never collide with another
+// node's.
+func NewClusterMemoryStore(max, node, nodes int) *MemoryStore {
+	s := NewMemoryStore(max)
+	s.node, s.stride = int64(node), int64(nodes)
+	return s
 }
 
 // Since implements Store.

@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+)
+
+// TestClusterOfThreeProcesses runs three OS processes of the chat joined by
+// a real NATS server (embedded in the test): users on different nodes chat
+// through the official phoenix client and see each other online; a node
+// killed with SIGKILL has its users removed from the others' online lists
+// within the presence down period.
+func TestClusterOfThreeProcesses(t *testing.T) {
+	requireNode(t)
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	const down = 2 * time.Second
+	secret := fmt.Sprintf("cluster-secret-%d-0123456789abcdef0123456789", time.Now().UnixNano())
+	var nodes []*chatProcess
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, startChatWithSecret(t, secret,
+			"-pubsub", ns.ClientURL(), "-node", fmt.Sprint(i), "-presence-down", down.String()))
+	}
+
+	runNode(t, 30*time.Second, nil, filepath.Join("e2e", "cluster.mjs"), nodes[0].url, nodes[1].url, nodes[2].url, "c1")
+
+	// Kill: zed is connected to node 3, ann watches from node 1.
+	ann := dialNode(t, nodes[0], "ann_k")
+	zed := dialNode(t, nodes[2], "zed_k")
+	ann.send("room:killroom", "phx_join", map[string]any{})
+	zed.send("room:killroom", "phx_join", map[string]any{})
+	deadline := time.Now().Add(10 * time.Second)
+	for !ann.online("room:killroom")["zed_k"] {
+		if time.Now().After(deadline) {
+			t.Fatalf("ann never saw zed online; she sees %v", ann.online("room:killroom"))
+		}
+		ann.pump(50 * time.Millisecond)
+	}
+	nodes[2].kill(t)
+	killed := time.Now()
+	for ann.online("room:killroom")["zed_k"] {
+		if time.Since(killed) > 2*down {
+			t.Fatalf("zed still listed %v after node 3 was killed (down period %v); logs of node 1:\n%s",
+				time.Since(killed).Round(time.Millisecond), down, nodes[0].logs)
+		}
+		ann.pump(50 * time.Millisecond)
+	}
+	t.Logf("zed left ann's online list %v after his node was killed (down period %v)", time.Since(killed).Round(time.Millisecond), down)
+}
+
+// nodeClient is a raw V2 client that tracks presence_state/presence_diff.
+type nodeClient struct {
+	t        *testing.T
+	c        *websocket.Conn
+	frames   chan []byte // read by one goroutine: a Read whose context ends kills the connection
+	ref      int
+	presence map[string]map[string]bool // topic -> user -> online
+}
+
+func dialNode(t *testing.T, p *chatProcess, user string) *nodeClient {
+	t.Helper()
+	resp, err := http.Get(p.url + "/api/token?user=" + url.QueryEscape(user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(p.url, "http", "ws", 1)+"/socket/websocket?vsn=2.0.0&token="+url.QueryEscape(tok.Token), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &nodeClient{t: t, c: c, frames: make(chan []byte, 1024), presence: map[string]map[string]bool{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			_, b, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			n.frames <- b
+		}
+	}()
+	t.Cleanup(func() { c.CloseNow(); <-done })
+	return n
+}
+
+func (n *nodeClient) send(topic, event string, payload any) {
+	n.t.Helper()
+	n.ref++
+	ref := fmt.Sprint(n.ref)
+	b, _ := json.Marshal([]any{"1", ref, topic, event, payload})
+	if err := n.c.Write(context.Background(), websocket.MessageText, b); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// pump reads frames for up to d, applying presence events.
+func (n *nodeClient) pump(d time.Duration) {
+	timeout := time.After(d)
+	for {
+		var b []byte
+		select {
+		case b = <-n.frames:
+		case <-timeout:
+			return
+		}
+		var f []json.RawMessage
+		if json.Unmarshal(b, &f) != nil || len(f) != 5 {
+			continue
+		}
+		var topic, event string
+		json.Unmarshal(f[2], &topic)
+		json.Unmarshal(f[3], &event)
+		if n.presence[topic] == nil {
+			n.presence[topic] = map[string]bool{}
+		}
+		switch event {
+		case "presence_state":
+			var st map[string]json.RawMessage
+			json.Unmarshal(f[4], &st)
+			n.presence[topic] = map[string]bool{}
+			for k := range st {
+				n.presence[topic][k] = true
+			}
+		case "presence_diff":
+			var d struct{ Joins, Leaves map[string]json.RawMessage }
+			json.Unmarshal(f[4], &d)
+			for k := range d.Joins {
+				n.presence[topic][k] = true
+			}
+			for k := range d.Leaves {
+				delete(n.presence[topic], k)
+			}
+		}
+	}
+}
+
+func (n *nodeClient) online(topic string) map[string]bool { return n.presence[topic] }
