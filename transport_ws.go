@@ -83,10 +83,20 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		ws.Close(closeServiceRestart, "server shutting down")
 		return
 	}
-	defer s.unregister(c)
 	c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", ser.vsn())
 	c.start()
+	// The connection outlives this request: return, so that net/http's
+	// connection goroutine, its request and response state are freed (the
+	// connection is hijacked, net/http is done with it), and serve it on a
+	// goroutine of our own.
+	go c.serveWS(ws)
+}
 
+// serveWS runs a WebSocket connection until it closes: this goroutine
+// reads, another writes, and teardown runs every Terminate before the
+// server forgets the connection.
+func (c *conn) serveWS(ws *websocket.Conn) {
+	defer c.srv.unregister(c)
 	writerDone := make(chan struct{})
 	go c.writeLoopWS(ws, writerDone)
 	c.readLoopWS(ws)
