@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/nodetest"
 )
 
 // interopClient is one official client package installed under
@@ -51,61 +52,16 @@ var interopClients = []interopClient{
 
 const interopDir = "testdata/interop"
 
-// interopNode is the result of probing node once for the whole package.
-var interopNode struct {
-	once    sync.Once
-	path    string
-	flags   []string // flags giving node a global WebSocket
-	problem string   // why the suite cannot run, "" if it can
-}
-
 // requireInteropNode returns node's path and flags. When node, its global
 // WebSocket or the npm packages are missing it fails the test under CI=true
 // and skips it otherwise, pointing at `make test`.
 func requireInteropNode(t *testing.T) (string, []string) {
 	t.Helper()
-	n := &interopNode
-	n.once.Do(func() {
-		path, err := exec.LookPath("node")
-		if err != nil {
-			n.problem = "node is not on PATH"
-			return
-		}
-		n.path = path
-		for _, c := range interopClients {
-			pj := filepath.Join(interopDir, "node_modules", c.pkg, "package.json")
-			if _, err := os.Stat(pj); err != nil {
-				n.problem = fmt.Sprintf("%s is missing (npm packages not installed)", pj)
-				return
-			}
-		}
-		// --experimental-websocket gives Node 20 its built-in WebSocket
-		// (on by default from Node 22); --disable-warning only quiets the
-		// ExperimentalWarning and exists from Node 20.11.
-		probe := `process.exit(typeof WebSocket === "function" ? 0 : 3)`
-		for _, flags := range [][]string{
-			{"--experimental-websocket", "--disable-warning=ExperimentalWarning"},
-			{"--experimental-websocket"},
-			{},
-		} {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			err := exec.CommandContext(ctx, path, append(slices.Clone(flags), "-e", probe)...).Run()
-			cancel()
-			if err == nil {
-				n.flags = flags
-				return
-			}
-		}
-		out, _ := exec.Command(path, "--version").Output()
-		n.problem = fmt.Sprintf("node %s has no built-in WebSocket (need Node >= 20.10)", strings.TrimSpace(string(out)))
-	})
-	if n.problem != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("interop suite cannot run under CI: %s; `make test` installs what it needs", n.problem)
-		}
-		t.Skipf("interop suite skipped: %s; run `make test` (or `make deps`) to install node and the phoenix npm packages", n.problem)
+	var pkgs []string
+	for _, c := range interopClients {
+		pkgs = append(pkgs, filepath.Join(interopDir, "node_modules", c.pkg, "package.json"))
 	}
-	return n.path, n.flags
+	return nodetest.Require(t, "interop suite", pkgs...)
 }
 
 // runInteropScript runs one scenario script and fails t if it exits

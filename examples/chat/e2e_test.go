@@ -20,66 +20,24 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/phxgo/phx/internal/nodetest"
 )
 
 // chromiumPath is Debian's chromium package.
 const chromiumPath = "/usr/bin/chromium"
 
-// missing fails the test under CI=true and skips it elsewhere: a missing
-// dependency must never hide a test in CI.
+// missing fails t under CI=true and skips it otherwise.
 func missing(t *testing.T, what string) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("cannot run under CI: %s; `make test` (or `make deps`) installs it", what)
-	}
-	t.Skipf("skipped: %s; run `make test` (or `make deps`) to install it", what)
-}
-
-var nodeProbe struct {
-	once    sync.Once
-	path    string
-	flags   []string
-	problem string
+	nodetest.Missing(t, "chat e2e test", what)
 }
 
 // requireNode returns node's path and the flags that give it a global
 // WebSocket, checking that npm ci has run in examples/chat.
 func requireNode(t *testing.T) (string, []string) {
 	t.Helper()
-	n := &nodeProbe
-	n.once.Do(func() {
-		path, err := exec.LookPath("node")
-		if err != nil {
-			n.problem = "node is not on PATH"
-			return
-		}
-		n.path = path
-		if _, err := os.Stat(filepath.Join("node_modules", "phoenix", "package.json")); err != nil {
-			n.problem = "examples/chat/node_modules/phoenix is missing (npm ci in examples/chat)"
-			return
-		}
-		// Node 20 has its WebSocket behind --experimental-websocket (on
-		// by default from Node 22).
-		probe := `process.exit(typeof WebSocket === "function" ? 0 : 3)`
-		for _, flags := range [][]string{
-			{"--experimental-websocket", "--disable-warning=ExperimentalWarning"},
-			{"--experimental-websocket"},
-			{},
-		} {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			err := exec.CommandContext(ctx, path, append(slices.Clone(flags), "-e", probe)...).Run()
-			cancel()
-			if err == nil {
-				n.flags = flags
-				return
-			}
-		}
-		n.problem = "node has no built-in WebSocket (need Node >= 20.10)"
-	})
-	if n.problem != "" {
-		missing(t, n.problem)
-	}
-	return n.path, n.flags
+	return nodetest.Require(t, "chat e2e test", filepath.Join("node_modules", "phoenix", "package.json"))
 }
 
 // requireChromium checks for Debian's chromium and playwright-core.
