@@ -752,7 +752,7 @@ func TestInteropShutdown(t *testing.T) {
 	}
 }
 
-// TestInteropIdleTimeout: with Options.HeartbeatTimeout = 600ms, a
+// TestInteropIdleTimeout: with Options.HeartbeatTimeout = 1200ms, a
 // heartbeating client stays connected and an idle one is closed (non-1000),
 // then reconnects and rejoins. Each client gets its own server.
 func TestInteropIdleTimeout(t *testing.T) {
@@ -761,7 +761,7 @@ func TestInteropIdleTimeout(t *testing.T) {
 		c.label = "phoenix-" + interopVersion(t, c)
 		t.Run(c.label, func(t *testing.T) {
 			baseline := runtime.NumGoroutine()
-			e := newInteropEnv(t, func(o *phx.Options) { o.HeartbeatTimeout = 600 * time.Millisecond })
+			e := newInteropEnv(t, func(o *phx.Options) { o.HeartbeatTimeout = 1200 * time.Millisecond })
 			defer e.close(t, baseline)
 			id := c.short + "_idle"
 			runInteropScript(t, e.base, "idle_timeout", c, id)

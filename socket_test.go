@@ -536,14 +536,14 @@ func TestMessageTooBig(t *testing.T) {
 
 func TestIdleTimeout(t *testing.T) {
 	t.Parallel()
-	ts, rec := newRoomServer(t, &phx.Options{HeartbeatTimeout: 300 * time.Millisecond})
+	ts, rec := newRoomServer(t, &phx.Options{HeartbeatTimeout: time.Second})
 	live := dial(t, ts.url, "user=live&vsn=2.0.0", nil)
 	idle := dial(t, ts.url, "user=idle&vsn=2.0.0", nil)
 	idle.join("room:i", "1", map[string]any{})
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() { // live keeps heartbeating
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
@@ -738,8 +738,10 @@ func TestJoinTimeout(t *testing.T) {
 	c.send("1", "4", "room:other", "echo", map[string]any{})
 	c.expect(`["1","4","room:other","phx_reply",{"status":"ok","response":{}}]`)
 	c.expect(`["2","2","room:slow","phx_reply",{"status":"error","response":{"reason":"join timeout"}}]`)
-	if d := time.Since(start); d < 150*time.Millisecond || d > 550*time.Millisecond {
-		t.Fatalf("join timeout reply after %v, want about 200ms", d)
+	// The content above shows it was the timeout, not the late Join, that
+	// answered; it must not have come early.
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("join timeout reply after %v, want no earlier than the 200ms timeout", d)
 	}
 	// The late Join's acceptance is discarded: Terminate tells the channel.
 	if got := rec.wait(t); got != "room:slow:error:phx: join timed out" {
