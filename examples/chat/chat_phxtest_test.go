@@ -21,6 +21,11 @@ func TestRoomWithPhxtest(t *testing.T) {
 	bob := phxtest.NewSocket(t, srv, phx.Assigns{"user": "bob"})
 	a := ann.JoinOK("room:lobby", nil)
 	b := bob.JoinOK("room:lobby", map[string]int{"last_seen_id": 0})
+	// A round trip on each channel: its after-join catch-up (HandleInfo,
+	// queued by Join) has run, so later messages arrive only as broadcasts.
+	for _, ch := range []*phxtest.Channel{a, b} {
+		ch.AssertReply(ch.Push("new_msg", map[string]string{"body": ""}), "error", map[string]string{"reason": "empty"})
+	}
 
 	ref := a.Push("new_msg", map[string]string{"body": "hello"})
 	a.AssertReply(ref, "ok", map[string]int{"id": 1})
