@@ -93,6 +93,7 @@ type ReplyError struct {
 	Response any    // the payload, as for Socket.Push
 }
 
+// Error implements error.
 func (e *ReplyError) Error() string {
 	return fmt.Sprintf("phx: %s reply: %v", e.status(), e.Response)
 }
@@ -118,6 +119,7 @@ type PanicError struct {
 	Stack []byte // the goroutine's stack at the panic
 }
 
+// Error implements error.
 func (e *PanicError) Error() string { return fmt.Sprintf("phx: channel panic: %v", e.Value) }
 
 // Socket is a channel's handle on its client, as the socket in Phoenix's

@@ -49,6 +49,7 @@ type Message struct {
 // join_ref) rather than a push or reply of its channel.
 func (m Message) IsBroadcast() bool { return m.JoinRef == "" && m.Ref == "" }
 
+// String renders m compactly for failure messages.
 func (m Message) String() string {
 	p := string(m.Payload)
 	if m.Binary != nil {
@@ -272,6 +273,7 @@ type JoinError struct {
 	Response json.RawMessage
 }
 
+// Error implements error.
 func (e *JoinError) Error() string { return "phxtest: join refused: " + string(e.Response) }
 
 // Join joins topic with payload (nil for {}) through the server's router
