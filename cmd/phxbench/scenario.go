@@ -277,42 +277,22 @@ func (r *runner) startProgress(start time.Time) func() {
 func (r *runner) connectAll(ctx context.Context, first, n int, setup func(*client)) ([]*client, *connectResult) {
 	clients := make([]*client, n)
 	var h hist
-	sem := make(chan struct{}, r.cfg.concurrency)
-	var wg sync.WaitGroup
 	var ok, fail atomic.Int64
 	start := time.Now()
-	for k := 0; k < n; k++ {
-		if r.cfg.connectRate > 0 {
-			if !sleepUntil(ctx, start.Add(time.Duration(float64(k)/r.cfg.connectRate*float64(time.Second)))) {
-				break
-			}
+	paced(ctx, n, r.cfg.connectRate, r.cfg.concurrency, func(k int) {
+		c := newClient(r.ccfg, first+k)
+		if setup != nil {
+			setup(c)
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		t0 := time.Now()
+		if err := r.open(ctx, c); err != nil {
+			fail.Add(1)
+			return
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c := newClient(r.ccfg, first+k)
-			if setup != nil {
-				setup(c)
-			}
-			t0 := time.Now()
-			if err := r.open(ctx, c); err != nil {
-				fail.Add(1)
-				return
-			}
-			h.record(time.Since(t0))
-			ok.Add(1)
-			clients[k] = c
-		}(k)
-	}
-	wg.Wait()
+		h.record(time.Since(t0))
+		ok.Add(1)
+		clients[k] = c
+	})
 	el := time.Since(start).Seconds()
 	res := &connectResult{OK: int(ok.Load()), Errors: int(fail.Load()), DurationS: round2(el), Latency: h.summary()}
 	if el > 0 {
@@ -677,44 +657,26 @@ func (r *runner) churn(ctx context.Context, res *result) error {
 	r.setPhase("churn", func() string {
 		return fmt.Sprintf("cycles %d/%d, errors %d", cycles.Load(), cfg.cycles, errc.Load())
 	})
-	sem := make(chan struct{}, cfg.concurrency)
-	var wg sync.WaitGroup
 	start := time.Now()
-	for k := 0; k < cfg.cycles; k++ {
-		if cfg.rate > 0 && !sleepUntil(ctx, start.Add(time.Duration(float64(k)/cfg.rate*float64(time.Second)))) {
-			break
+	paced(ctx, cfg.cycles, cfg.rate, cfg.concurrency, func(k int) {
+		cycles.Add(1)
+		t0 := time.Now()
+		c := newClient(r.ccfg, k)
+		if err := r.open(ctx, c); err != nil {
+			errc.Add(1)
+			return
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
+		err := c.leave(ctx)
+		c.close()
+		if err != nil {
+			errc.Add(1)
+			r.cn.noteErr(fmt.Errorf("client %d: leave: %w", k, err))
+			return
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Add(1)
-		go func(k int) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			cycles.Add(1)
-			t0 := time.Now()
-			c := newClient(r.ccfg, k)
-			if err := r.open(ctx, c); err != nil {
-				errc.Add(1)
-				return
-			}
-			err := c.leave(ctx)
-			c.close()
-			if err != nil {
-				errc.Add(1)
-				r.cn.noteErr(fmt.Errorf("client %d: leave: %w", k, err))
-				return
-			}
-			r.cn.leaves.Add(1)
-			okc.Add(1)
-			lat.record(time.Since(t0))
-		}(k)
-	}
-	wg.Wait()
+		r.cn.leaves.Add(1)
+		okc.Add(1)
+		lat.record(time.Since(t0))
+	})
 	el := time.Since(start).Seconds()
 	res.Churn = &churnResult{Cycles: cycles.Load(), OK: okc.Load(), Errors: errc.Load(), DurationS: round2(el), Latency: lat.summary()}
 	if el > 0 {
@@ -731,6 +693,35 @@ func (r *runner) churn(ctx context.Context, res *result) error {
 }
 
 // ---- helpers ----
+
+// paced runs work(0..n-1), each on its own goroutine, at most concurrency
+// at a time and, when rate > 0, starting at most rate per second; it stops
+// starting new ones when ctx ends and returns once all started ones are
+// done.
+func paced(ctx context.Context, n int, rate float64, concurrency int, work func(k int)) {
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for k := 0; k < n; k++ {
+		if rate > 0 && !sleepUntil(ctx, start.Add(time.Duration(float64(k)/rate*float64(time.Second)))) {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			work(k)
+		}(k)
+	}
+	wg.Wait()
+}
 
 func sleepUntil(ctx context.Context, t time.Time) bool {
 	d := time.Until(t)
