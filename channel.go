@@ -280,9 +280,13 @@ type channel struct {
 	mu       sync.Mutex
 	cleanups []func() // run once when the channel ends (presence untrack)
 	items    []mailItem
-	closed   bool // mailbox closed: nothing more accepted
+	spare    []mailItem // the drained batch's array, reused for items
+	closed   bool       // mailbox closed: nothing more accepted
+	// running: a goroutine owns the channel (Join, draining the mailbox,
+	// or finishing). When it is false the channel is idle and has no
+	// goroutine; post and requestStop start one.
+	running  bool
 	stopErr  error
-	wake     chan struct{} // capacity 1
 	stopping chan struct{} // closed on stop request
 	stopOnce sync.Once
 }
@@ -314,15 +318,16 @@ func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
 		ctx:      ctx,
 		cancel:   cancel,
 		log:      c.log.With("topic", topic),
-		wake:     make(chan struct{}, 1),
 		stopping: make(chan struct{}),
+		running:  true, // run's goroutine, started by the connection
 	}
 	ch.sock = &Socket{ch: ch, Assigns: c.assigns.clone()}
 	return ch
 }
 
-// post queues an item for the channel's goroutine; false once the channel
-// has ended. Overflow stops the channel.
+// post queues an item for the channel's goroutine, starting one if the
+// channel is idle; false once the channel has ended. Overflow stops the
+// channel.
 func (ch *channel) post(it mailItem) bool {
 	ch.mu.Lock()
 	if ch.closed {
@@ -336,21 +341,28 @@ func (ch *channel) post(it mailItem) bool {
 		return false
 	}
 	ch.items = append(ch.items, it)
+	start := !ch.running
+	ch.running = true
 	ch.mu.Unlock()
-	select {
-	case ch.wake <- struct{}{}:
-	default:
+	if start {
+		go ch.drain()
 	}
 	return true
 }
 
-// requestStop asks the goroutine to finish with err (the first request wins).
+// requestStop asks the goroutine to finish with err (the first request
+// wins), starting one if the channel is idle.
 func (ch *channel) requestStop(err error) {
 	ch.stopOnce.Do(func() {
 		ch.mu.Lock()
 		ch.stopErr = err
-		ch.mu.Unlock()
 		close(ch.stopping)
+		start := !ch.running
+		ch.running = true
+		ch.mu.Unlock()
+		if start {
+			go ch.drain()
+		}
 	})
 }
 
@@ -391,10 +403,29 @@ func (ch *channel) pushPayload(event string, p Payload) error {
 	return ch.conn.push(ch.joinRef, ch.topic, event, p)
 }
 
-// run is the channel's goroutine: Join, then events until the end.
+// run is the channel's first goroutine: Join, then the mailbox until it is
+// empty. The channel then has no goroutine until post or requestStop starts
+// one with drain: an idle channel costs no goroutine stack, and its hooks
+// still run one at a time, never on the connection's goroutine.
 func (ch *channel) run(joinMsgRef Ref, payload Payload) {
-	defer ch.conn.chWG.Done()
-	defer ch.cancel()
+	if !ch.join(joinMsgRef, payload) {
+		ch.release()
+		return
+	}
+	ch.drain()
+}
+
+// release marks the channel's end for its connection (teardown waits for
+// every channel's release) and cancels its context.
+func (ch *channel) release() {
+	ch.cancel()
+	ch.conn.chWG.Done()
+}
+
+// join runs Join and answers the client. It reports whether the channel
+// joined and goes on; false means it has ended (refused, crashed, timed out
+// or stopped during Join) and everything owed to the client was sent.
+func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	c := ch.conn
 
 	if d := c.srv.opts.JoinTimeout; d > 0 {
@@ -412,7 +443,7 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 				ch.safeTerminate(t, ErrJoinTimeout)
 			}
 		}
-		return
+		return false
 	}
 	if err != nil || crashed != nil {
 		ch.ended.Store(true)
@@ -427,7 +458,7 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 			ch.log.Debug("phx: join refused", "reply", re.Response)
 			if p, perr := toPayload(re.Response); perr == nil {
 				_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, re.status(), p)
-				return
+				return false
 			} else {
 				ch.log.Error("phx: invalid join error payload", "err", perr)
 			}
@@ -437,12 +468,12 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 			resp = reasonPayload("join refused")
 		}
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", resp)
-		return
+		return false
 	}
 	select {
 	case <-ch.stopping: // replaced by a duplicate join, or the connection closed, during Join
 		ch.finish(ch.stopReason())
-		return
+		return false
 	default:
 	}
 	replyPayload, perr := toPayload(reply)
@@ -464,7 +495,7 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 		ch.closeMailbox()
 		c.unregister(ch)
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
-		return
+		return false
 	}
 	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "ok", replyPayload)
 	ch.mu.Lock()
@@ -476,9 +507,7 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 		_ = c.push(ch.joinRef, ch.topic, events[i], pushes[i])
 	}
 	ch.log.Debug("phx: joined")
-
-	reason := ch.loop()
-	ch.finish(reason)
+	return true
 }
 
 // joinTimedOut answers a join whose Join is still running after
@@ -495,37 +524,56 @@ func (ch *channel) joinTimedOut(joinMsgRef Ref) {
 	ch.requestStop(ErrJoinTimeout)
 }
 
-// loop processes mailbox items until the channel must end, and returns why.
-func (ch *channel) loop() (reason error) {
-	var batch []mailItem
+// drain handles mailbox items, in order, until the mailbox is empty (the
+// goroutine then ends, leaving the channel idle) or the channel must end
+// (it then finishes and is released). Only one goroutine drains a channel
+// at a time: running is set by whoever starts it.
+func (ch *channel) drain() {
 	for {
+		ch.mu.Lock()
 		select {
 		case <-ch.stopping:
-			return ch.stopReason()
-		case <-ch.wake:
+			ch.mu.Unlock()
+			ch.end(ch.stopReason())
+			return
+		default:
 		}
-		ch.mu.Lock()
-		batch = append(batch[:0], ch.items...)
-		clear(ch.items)
-		ch.items = ch.items[:0]
+		if len(ch.items) == 0 {
+			ch.running = false
+			ch.mu.Unlock()
+			return
+		}
+		batch := ch.items
+		ch.items, ch.spare = ch.spare[:0], nil
 		ch.mu.Unlock()
 		for i := range batch {
 			select {
 			case <-ch.stopping:
-				return ch.stopReason()
+				ch.end(ch.stopReason())
+				return
 			default:
 			}
 			if r := ch.handle(&batch[i]); r != nil {
-				return r
-			}
-			select {
-			case <-ch.stopping: // Stop called by the hook: reply was sent first
-				return ch.stopReason()
-			default:
+				ch.end(r)
+				return
 			}
 		}
 		clear(batch)
+		ch.mu.Lock()
+		if cap(batch) <= maxSpareMailbox {
+			ch.spare = batch[:0]
+		}
+		ch.mu.Unlock()
 	}
+}
+
+// maxSpareMailbox bounds the mailbox array an idle channel keeps for reuse.
+const maxSpareMailbox = 64
+
+// end finishes the channel and releases it.
+func (ch *channel) end(reason error) {
+	ch.finish(reason)
+	ch.release()
 }
 
 func (ch *channel) stopReason() error {

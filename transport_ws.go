@@ -1,11 +1,16 @@
 package phx
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -61,7 +66,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
+	ws, err := websocket.Accept(uw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{"phoenix"},
 		InsecureSkipVerify: true, // origin already checked by our own policy
 	})
@@ -79,6 +85,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.closeTransport = func(code int, reason string) {
 		go ws.Close(websocket.StatusCode(code), reason)
 	}
+	out := uw.out
+	c.out.startWriter = func() { // called with the queue's lock held
+		c.writers.Add(1)
+		go c.writeWS(ws, out)
+	}
 	if !s.register(c) {
 		ws.Close(closeServiceRestart, "server shutting down")
 		return
@@ -93,16 +104,14 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveWS runs a WebSocket connection until it closes: this goroutine
-// reads, another writes, and teardown runs every Terminate before the
-// server forgets the connection.
+// reads, writers come and go as frames are queued (see writeWS), and
+// teardown runs every Terminate before the server forgets the connection.
 func (c *conn) serveWS(ws *websocket.Conn) {
 	defer c.srv.unregister(c)
-	writerDone := make(chan struct{})
-	go c.writeLoopWS(ws, writerDone)
 	c.readLoopWS(ws)
 	c.teardown()
-	<-writerDone
 	ws.CloseNow()
+	c.writers.Wait()
 	c.log.Debug("phx: disconnected", "code", c.closeCode)
 }
 
@@ -137,34 +146,187 @@ func (c *conn) readLoopWS(ws *websocket.Conn) {
 	}
 }
 
-// writeLoopWS writes queued frames until the connection starts closing.
-// Each batch of frames must be written within WriteTimeout.
-func (c *conn) writeLoopWS(ws *websocket.Conn, done chan<- struct{}) {
-	defer close(done)
+// writeWS writes queued frames until the queue is empty, then returns:
+// the next frame queued starts another writer. Frames taken together are
+// written with one system call: out is corked while coder/websocket frames
+// them, and the whole batch must reach the socket within WriteTimeout.
+func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
+	defer c.writers.Done()
 	var batch []frame
 	for {
-		select {
-		case <-c.ctx.Done():
+		var ok bool
+		if batch, ok = c.out.takeOrIdle(batch); !ok {
 			return
-		case <-c.out.ready:
 		}
-		batch = c.out.take(batch)
-		ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+		if c.ctx.Err() != nil {
+			continue // closing: what is queued is dropped (takeOrIdle ends us)
+		}
+		out.cork()
+		var err error
 		for _, f := range batch {
 			typ := websocket.MessageText
 			if f.binary {
 				typ = websocket.MessageBinary
 			}
-			if err := ws.Write(ctx, typ, f.data); err != nil {
-				cancel()
-				c.log.Info("phx: write failed; closing connection", "err", err)
-				c.close(closeGoingAway, "write failed", ErrClosed)
-				return
+			// coder/websocket only writes into out's buffer here, so the
+			// write cannot block: its context needs no deadline.
+			if err = ws.Write(context.Background(), typ, f.data); err != nil {
+				break
 			}
 		}
-		cancel()
-		clear(batch)
+		if ferr := out.uncork(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Info("phx: write failed; closing connection", "err", err)
+			}
+			c.close(closeGoingAway, "write failed", ErrClosed)
+			ws.CloseNow()
+			// keep taking until takeOrIdle reports the closed queue
+		}
 	}
+}
+
+// WebSocket buffer sizes. net/http hands a hijacked connection over with 4
+// KiB read and write buffers, which coder/websocket would keep for the
+// connection's life; upgradeWriter replaces them with small ones, so that
+// idle connections stay small. Larger frames are read straight into their
+// message, past the read buffer, and writes are gathered by batchWriter.
+const (
+	wsReadBufferSize  = 512
+	wsWriteBufferSize = 256 // holds any control frame (125-byte payload)
+	// wsMaxBatchBytes: a corked batch is written out when it grows past
+	// this, so a burst never holds more than this much in memory.
+	wsMaxBatchBytes = 64 << 10
+)
+
+// upgradeWriter is the ResponseWriter given to websocket.Accept. Its Hijack
+// hands coder/websocket the connection with small buffers (see
+// wsReadBufferSize), the write side through a batchWriter.
+type upgradeWriter struct {
+	http.ResponseWriter
+	writeTimeout time.Duration
+	out          *batchWriter // set by Hijack
+}
+
+// Hijack implements [http.Hijacker].
+func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(u.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Writer.Buffered() > 0 { // the 101 response: net/http flushes it, but be sure
+		if err := brw.Writer.Flush(); err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	var conn net.Conn = nc
+	if n := brw.Reader.Buffered(); n > 0 { // sent by the client right behind its request
+		b, _ := brw.Reader.Peek(n)
+		conn = &prefixedConn{Conn: nc, prefix: bytes.Clone(b)}
+	}
+	u.out = &batchWriter{conn: nc, timeout: u.writeTimeout}
+	return conn, bufio.NewReadWriter(
+		bufio.NewReaderSize(conn, wsReadBufferSize),
+		bufio.NewWriterSize(u.out, wsWriteBufferSize),
+	), nil
+}
+
+// Unwrap lets [http.ResponseController] reach the wrapped ResponseWriter.
+func (u *upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// prefixedConn is a net.Conn whose first reads return prefix: bytes that
+// net/http had already read past the upgrade request.
+type prefixedConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixedConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// batchWriter is what coder/websocket's bufio.Writer flushes into. Outside
+// a batch every flush is written to the socket; between cork and uncork,
+// flushes are gathered in a pooled buffer and uncork writes them with one
+// system call. Every socket write has a deadline of timeout. Its lock is the
+// connection's alone: nothing shared is held while a socket is written.
+type batchWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte // only while corked
+	err    error   // the socket failed: every later write fails
+}
+
+var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func (w *batchWriter) cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.buf = batchBufPool.Get().(*[]byte)
+	w.mu.Unlock()
+}
+
+// uncork writes what the batch gathered and returns to writing through.
+func (w *batchWriter) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	err := w.flushLocked()
+	w.corked = false
+	if cap(*w.buf) <= wsMaxBatchBytes {
+		batchBufPool.Put(w.buf)
+	}
+	w.buf = nil
+	return err
+}
+
+func (w *batchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.corked {
+		return w.writeLocked(p)
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	*w.buf = append(*w.buf, p...)
+	if len(*w.buf) >= wsMaxBatchBytes {
+		if err := w.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (w *batchWriter) flushLocked() error {
+	if len(*w.buf) == 0 {
+		return w.err
+	}
+	_, err := w.writeLocked(*w.buf)
+	*w.buf = (*w.buf)[:0]
+	return err
+}
+
+func (w *batchWriter) writeLocked(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	n, err := w.conn.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // serializerForQuery picks the serializer from the vsn query parameter. The
