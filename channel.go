@@ -18,8 +18,10 @@ import (
 //
 // Join is the only required hook. A channel implements any of [InHandler],
 // [OutHandler], [InfoHandler] and [Terminator] to receive more. Every hook
-// of one channel runs on that channel's own goroutine, one at a time, in the
-// order the events arrived; channels never block each other.
+// of one channel runs on a goroutine of that channel's, one at a time, in the
+// order the events arrived, never on the connection's goroutine; channels
+// never block each other. The goroutine exists only while the channel has
+// work: an idle channel holds none, and the next event starts one.
 //
 // Join decides whether the client may join. It returns a reply payload (nil
 // for {}) to accept, or an error to refuse: an error made with [Error] or

@@ -1,6 +1,7 @@
 package phx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -44,7 +45,7 @@ type frame struct {
 // conn is one client connection, independent of its transport: it decodes
 // frames, routes them to channels, and queues outgoing frames for the
 // transport's writer. Frames are handled in order by one goroutine (the
-// transport's reader); channels run in their own goroutines.
+// transport's reader); channels run on goroutines of their own.
 type conn struct {
 	srv       *Server
 	ser       serializer
@@ -347,7 +348,9 @@ func (c *conn) handleJoin(msg Message) {
 		c.protocolError()
 		return
 	}
-	ch := newChannel(c, msg.Topic, joinRef, newCh())
+	// The channel keeps its join_ref for life: copy it out of the frame,
+	// which it would otherwise keep whole (a 512-byte read buffer or more).
+	ch := newChannel(c, msg.Topic, bytes.Clone(joinRef), newCh())
 	c.channels[msg.Topic] = ch
 	c.chWG.Add(1)
 	c.mu.Unlock()

@@ -17,7 +17,8 @@
 // [Channel] value, whose fields are that channel's state. Its hooks — Join,
 // and optionally HandleIn ([InHandler]), HandleOut ([OutHandler]),
 // HandleInfo ([InfoHandler]) and Terminate ([Terminator]) — run one at a time
-// on the channel's own goroutine, and receive a [*Socket] to push, reply and
+// on a goroutine of the channel's own (started when it has work, so idle
+// channels cost no goroutine), and receive a [*Socket] to push, reply and
 // broadcast with. A panic takes down only its channel: the client gets
 // phx_error and rejoins.
 //

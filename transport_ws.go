@@ -86,9 +86,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		go ws.Close(websocket.StatusCode(code), reason)
 	}
 	out := uw.out
+	// Made once: "go c.writeWS(ws, out)" would allocate its closure on
+	// every start, once per connection per broadcast.
+	write := func() { c.writeWS(ws, out) }
 	c.out.startWriter = func() { // called with the queue's lock held
 		c.writers.Add(1)
-		go c.writeWS(ws, out)
+		go write()
 	}
 	if !s.register(c) {
 		ws.Close(closeServiceRestart, "server shutting down")
@@ -148,8 +151,9 @@ func (c *conn) readLoopWS(ws *websocket.Conn) {
 
 // writeWS writes queued frames until the queue is empty, then returns:
 // the next frame queued starts another writer. Frames taken together are
-// written with one system call: out is corked while coder/websocket frames
-// them, and the whole batch must reach the socket within WriteTimeout.
+// written with one system call (or one per wsMaxBatchBytes): out is corked
+// while coder/websocket frames them, and each socket write must finish
+// within WriteTimeout.
 func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
 	defer c.writers.Done()
 	var batch []frame
@@ -168,8 +172,9 @@ func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
 			if f.binary {
 				typ = websocket.MessageBinary
 			}
-			// coder/websocket only writes into out's buffer here, so the
-			// write cannot block: its context needs no deadline.
+			// coder/websocket writes into out's buffer here; out reaches
+			// the socket only past wsMaxBatchBytes, under its own write
+			// deadline, so this context needs none.
 			if err = ws.Write(context.Background(), typ, f.data); err != nil {
 				break
 			}
@@ -177,14 +182,13 @@ func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
 		if ferr := out.uncork(); err == nil {
 			err = ferr
 		}
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.log.Info("phx: write failed; closing connection", "err", err)
-			}
+		if err != nil && c.ctx.Err() == nil {
+			c.log.Info("phx: write failed; closing connection", "err", err)
 			c.close(closeGoingAway, "write failed", ErrClosed)
 			ws.CloseNow()
-			// keep taking until takeOrIdle reports the closed queue
 		}
+		// After a failure, or while closing (the close handshake is under
+		// way), the queue is closed: takeOrIdle ends this writer.
 	}
 }
 
@@ -268,7 +272,7 @@ type batchWriter struct {
 	err    error   // the socket failed: every later write fails
 }
 
-var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
 func (w *batchWriter) cork() {
 	w.mu.Lock()

@@ -1,0 +1,160 @@
+package phx_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/phxgo/phx"
+)
+
+// BenchmarkBroadcastToSockets measures one broadcast written to N real
+// WebSocket connections on loopback, from Broadcast until every client has
+// read the frame: encoding, the connections' queues, their writers,
+// coder/websocket's framing and the write system calls. The clients are raw
+// TCP readers that count bytes into a fixed buffer, so that (nearly) every
+// allocation reported is the server's: allocs/op staying flat as N grows
+// is the "zero allocations per subscriber" property.
+func BenchmarkBroadcastToSockets(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			srv := phx.NewServer(&phx.Options{Logger: quietLogger(), HeartbeatTimeout: time.Hour})
+			srv.Channel("room:*", func() phx.Channel { return benchRoom{} })
+			mux := http.NewServeMux()
+			mux.Handle("/socket/", srv)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			hs := &http.Server{Handler: mux}
+			go hs.Serve(ln)
+			defer hs.Close()
+			defer srv.Shutdown(b.Context())
+
+			payload := map[string]any{"body": "hello world", "user": "ann", "id": 42}
+			var wg sync.WaitGroup
+			var frameLen int
+			readers := make([]net.Conn, n)
+			for i := range readers {
+				c, br := rawJoin(b, ln.Addr().String(), "room:bench")
+				readers[i] = c
+				defer c.Close()
+				if i == n-1 { // learn the frame's size from one broadcast
+					wg.Add(n)
+					for j := 0; j < n-1; j++ {
+						go func(c net.Conn) { // the others read it too
+							defer wg.Done()
+							rawReadFrame(c)
+						}(readers[j])
+					}
+					if err := srv.Broadcast("room:bench", "new_msg", payload); err != nil {
+						b.Fatal(err)
+					}
+					f, err := rawReadFrame(br)
+					if err != nil || len(f) >= 126 {
+						b.Fatalf("broadcast frame %q: %v (the benchmark counts 2-byte headers)", f, err)
+					}
+					frameLen = len(f) + 2
+					wg.Done()
+					wg.Wait()
+				}
+			}
+			var done sync.WaitGroup
+			for _, c := range readers {
+				done.Add(1)
+				go countFrames(c, make([]byte, 4<<10), frameLen, &wg, &done)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				wg.Add(n)
+				if err := srv.Broadcast("room:bench", "new_msg", payload); err != nil {
+					b.Fatal(err)
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+			for _, c := range readers {
+				c.Close()
+			}
+			done.Wait()
+		})
+	}
+}
+
+type benchRoom struct{}
+
+func (benchRoom) Join(*phx.Socket, phx.Payload) (any, error) { return nil, nil }
+
+// countFrames reads c into buf until it fails, calling got.Done once per
+// frameLen bytes, without allocating.
+func countFrames(c net.Conn, buf []byte, frameLen int, got, done *sync.WaitGroup) {
+	defer done.Done()
+	var pending int
+	for {
+		n, err := c.Read(buf)
+		pending += n
+		for pending >= frameLen {
+			pending -= frameLen
+			got.Done()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// rawJoin opens a WebSocket connection by hand and joins topic, returning
+// the connection and its reader once the join reply has arrived.
+func rawJoin(tb testing.TB, addr, topic string) (net.Conn, *bufio.Reader) {
+	tb.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req := "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: " + addr + "\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	msg := append([]byte(req), maskedFrame(`["1","1","`+topic+`","phx_join",{}]`, [4]byte{1, 2, 3, 4})...)
+	if _, err := c.Write(msg); err != nil {
+		tb.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		tb.Fatalf("upgrade: %v %v", resp, err)
+	}
+	if reply, err := rawReadFrame(br); err != nil || !strings.Contains(reply, `"status":"ok"`) {
+		tb.Fatalf("join reply %s: %v", reply, err)
+	}
+	return c, br
+}
+
+// rawReadFrame reads one unmasked server frame with a payload under 64 KiB.
+func rawReadFrame(r io.Reader) (string, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:2]); err != nil {
+		return "", err
+	}
+	n := int(h[1] & 0x7f)
+	switch {
+	case n == 126:
+		if _, err := io.ReadFull(r, h[2:4]); err != nil {
+			return "", err
+		}
+		n = int(binary.BigEndian.Uint16(h[2:4]))
+	case n > 126:
+		return "", fmt.Errorf("frame over 64 KiB")
+	}
+	p := make([]byte, n)
+	_, err := io.ReadFull(r, p)
+	return string(p), err
+}
