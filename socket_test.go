@@ -436,6 +436,11 @@ func TestDisconnectByID(t *testing.T) {
 	anon := dial(t, ts.url, "vsn=2.0.0", nil)
 	a1.join("room:1", "1", map[string]any{})
 	b.join("room:1", "1", map[string]any{})
+	// A round trip on a2 too: the server subscribes a connection to its ID
+	// topic just after the upgrade response, so a client that has only
+	// seen the 101 may not be reachable by Disconnect yet (as in Phoenix).
+	a2.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
+	a2.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
 
 	// Other events on the ID topic are ignored.
 	ts.Broadcast("users_socket:zed", "hello", nil)
