@@ -2,7 +2,6 @@ package phx_test
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -138,23 +137,8 @@ func rawJoin(tb testing.TB, addr, topic string) (net.Conn, *bufio.Reader) {
 	return c, br
 }
 
-// rawReadFrame reads one unmasked server frame with a payload under 64 KiB.
+// rawReadFrame reads one frame's payload (see readFrame).
 func rawReadFrame(r io.Reader) (string, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(r, h[:2]); err != nil {
-		return "", err
-	}
-	n := int(h[1] & 0x7f)
-	switch {
-	case n == 126:
-		if _, err := io.ReadFull(r, h[2:4]); err != nil {
-			return "", err
-		}
-		n = int(binary.BigEndian.Uint16(h[2:4]))
-	case n > 126:
-		return "", fmt.Errorf("frame over 64 KiB")
-	}
-	p := make([]byte, n)
-	_, err := io.ReadFull(r, p)
-	return string(p), err
+	_, _, p, err := readFrame(r)
+	return p, err
 }

@@ -229,36 +229,52 @@ func maskedFrame(payload string, key [4]byte) []byte {
 // readServerFrame reads one unmasked, unfragmented text frame.
 func readServerFrame(t *testing.T, r io.Reader) string {
 	t.Helper()
+	h0, masked, p, err := readFrame(r)
+	if err != nil {
+		t.Fatalf("reading a frame: %v", err)
+	}
+	if h0 != 0x81 {
+		t.Fatalf("frame header byte 0x%02x, want 0x81 (FIN, text)", h0)
+	}
+	if masked {
+		t.Fatal("server frame is masked")
+	}
+	return p
+}
+
+// readFrame reads one WebSocket frame: its first header byte (FIN and
+// opcode), whether it is masked, and its payload (unmasked frames only).
+func readFrame(r io.Reader) (h0 byte, masked bool, payload string, err error) {
 	var h [2]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		t.Fatalf("reading a frame header: %v", err)
-	}
-	if h[0] != 0x81 {
-		t.Fatalf("frame header byte 0x%02x, want 0x81 (FIN, text)", h[0])
-	}
-	if h[1]&0x80 != 0 {
-		t.Fatal("server frame is masked")
+		return 0, false, "", err
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		var ext [2]byte
 		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			t.Fatal(err)
+			return 0, false, "", err
 		}
 		n = uint64(binary.BigEndian.Uint16(ext[:]))
 	case 127:
 		var ext [8]byte
 		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			t.Fatal(err)
+			return 0, false, "", err
 		}
 		n = binary.BigEndian.Uint64(ext[:])
 	}
+	if h[1]&0x80 != 0 {
+		return h[0], true, "", nil
+	}
+	if n > 64<<20 {
+		return 0, false, "", fmt.Errorf("frame of %d bytes", n)
+	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {
-		t.Fatalf("reading a %d-byte frame payload: %v", n, err)
+		return 0, false, "", fmt.Errorf("reading a %d-byte frame payload: %w", n, err)
 	}
-	return string(p)
+	return h[0], false, string(p), nil
 }
 
 // TestPipelinedFrameAfterUpgrade sends frames in the same write as the
