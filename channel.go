@@ -13,8 +13,8 @@ import (
 
 // Channel is the code behind one joined topic on one connection, like a
 // Phoenix channel module. A route's [ChannelFunc] makes a new value for every
-// join, so the value's fields are the channel's state: they belong to the
-// channel's goroutine and need no locking.
+// join, so the value's fields are the channel's state: only the channel's
+// hooks touch them, one at a time, so they need no locking.
 //
 // Join is the only required hook. A channel implements any of [InHandler],
 // [OutHandler], [InfoHandler] and [Terminator] to receive more. Every hook
@@ -128,7 +128,7 @@ func (e *PanicError) Error() string { return fmt.Sprintf("phx: channel panic: %v
 // channel callbacks: the topic, the connection's ID and assigns, and the
 // ways to push, reply and broadcast. The methods that send (Push,
 // Broadcast*, Send, Stop and ReplyRef.Reply) are safe to call from any
-// goroutine; Assigns belongs to the channel's goroutine.
+// goroutine; Assigns belongs to the channel's hooks (one at a time).
 type Socket struct {
 	ch *channel
 	// Assigns starts as a copy of the connection's assigns; the channel may
