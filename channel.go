@@ -286,7 +286,8 @@ type channel struct {
 	closed   bool       // mailbox closed: nothing more accepted
 	// running: a goroutine owns the channel (Join, draining the mailbox,
 	// or finishing). When it is false the channel is idle and has no
-	// goroutine; post and requestStop start one.
+	// goroutine; post and requestStop start one. It stays true once the
+	// channel has ended, so that nothing starts again.
 	running  bool
 	stopErr  error
 	stopping chan struct{} // closed on stop request

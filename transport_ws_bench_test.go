@@ -119,10 +119,7 @@ func rawJoin(tb testing.TB, addr, topic string) (net.Conn, *bufio.Reader) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	req := "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: " + addr + "\r\n" +
-		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	msg := append([]byte(req), maskedFrame(`["1","1","`+topic+`","phx_join",{}]`, [4]byte{1, 2, 3, 4})...)
+	msg := append([]byte(rawUpgradeRequest(addr)), maskedFrame(`["1","1","`+topic+`","phx_join",{}]`, [4]byte{1, 2, 3, 4})...)
 	if _, err := c.Write(msg); err != nil {
 		tb.Fatal(err)
 	}

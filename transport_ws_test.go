@@ -215,6 +215,14 @@ func nextOf(streams [][]string, pos []int) []string {
 	return out
 }
 
+// rawUpgradeRequest is a V2 WebSocket upgrade request for /socket, with the
+// key of RFC 6455's example (its accept value: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=).
+func rawUpgradeRequest(addr string) string {
+	return "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\nHost: " + addr + "\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+}
+
 // maskedFrame returns a client-to-server WebSocket text frame (FIN, masked)
 // carrying payload, which must be under 126 bytes.
 func maskedFrame(payload string, key [4]byte) []byte {
@@ -291,13 +299,7 @@ func TestPipelinedFrameAfterUpgrade(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 
-	req := "GET /socket/websocket?vsn=2.0.0 HTTP/1.1\r\n" +
-		"Host: " + addr + "\r\n" +
-		"Upgrade: websocket\r\n" +
-		"Connection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-		"Sec-WebSocket-Version: 13\r\n\r\n"
-	msg := []byte(req)
+	msg := []byte(rawUpgradeRequest(addr))
 	msg = append(msg, maskedFrame(`["1","1","phoenix","heartbeat",{}]`, [4]byte{0x12, 0x34, 0x56, 0x78})...)
 	msg = append(msg, maskedFrame(`["1","2","phoenix","heartbeat",{}]`, [4]byte{0x9a, 0xbc, 0xde, 0xf0})...)
 	if _, err := c.Write(msg); err != nil { // one write: request and frames
