@@ -178,6 +178,12 @@ func TestPresenceStateAndDiffs(t *testing.T) {
 	if newMeta["status"] != "away" || newMeta["phx_ref_prev"] != oldMeta["phx_ref"] || newMeta["phx_ref"] == oldMeta["phx_ref"] {
 		t.Fatalf("update metas: new %v old %v", newMeta, oldMeta)
 	}
+	// bob gets the same diff; read it here: the broadcast reaches ann's
+	// and bob's queues one after the other, so nothing orders bob's copy
+	// against the reply to his next push.
+	if d := bob.nextPresence(); keys(d.joins) != "bob" || keys(d.leaves) != "bob" {
+		t.Fatalf("bob's update diff = %+v", d)
+	}
 
 	// Tracking twice from one channel is refused.
 	bob.send("1", "3", "room:p", "track_again", map[string]any{})
