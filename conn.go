@@ -70,8 +70,12 @@ type conn struct {
 	closeText  string
 	termReason atomic.Pointer[error] // Terminate reason for channels when the conn closes
 
-	// closeTransport asks the transport to close with a code; set by the transport.
+	// closeTransport asks the transport to close with a code; set by the
+	// transport, before start or with setCloseTransport. closing: close
+	// has run (under transportMu, with closeTransport read).
+	transportMu    sync.Mutex
 	closeTransport func(code int, reason string)
+	closing        bool
 
 	limits inboundLimits // rate limit and protocol-error budget
 
@@ -159,10 +163,28 @@ func (c *conn) close(code int, text string, reason error) {
 		c.termReason.Store(&reason)
 		c.cancel()
 		c.out.close()
-		if c.closeTransport != nil {
-			c.closeTransport(code, text)
+		c.transportMu.Lock()
+		closeTransport := c.closeTransport
+		c.closing = true
+		c.transportMu.Unlock()
+		if closeTransport != nil {
+			closeTransport(code, text)
 		}
 	})
+}
+
+// setCloseTransport installs the transport's close once the transport is
+// ready (the WebSocket upgrade is done after start). If the connection
+// started closing before, f runs now with that close's code; either way
+// it runs once.
+func (c *conn) setCloseTransport(f func(code int, reason string)) {
+	c.transportMu.Lock()
+	c.closeTransport = f
+	closing := c.closing
+	c.transportMu.Unlock()
+	if closing {
+		f(c.closeCode, c.closeText)
+	}
 }
 
 // teardown stops every channel and releases the connection. The transport

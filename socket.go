@@ -384,7 +384,10 @@ func (s *Server) LocalBroadcast(topic, event string, payload any) error {
 // Disconnect closes every connection whose [Options.ID] is id, on every
 // node, with close code 1001, so the clients reconnect and authenticate
 // again ("log out everywhere"). Their channels terminate with [ErrClosed].
-// Anonymous connections are never affected.
+// Anonymous connections are never affected. A WebSocket connection is
+// reachable from the moment its client has the upgrade response (it is
+// subscribed to its ID just before); a long-poll session from its first
+// poll.
 func (s *Server) Disconnect(id string) error {
 	if id == "" {
 		return errors.New("phx: Disconnect needs a socket ID")

@@ -436,11 +436,6 @@ func TestDisconnectByID(t *testing.T) {
 	anon := dial(t, ts.url, "vsn=2.0.0", nil)
 	a1.join("room:1", "1", map[string]any{})
 	b.join("room:1", "1", map[string]any{})
-	// A round trip on a2 too: the server subscribes a connection to its ID
-	// topic just after the upgrade response, so a client that has only
-	// seen the 101 may not be reachable by Disconnect yet (as in Phoenix).
-	a2.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
-	a2.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
 
 	// Other events on the ID topic are ignored.
 	ts.Broadcast("users_socket:zed", "hello", nil)
@@ -460,6 +455,24 @@ func TestDisconnectByID(t *testing.T) {
 	b.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
 	anon.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
 	anon.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+}
+
+// TestDisconnectRightAfterConnect: a connection is subscribed to its ID
+// before the upgrade response goes out, so a Disconnect made as soon as the
+// client has its connection (no frame exchanged yet) closes it.
+func TestDisconnectRightAfterConnect(t *testing.T) {
+	t.Parallel()
+	ts, _ := newRoomServer(t, nil)
+	for i := 0; i < 20; i++ {
+		user := fmt.Sprintf("fresh%d", i)
+		c := dial(t, ts.url, "user="+user+"&vsn=2.0.0", nil)
+		if err := ts.Disconnect("users_socket:" + user); err != nil {
+			t.Fatal(err)
+		}
+		if code := c.expectClose(); code != websocket.StatusGoingAway {
+			t.Fatalf("connection %d: close code = %d, want 1001", i, code)
+		}
+	}
 }
 
 func TestShutdown(t *testing.T) {

@@ -66,6 +66,16 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	c := newConn(s, ser, id, assigns, "websocket")
+	if !s.register(c) {
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
+	// Subscribed to its ID before the 101 goes out: a Disconnect made once
+	// the client has its connection reaches it. A close requested before
+	// the upgrade completes is carried out by setCloseTransport.
+	c.start()
+
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 	ws, err := websocket.Accept(uw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{"phoenix"},
@@ -73,6 +83,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Debug("phx: WebSocket upgrade failed", "err", err, "remote", r.RemoteAddr)
+		c.teardown()
+		s.unregister(c)
 		return // Accept wrote the response
 	}
 	limit := s.opts.MaxMessageSize
@@ -81,10 +93,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(limit)
 
-	c := newConn(s, ser, id, assigns, "websocket")
-	c.closeTransport = func(code int, reason string) {
-		go ws.Close(websocket.StatusCode(code), reason)
-	}
 	out := uw.out
 	// Made once: "go c.writeWS(ws, out)" would allocate its closure on
 	// every start, once per connection per broadcast.
@@ -93,12 +101,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.writers.Add(1)
 		go write()
 	}
-	if !s.register(c) {
-		ws.Close(closeServiceRestart, "server shutting down")
-		return
-	}
+	c.setCloseTransport(func(code int, reason string) {
+		go ws.Close(websocket.StatusCode(code), reason)
+	})
 	c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", ser.vsn())
-	c.start()
 	// The connection outlives this request: return, so that net/http's
 	// connection goroutine, its request and response state are freed (the
 	// connection is hijacked, net/http is done with it), and serve it on a
