@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -504,5 +505,44 @@ func TestLargeFramesPassSmallBuffers(t *testing.T) {
 	wantBin = append(wantBin, bin...)
 	if f := c.recvFrame(); !f.binary || !bytes.Equal(f.data, wantBin) {
 		t.Fatalf("binary broadcast: got binary=%v, %d bytes; want binary, %d bytes", f.binary, len(f.data), len(wantBin))
+	}
+}
+
+// TestWebSocketOverTLS: behind TLS the hijacked connection is a *tls.Conn:
+// the small buffers, the batched writes and their deadlines work on it as
+// on TCP (a join, pipelined pushes and replies, broadcasts large and
+// small).
+func TestWebSocketOverTLS(t *testing.T) {
+	t.Parallel()
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
+	srv.Channel("room:*", func() phx.Channel { return &room{} })
+	mux := http.NewServeMux()
+	mux.Handle("/socket/", srv)
+	hs := httptest.NewTLSServer(mux)
+	defer hs.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+	url := "wss" + strings.TrimPrefix(hs.URL, "https") + "/socket"
+	c := dial(t, url, "user=tls&vsn=2.0.0", &websocket.DialOptions{HTTPClient: hs.Client()})
+	c.join("room:tls", "1", map[string]any{})
+	for i := 2; i < 12; i++ { // sent back to back: replies may share a write
+		c.send("1", strconv.Itoa(i), "room:tls", "echo", map[string]int{"n": i})
+	}
+	for i := 2; i < 12; i++ {
+		c.expect(fmt.Sprintf(`["1","%d","room:tls","phx_reply",{"status":"ok","response":{"n":%d}}]`, i, i))
+	}
+	big := randomText(100<<10, 5)
+	for _, body := range []string{big, "small"} {
+		if err := srv.Broadcast("room:tls", "blob", map[string]string{"b": body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, body := range []string{big, "small"} {
+		if got, want := c.recv(), `[null,null,"room:tls","blob",{"b":"`+body+`"}]`; got != want {
+			t.Fatalf("broadcast over TLS: got %d bytes, want %d", len(got), len(want))
+		}
 	}
 }
