@@ -209,6 +209,11 @@ const (
 	// wsMaxBatchBytes: a corked batch is written out when it grows past
 	// this, so a burst never holds more than this much in memory.
 	wsMaxBatchBytes = 64 << 10
+	// wsDirectWriteBytes: a piece this large (a big frame's payload) is
+	// written as it is rather than copied into the batch: a large
+	// broadcast would otherwise cost a copy and an allocation of its size
+	// per subscriber.
+	wsDirectWriteBytes = 16 << 10
 )
 
 // upgradeWriter is the ResponseWriter given to websocket.Accept. Its Hijack
@@ -308,6 +313,12 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 	}
 	if w.err != nil {
 		return 0, w.err
+	}
+	if len(p) >= wsDirectWriteBytes {
+		if err := w.flushLocked(); err != nil {
+			return 0, err
+		}
+		return w.writeLocked(p)
 	}
 	*w.buf = append(*w.buf, p...)
 	if len(*w.buf) >= wsMaxBatchBytes {

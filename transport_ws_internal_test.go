@@ -335,7 +335,8 @@ func TestBatchWriterFlushesLargeBatchBeforeUncork(t *testing.T) {
 	}
 	want = append(want, "tail"...)
 
-	// One write over wsMaxBatchBytes: written at once.
+	// A large piece (a big frame's payload): what the batch gathered goes
+	// out first, then the piece as it is, not copied into the batch.
 	huge := bytes.Repeat([]byte("0123456789"), (wsMaxBatchBytes+wsMaxBatchBytes/2)/10)
 	w.cork()
 	w.Write([]byte("head-"))
@@ -343,17 +344,31 @@ func TestBatchWriterFlushesLargeBatchBeforeUncork(t *testing.T) {
 		t.Fatalf("corked Write of %d bytes = %d, %v", len(huge), n, err)
 	}
 	writes = near.Writes()
-	if len(writes) != 3 || !bytes.Equal(writes[2], append([]byte("head-"), huge...)) {
-		t.Fatalf("a corked batch over wsMaxBatchBytes was not written out before uncork (%d socket writes)", len(writes))
+	if len(writes) != 4 || string(writes[2]) != "head-" || !bytes.Equal(writes[3], huge) {
+		t.Fatalf("a large corked piece: %d socket writes, want the gathered bytes then the piece", len(writes)-2)
 	}
 	if err := w.uncork(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(near.Writes()); n != 3 {
-		t.Fatalf("uncork after the early flush wrote %d more times, want none", n-3)
+	if n := len(near.Writes()); n != 4 {
+		t.Fatalf("uncork after the large piece wrote %d more times, want none", n-4)
+	}
+	// A piece just under wsDirectWriteBytes is gathered like a small one.
+	under := bytes.Repeat([]byte("u"), wsDirectWriteBytes-1)
+	w.cork()
+	w.Write(under)
+	if n := len(near.Writes()); n != 4 {
+		t.Fatalf("a %d-byte piece went to the socket before uncork", len(under))
+	}
+	if err := w.uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if writes = near.Writes(); len(writes) != 5 || !bytes.Equal(writes[4], under) {
+		t.Fatalf("uncork: %d socket writes, want the gathered piece once", len(writes)-4)
 	}
 	want = append(want, "head-"...)
 	want = append(want, huge...)
+	want = append(want, under...)
 	if got := fs.waitFor(t, len(want)); !bytes.Equal(got, want) {
 		t.Fatalf("far side got %d bytes, not the %d written in order", len(got), len(want))
 	}
