@@ -90,14 +90,19 @@ deps: $(CHAT_NPM_STAMP) chromium
 # run as part of make test). Crashers land in testdata/fuzz/<Target>/:
 # commit them, they become regression tests.
 FUZZTIME ?= 30s
-FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzDecodeV2Text FuzzDecodeV2Binary FuzzDecodeV1JSON \
-	FuzzAuthTokenSubprotocol FuzzSession FuzzVerifyToken FuzzVerifyPhoenixToken FuzzLongPollBody FuzzPresenceDiff
+FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzSession FuzzVerifyToken FuzzVerifyPhoenixToken \
+	FuzzLongPollBody FuzzPresenceDiff
+FUZZ_WIRE := FuzzDecodeV2Text FuzzDecodeV2Binary FuzzDecodeV1JSON FuzzAuthTokenSubprotocol
 
 .PHONY: fuzz
 fuzz:
 	@set -e; for f in $(FUZZ_ROOT); do \
 		echo "== $$f ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . ; \
+	done
+	@set -e; for f in $(FUZZ_WIRE); do \
+		echo "== $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/wire ; \
 	done
 	@echo "== FuzzETFDecode ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz '^FuzzETFDecode$$' -fuzztime $(FUZZTIME) ./internal/etf
 

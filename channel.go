@@ -381,12 +381,12 @@ func (ch *channel) Deliver(b *Broadcast) {
 		ch.post(mailItem{kind: itemOut, event: b.Event, payload: b.Payload})
 		return
 	}
-	data, err := b.frame(ch.conn.ser)
+	f, err := b.frame(ch.conn.codec)
 	if err != nil {
 		ch.log.Debug("phx: broadcast not sent to this client", "event", b.Event, "err", err)
 		return
 	}
-	ch.conn.enqueue(frame{data: data, binary: b.Payload.Binary})
+	ch.conn.enqueue(frame{data: f.Data, binary: f.Binary})
 }
 
 func (ch *channel) pushPayload(event string, p Payload) error {

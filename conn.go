@@ -48,7 +48,7 @@ type frame struct {
 // transport's reader); channels run on goroutines of their own.
 type conn struct {
 	srv       *Server
-	ser       serializer
+	codec     codec // the connection's serializer
 	id        string
 	assigns   Assigns
 	transport string
@@ -91,11 +91,11 @@ type conn struct {
 	noIdleTimer bool
 }
 
-func newConn(srv *Server, ser serializer, id string, assigns Assigns, transport string) *conn {
+func newConn(srv *Server, cd codec, id string, assigns Assigns, transport string) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{
 		srv:       srv,
-		ser:       ser,
+		codec:     cd,
 		id:        id,
 		assigns:   assigns,
 		transport: transport,
@@ -233,11 +233,11 @@ func (c *conn) enqueue(f frame) bool {
 
 // reply queues a phx_reply.
 func (c *conn) reply(joinRef, ref Ref, topic, status string, response Payload) error {
-	data, err := c.ser.encodeReply(joinRef, ref, topic, status, response)
+	f, err := c.codec.ser.EncodeReply(joinRef, ref, topic, status, response)
 	if err != nil {
 		return err
 	}
-	if !c.enqueue(frame{data: data, binary: response.Binary}) {
+	if !c.enqueue(frame{data: f.Data, binary: f.Binary}) {
 		return ErrClosed
 	}
 	return nil
@@ -255,11 +255,11 @@ func (c *conn) lifecycle(joinRef Ref, topic, event string, payload Payload) erro
 }
 
 func (c *conn) message(joinRef, ref Ref, topic, event string, payload Payload) error {
-	data, err := c.ser.encodeMessage(joinRef, ref, topic, event, payload)
+	f, err := c.codec.ser.EncodeMessage(joinRef, ref, topic, event, payload)
 	if err != nil {
 		return err
 	}
-	if !c.enqueue(frame{data: data, binary: payload.Binary}) {
+	if !c.enqueue(frame{data: f.Data, binary: f.Binary}) {
 		return ErrClosed
 	}
 	return nil
@@ -293,7 +293,7 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
 		return nil
 	}
-	msg, err := c.ser.decode(data, binary)
+	msg, err := c.codec.ser.Decode(data, binary)
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,7 @@ package phx
 
 import (
 	"bytes"
-	"encoding/base64"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,50 +10,6 @@ import (
 )
 
 func frameOf(data []byte, binary bool) bridge.Frame { return bridge.Frame{Data: data, Binary: binary} }
-
-func FuzzAuthTokenSubprotocol(f *testing.F) {
-	for _, s := range []string{
-		"phoenix, base64url.bearer.phx.czNjcjN0",
-		"phoenix,base64url.bearer.phx.czNjcjN0==",
-		"base64url.bearer.phx.%%%",
-		"phoenix, base64url.bearer.phx.a, base64url.bearer.phx.b",
-		"",
-		",,,",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, header string) {
-		h := map[string][]string{"Sec-Websocket-Protocol": {header}}
-		offered := headerList(h, "Sec-WebSocket-Protocol")
-		token, rest, err := extractAuthToken(offered)
-		if err != nil {
-			return
-		}
-		for _, p := range rest {
-			if strings.HasPrefix(p, authTokenPrefix) {
-				t.Fatalf("token element left in %q", rest)
-			}
-		}
-		if len(rest)+btoi(token != "" || strings.Contains(header, authTokenPrefix)) < len(offered) {
-			t.Fatalf("lost elements: offered %q rest %q", offered, rest)
-		}
-		if token != "" {
-			// The token must round-trip through the client's encoding.
-			enc := base64.RawStdEncoding.EncodeToString([]byte(token))
-			got, _, err := extractAuthToken([]string{authTokenPrefix + enc})
-			if err != nil || got != token {
-				t.Fatalf("round trip of %q: %q %v", token, got, err)
-			}
-		}
-	})
-}
-
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // fuzzRoom is a channel whose events exercise every reply path.
 type fuzzRoom struct{}

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+
+	"github.com/phxgo/phx/internal/wire"
 )
 
 // PubSub delivers broadcasts to the subscribers of a topic. The default,
@@ -70,13 +72,24 @@ type Broadcast struct {
 	Event   string
 	Payload Payload
 
-	frames [2]encodedFrame // by serializerIndex
+	frames [wire.NumFormats]encodedFrame // by wire.Format of the built-in serializers
+
+	mu     sync.Mutex
+	custom []customFrame // encoded by other serializers
 }
 
+// encodedFrame is the broadcast as one built-in serializer encodes it.
 type encodedFrame struct {
-	once sync.Once
-	data []byte
-	err  error
+	once  sync.Once
+	frame Frame
+	err   error
+}
+
+// customFrame is the broadcast as a registered serializer encodes it.
+type customFrame struct {
+	key   uint64
+	frame Frame
+	err   error
 }
 
 // NewBroadcast builds a broadcast, encoding payload as described for
@@ -89,18 +102,25 @@ func NewBroadcast(topic, event string, payload any) (*Broadcast, error) {
 	return &Broadcast{Topic: topic, Event: event, Payload: p}, nil
 }
 
-// frame returns the broadcast encoded for ser, computing it once.
-func (b *Broadcast) frame(ser serializer) ([]byte, error) {
-	f := &b.frames[serializerIndex(ser)]
-	f.once.Do(func() { f.data, f.err = ser.encodeBroadcast(b.Topic, b.Event, b.Payload) })
-	return f.data, f.err
-}
-
-func serializerIndex(ser serializer) int {
-	if ser == serializerV1 {
-		return 0
+// frame returns the broadcast encoded for cd, computing it once per
+// serializer: the built-in formats have a slot each, other serializers share
+// a short list under a lock.
+func (b *Broadcast) frame(cd codec) (Frame, error) {
+	if cd.key < uint64(wire.NumFormats) {
+		f := &b.frames[cd.key]
+		f.once.Do(func() { f.frame, f.err = cd.ser.EncodeBroadcast(b.Topic, b.Event, b.Payload) })
+		return f.frame, f.err
 	}
-	return 1
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range b.custom {
+		if f.key == cd.key {
+			return f.frame, f.err
+		}
+	}
+	f, err := cd.ser.EncodeBroadcast(b.Topic, b.Event, b.Payload)
+	b.custom = append(b.custom, customFrame{key: cd.key, frame: f, err: err})
+	return f, err
 }
 
 // ErrPubSubClosed is returned by a PubSub that has been closed.

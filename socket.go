@@ -145,6 +145,15 @@ type Options struct {
 	// Negative disables the limit.
 	MaxLongPollBody int64
 
+	// Serializers maps the protocol versions clients ask for (the `vsn`
+	// query parameter) to wire formats, like Phoenix's `serializer:` socket
+	// option: a connection gets the first entry whose requirement its vsn
+	// matches, and one that matches none is refused (403). nil means
+	// [DefaultSerializers]: V1 JSON for ~> 1.0.0 and clients that send no
+	// vsn, V2 JSON for ~> 2.0.0. NewServer panics on an entry with a
+	// malformed requirement or a nil Serializer.
+	Serializers []VersionedSerializer
+
 	// DisableLongPoll turns the long-poll transport off: <mount>/longpoll
 	// answers 404, as Phoenix's longpoll: false.
 	DisableLongPoll bool
@@ -207,11 +216,12 @@ type ConnectInfo struct {
 //
 // All methods are safe for concurrent use.
 type Server struct {
-	opts    Options
-	origins []originPattern
-	log     *slog.Logger
-	pubsub  PubSub
-	routes  router
+	opts        Options
+	serializers []versionedCodec
+	origins     []originPattern
+	log         *slog.Logger
+	pubsub      PubSub
+	routes      router
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -333,13 +343,18 @@ func NewServer(opts *Options) *Server {
 		}
 		origins[i] = op
 	}
+	serializers, err := compileSerializers(o.Serializers)
+	if err != nil {
+		panic(err)
+	}
 	return &Server{
-		opts:    o,
-		origins: origins,
-		log:     o.Logger,
-		pubsub:  o.PubSub,
-		conns:   make(map[*conn]struct{}),
-		lp:      lp,
+		opts:        o,
+		serializers: serializers,
+		origins:     origins,
+		log:         o.Logger,
+		pubsub:      o.PubSub,
+		conns:       make(map[*conn]struct{}),
+		lp:          lp,
 	}
 }
 

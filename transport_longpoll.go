@@ -1,7 +1,6 @@
 package phx
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -14,7 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/phxgo/phx/internal/wire"
 )
 
 // The long-poll transport (PROTOCOL.md §5) serves <mount>/longpoll for
@@ -42,9 +42,6 @@ const (
 	lpTokenHeader = "X-Phoenix-Longpoll-Token"
 	// lpAuthHeader carries phoenix.js's authToken option on GETs.
 	lpAuthHeader = "X-Phoenix-AuthToken"
-	// lpMaxBatch is the number of lines of one POST that are dispatched;
-	// further lines are ignored, as Phoenix does.
-	lpMaxBatch = 100
 	// lpTokenSalt separates session tokens from every other use of the
 	// secret.
 	lpTokenSalt = "phx long-poll session"
@@ -218,7 +215,7 @@ func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Valu
 		lpWriteStatus(w, 500)
 		return
 	}
-	ser, err := serializerForQuery(q)
+	codec, err := negotiate(s.serializers, q)
 	if err != nil {
 		s.log.Info("phx: long-poll connection refused", "err", err, "remote", r.RemoteAddr)
 		lpWriteStatus(w, 403)
@@ -244,7 +241,7 @@ func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Valu
 		}
 		return
 	}
-	sess, err := s.newLongPollSession(ser, id, assigns)
+	sess, err := s.newLongPollSession(codec, id, assigns)
 	if err != nil {
 		s.log.Error("phx: cannot open long-poll session", "err", err)
 		lpWriteStatus(w, 500)
@@ -254,12 +251,12 @@ func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Valu
 		lpWriteStatus(w, 500)
 		return
 	}
-	sess.c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", ser.vsn())
+	sess.c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", q.Get("vsn"))
 	lpWriteMessages(w, 410, sess.token, nil)
 }
 
 // newLongPollSession opens a session; nil when the server is draining.
-func (s *Server) newLongPollSession(ser serializer, id string, assigns Assigns) (*lpSession, error) {
+func (s *Server) newLongPollSession(cd codec, id string, assigns Assigns) (*lpSession, error) {
 	var sid [16]byte
 	rand.Read(sid[:])
 	sessID := base64.RawURLEncoding.EncodeToString(sid[:])
@@ -267,7 +264,7 @@ func (s *Server) newLongPollSession(ser serializer, id string, assigns Assigns) 
 	if err != nil {
 		return nil, err
 	}
-	c := newConn(s, ser, id, assigns, "longpoll")
+	c := newConn(s, cd, id, assigns, "longpoll")
 	c.textOnly = true    // frames travel as JSON strings
 	c.noIdleTimer = true // polls, not heartbeats, show the client is alive
 	sess := &lpSession{
@@ -498,34 +495,20 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 		lpWriteStatus(w, 200)
 		return
 	}
-	for n := 0; n < lpMaxBatch && len(data) > 0; {
+	for n := 0; n < wire.MaxPostLines && len(data) > 0; {
 		var line []byte
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			line, data = data, nil
-		}
-		line = bytes.TrimSuffix(line, []byte{'\r'})
+		line, data = wire.NextPostLine(data)
 		if len(line) == 0 {
 			continue
 		}
 		n++
-		// A JSON text frame: a V2 array (all phoenix.js does), or a V1
-		// object, which Phoenix would take for base64 and fail on. Any
-		// other line is base64 (padded, standard alphabet) of a binary
-		// frame; neither '[' nor '{' is a base64 character.
-		binary := line[0] != '[' && line[0] != '{'
-		if binary {
-			dec := make([]byte, base64.StdEncoding.DecodedLen(len(line)))
-			m, err := base64.StdEncoding.Decode(dec, line)
-			if err != nil {
-				s.longPollMalformed(c, fmt.Errorf("%w: line %d is neither a JSON array nor base64", ErrMalformed, n))
-				lpWriteStatus(w, 410)
-				return
-			}
-			line = dec[:m]
+		frame, binary, err := wire.DecodePostLine(line)
+		if err != nil {
+			s.longPollMalformed(c, fmt.Errorf("line %d: %w", n, err))
+			lpWriteStatus(w, 410)
+			return
 		}
-		if st := s.longPollDispatch(c, line, binary); st != 0 {
+		if st := s.longPollDispatch(c, frame, binary); st != 0 {
 			lpWriteFailure(w, st)
 			return
 		}
@@ -575,10 +558,7 @@ func (s *Server) longPollMalformed(c *conn, err error) {
 
 // lpWriteStatus writes {"status":N}.
 func lpWriteStatus(w http.ResponseWriter, status int) {
-	buf := append(strconv.AppendInt([]byte(`{"status":`), int64(status), 10), '}')
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf)
+	lpWrite(w, wire.AppendPollStatus(nil, status))
 }
 
 // lpWriteMessages writes {"status":N,"token":T,"messages":[...]}, each
@@ -589,27 +569,22 @@ func lpWriteMessages(w http.ResponseWriter, status int, token string, frames []f
 	for _, f := range frames {
 		n += len(f.data) + len(f.data)/8 + 3
 	}
-	buf := make([]byte, 0, n)
-	buf = strconv.AppendInt(append(buf, `{"status":`...), int64(status), 10)
-	buf = appendQuoted(append(buf, `,"token":`...), token)
-	buf = append(buf, `,"messages":[`...)
-	first := true
-	for i, f := range frames {
+	buf := wire.AppendPollHead(make([]byte, 0, n), status, token)
+	i := 0
+	for j, f := range frames {
 		if !f.binary {
-			if !first {
-				buf = append(buf, ',')
-			}
-			first = false
-			if utf8.Valid(f.data) {
-				buf = appendQuoted(buf, f.data)
-			} else {
-				buf = appendJSONString(buf, string(f.data))
-			}
+			buf = wire.AppendPollMessage(buf, i, f.data)
+			i++
 		}
-		frames[i] = frame{} // release the frame's memory with the response
+		frames[j] = frame{} // release the frame's memory with the response
 	}
-	buf = append(buf, "]}"...)
-	w.Header().Set("Content-Length", strconv.Itoa(len(buf)))
+	lpWrite(w, wire.AppendPollTail(buf))
+}
+
+// lpWrite writes an answer body with status 200, the only HTTP status the
+// official client reads a body from.
+func lpWrite(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf)
+	_, _ = w.Write(body)
 }

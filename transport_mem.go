@@ -39,7 +39,12 @@ func (s *Server) dialMemory(assigns Assigns, id string) (*memConn, error) {
 	if id == "" && s.opts.ID != nil {
 		id = s.opts.ID(assigns)
 	}
-	c := newConn(s, serializerV2, id, assigns, "memory")
+	// phxtest speaks V2, through whatever serializer the server maps it to.
+	cd, err := negotiate(s.serializers, map[string][]string{"vsn": {"2.0.0"}})
+	if err != nil {
+		return nil, err
+	}
+	c := newConn(s, cd, id, assigns, "memory")
 	m := &memConn{c: c, frames: make(chan bridge.Frame, 256), done: make(chan struct{}), writer: make(chan struct{})}
 	c.closeTransport = func(code int, _ string) {
 		m.code.Store(int64(code))

@@ -4,20 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/phxgo/phx/internal/wire"
 )
-
-// authTokenPrefix marks the Sec-WebSocket-Protocol element in which
-// phoenix.js (authToken option) sends a token.
-const authTokenPrefix = "base64url.bearer.phx."
 
 // serveWebSocket upgrades r to a WebSocket connection and serves it until
 // it closes.
@@ -36,15 +33,15 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	query := r.URL.Query()
-	ser, err := serializerForQuery(query)
+	codec, err := negotiate(s.serializers, query)
 	if err != nil {
 		s.log.Info("phx: connection refused", "err", err, "remote", r.RemoteAddr)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
 	offered := headerList(r.Header, "Sec-WebSocket-Protocol")
-	authToken, rest, err := extractAuthToken(offered)
-	if err != nil || (len(offered) > 0 && !contains(rest, "phoenix")) {
+	authToken, rest, err := wire.ExtractAuthToken(offered)
+	if err != nil || (len(offered) > 0 && !slices.Contains(rest, "phoenix")) {
 		s.log.Info("phx: connection refused: bad Sec-WebSocket-Protocol", "err", err, "remote", r.RemoteAddr)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
@@ -66,7 +63,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	c := newConn(s, ser, id, assigns, "websocket")
+	c := newConn(s, codec, id, assigns, "websocket")
 	if !s.register(c) {
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
@@ -104,7 +101,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c.setCloseTransport(func(code int, reason string) {
 		go ws.Close(websocket.StatusCode(code), reason)
 	})
-	c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", ser.vsn())
+	c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", query.Get("vsn"))
 	// The connection outlives this request: return, so that net/http's
 	// connection goroutine, its request and response state are freed (the
 	// connection is hijacked, net/http is done with it), and serve it on a
@@ -350,60 +347,6 @@ func (w *batchWriter) writeLocked(p []byte) (int, error) {
 	return n, err
 }
 
-// serializerForQuery picks the serializer from the vsn query parameter. The
-// last vsn wins, as in Plug; a missing vsn means V1; an empty or non-string
-// vsn (vsn=, vsn[]=...) is refused.
-func serializerForQuery(q map[string][]string) (serializer, error) {
-	for k := range q {
-		if strings.HasPrefix(k, "vsn[") {
-			return nil, ErrUnsupportedVsn
-		}
-	}
-	vs, present := q["vsn"]
-	if !present {
-		return serializerFor("") // Phoenix's default: 1.0.0
-	}
-	if len(vs) == 0 || vs[len(vs)-1] == "" {
-		return nil, ErrUnsupportedVsn // present but empty: Phoenix refuses it
-	}
-	return serializerFor(vs[len(vs)-1])
-}
-
-// extractAuthToken finds the authToken element among the offered
-// subprotocols, decodes it (standard or URL-safe base64, padded or not) and
-// returns the others. More than one token element is an error.
-func extractAuthToken(offered []string) (token string, rest []string, err error) {
-	found := false
-	for _, p := range offered {
-		enc, ok := strings.CutPrefix(p, authTokenPrefix)
-		if !ok {
-			rest = append(rest, p)
-			continue
-		}
-		if found {
-			return "", nil, errors.New("phx: more than one auth token subprotocol")
-		}
-		found = true
-		if len(enc) > 8<<10 {
-			return "", nil, errors.New("phx: auth token too long")
-		}
-		b, err := decodeBase64Any(enc)
-		if err != nil {
-			return "", nil, errors.New("phx: auth token is not base64")
-		}
-		token = string(b)
-	}
-	return token, rest, nil
-}
-
-func decodeBase64Any(s string) ([]byte, error) {
-	s = strings.TrimRight(s, "=")
-	if strings.ContainsAny(s, "-_") {
-		return base64.RawURLEncoding.DecodeString(s)
-	}
-	return base64.RawStdEncoding.DecodeString(s)
-}
-
 // headerList splits a comma-separated header, over all its lines.
 func headerList(h http.Header, key string) []string {
 	var out []string
@@ -415,13 +358,4 @@ func headerList(h http.Header, key string) []string {
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package phx
+package wire
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 
 func addSeeds(f *testing.F, binary bool, serName string) {
 	for _, tc := range malformedCases {
-		if tc.binary == binary && (tc.ser == serializerV2) == (serName == "v2") {
+		if tc.binary == binary && (tc.ser == V2) == (serName == "v2") {
 			f.Add(tc.frame)
 		}
 	}
@@ -39,7 +39,7 @@ func FuzzDecodeV2Text(f *testing.F) {
 	}
 	addSeeds(f, false, "v2")
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		m, err := serializerV2.decode(frame, false)
+		m, err := V2.Decode(frame, false)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -69,7 +69,7 @@ func FuzzDecodeV2Text(f *testing.F) {
 				t.Fatalf("ref %d is %q, encoding/json says %q", i, []byte(r), arr[i])
 			}
 		}
-		checkRoundTrip(t, m, serializerV2, clientEncodeV2Text(m), false)
+		checkRoundTrip(t, m, V2, clientEncodeV2Text(m), false)
 		checkServerEncoders(t, m)
 	})
 }
@@ -80,7 +80,7 @@ func FuzzDecodeV2Binary(f *testing.F) {
 	}
 	addSeeds(f, true, "v2")
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		m, err := serializerV2.decode(frame, true)
+		m, err := V2.Decode(frame, true)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -100,7 +100,7 @@ func FuzzDecodeV2Binary(f *testing.F) {
 		if !bytes.Equal(again, frame) {
 			t.Fatalf("client re-encoding differs:\n% x\n% x", again, frame)
 		}
-		checkRoundTrip(t, m, serializerV2, again, true)
+		checkRoundTrip(t, m, V2, again, true)
 		checkServerEncoders(t, m)
 	})
 }
@@ -111,7 +111,7 @@ func FuzzDecodeV1JSON(f *testing.F) {
 	}
 	addSeeds(f, false, "v1")
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		m, err := serializerV1.decode(frame, false)
+		m, err := V1.Decode(frame, false)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
@@ -137,9 +137,9 @@ func FuzzDecodeV1JSON(f *testing.F) {
 		if jr, ok := obj["join_ref"]; ok && !bytes.Equal(refJSON(m.JoinRef), jr) || !ok && m.JoinRef != nil {
 			t.Fatalf("join_ref %q, encoding/json says %q", []byte(m.JoinRef), jr)
 		}
-		checkRoundTrip(t, m, serializerV1, clientEncodeV1(m), false)
+		checkRoundTrip(t, m, V1, clientEncodeV1(m), false)
 		// The V1 server encoders keep the message readable.
-		out, err := serializerV1.encodeReply(m.JoinRef, m.Ref, m.Topic, m.Event, Payload{})
+		out, err := V1.EncodeReply(m.JoinRef, m.Ref, m.Topic, m.Event, Payload{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,9 +158,9 @@ func FuzzDecodeV1JSON(f *testing.F) {
 }
 
 // checkRoundTrip decodes a client re-encoding of m and expects m back.
-func checkRoundTrip(t *testing.T, m Message, ser serializer, frame []byte, binary bool) {
+func checkRoundTrip(t *testing.T, m Message, ser Serializer, frame []byte, binary bool) {
 	t.Helper()
-	again, err := ser.decode(frame, binary)
+	again, err := ser.Decode(frame, binary)
 	if err != nil {
 		t.Fatalf("re-encoded frame %q rejected: %v", frame, err)
 	}
@@ -178,7 +178,7 @@ func checkServerEncoders(t *testing.T, m Message) {
 		payloads = append(payloads, m.Payload)
 	}
 	for _, p := range payloads {
-		reply, err := serializerV2.encodeReply(m.JoinRef, m.Ref, m.Topic, m.Event, p)
+		reply, err := V2.EncodeReply(m.JoinRef, m.Ref, m.Topic, m.Event, p)
 		if p.Binary && (len(m.Topic) > 255 || len(m.Event) > 255) {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("binary reply with long fields: %v", err)
@@ -203,7 +203,7 @@ func checkServerEncoders(t *testing.T, m Message) {
 				Response json.RawMessage `json:"response"`
 			}
 			if err := json.Unmarshal(f.Payload, &body); err != nil || body.Status != m.Event ||
-				!bytes.Equal(body.Response, p.json()) {
+				!bytes.Equal(body.Response, p.JSON()) {
 				t.Fatalf("reply payload %q (%v)", f.Payload, err)
 			}
 			if f.JoinRef != string(refJSON(m.JoinRef)) || f.Ref != string(refJSON(m.Ref)) || f.Topic != m.Topic || f.Event != "phx_reply" {
@@ -212,23 +212,23 @@ func checkServerEncoders(t *testing.T, m Message) {
 			// A reply decodes as a client message too (it is a 5-element
 			// array); the response is one level deeper than the payload, so
 			// only the empty one is sure to stay within the depth limit.
-			back, err := serializerV2.decode(reply, false)
+			back, err := V2.Decode(reply, false)
 			if len(p.Data) == 0 && err != nil || err == nil && (back.Topic != m.Topic || !bytes.Equal(back.Ref, m.Ref) || !bytes.Equal(back.JoinRef, m.JoinRef)) {
 				t.Fatalf("reply %q decoded as %s (%v)", reply, fmtMsg(back), err)
 			}
 		}
-		push, err := serializerV2.encodePush(m.JoinRef, m.Topic, m.Event, p)
+		push, err := V2.EncodePush(m.JoinRef, m.Topic, m.Event, p)
 		if err != nil {
 			t.Fatalf("encodePush: %v", err)
 		}
 		if f, err := parseServerV2(push, p.Binary); err != nil || f.Topic != m.Topic || f.Event != m.Event {
 			t.Fatalf("push %q parsed as %+v (%v)", push, f, err)
 		}
-		bc, err := serializerV2.encodeBroadcast(m.Topic, m.Event, p)
+		bc, err := V2.EncodeBroadcast(m.Topic, m.Event, p)
 		if err != nil {
 			t.Fatalf("encodeBroadcast: %v", err)
 		}
-		if f, err := parseServerV2(bc, p.Binary); err != nil || f.Topic != m.Topic || f.Event != m.Event || !bytes.Equal(f.Payload, p.json()) && !p.Binary {
+		if f, err := parseServerV2(bc, p.Binary); err != nil || f.Topic != m.Topic || f.Event != m.Event || !bytes.Equal(f.Payload, p.JSON()) && !p.Binary {
 			t.Fatalf("broadcast %q parsed as %+v (%v)", bc, f, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package phx
+package wire
 
 import (
 	"bytes"
@@ -123,12 +123,12 @@ func parseServerV2(frame []byte, binary bool) (serverFrame, error) {
 	}
 	var lens []int
 	switch frame[0] {
-	case kindPush, kindBroadcast:
+	case KindPush, KindBroadcast:
 		lens = make([]int, 3)
-		if frame[0] == kindBroadcast {
+		if frame[0] == KindBroadcast {
 			lens = make([]int, 2)
 		}
-	case kindReply:
+	case KindReply:
 		lens = make([]int, 4)
 	default:
 		return f, fmt.Errorf("kind %d", frame[0])
@@ -148,11 +148,11 @@ func parseServerV2(frame []byte, binary bool) (serverFrame, error) {
 	}
 	f.Payload = frame[off:]
 	switch frame[0] {
-	case kindPush:
+	case KindPush:
 		f.JoinRef, f.Topic, f.Event = fields[0], fields[1], fields[2]
-	case kindReply:
+	case KindReply:
 		f.JoinRef, f.Ref, f.Topic, f.Status, f.Event = fields[0], fields[1], fields[2], fields[3], "phx_reply"
-	case kindBroadcast:
+	case KindBroadcast:
 		f.Topic, f.Event = fields[0], fields[1]
 	}
 	return f, nil
@@ -233,7 +233,7 @@ func TestDecodeV2Text(t *testing.T) {
 	t.Parallel()
 	for _, tc := range v2TextCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := serializerV2.decode([]byte(tc.frame), false)
+			got, err := V2.Decode([]byte(tc.frame), false)
 			if err != nil {
 				t.Fatalf("decode(%q): %v", tc.frame, err)
 			}
@@ -260,7 +260,7 @@ func TestDecodeV1(t *testing.T) {
 	t.Parallel()
 	for _, tc := range v1Cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := serializerV1.decode([]byte(tc.frame), false)
+			got, err := V1.Decode([]byte(tc.frame), false)
 			if err != nil {
 				t.Fatalf("decode(%q): %v", tc.frame, err)
 			}
@@ -274,9 +274,9 @@ func TestDecodeV1(t *testing.T) {
 func binMsg(joinRef, ref, topic, event string, payload []byte) Message {
 	m := Message{Topic: topic, Event: event, Payload: Payload{Data: payload, Binary: true}}
 	if joinRef != "" {
-		m.JoinRef = stringRef(joinRef)
+		m.JoinRef = StringRef(joinRef)
 	}
-	m.Ref = stringRef(ref)
+	m.Ref = StringRef(ref)
 	return m
 }
 
@@ -287,7 +287,7 @@ type binaryCase struct {
 }
 
 var v2BinaryCases = []binaryCase{
-	// PROTOCOL.md §2.4 example.
+	// The example of docs/protocol.md, "Binary frames".
 	{"protocol example", msgHex("00 01 01 01 02 31 32 74 c3 a9 01 02 03"), binMsg("1", "2", "t", "é", []byte{1, 2, 3})},
 	{"empty join_ref", msgHex("00 00 01 01 01 32 74 65 ff"), binMsg("", "2", "t", "e", []byte{0xff})},
 	{"empty payload", msgHex("00 01 01 01 01 31 32 74 65"), binMsg("1", "2", "t", "e", []byte{})},
@@ -301,7 +301,7 @@ func TestDecodeV2Binary(t *testing.T) {
 	t.Parallel()
 	for _, tc := range v2BinaryCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := serializerV2.decode(tc.frame, true)
+			got, err := V2.Decode(tc.frame, true)
 			if err != nil {
 				t.Fatalf("decode(% x): %v", tc.frame, err)
 			}
@@ -317,7 +317,7 @@ func TestDecodeV2Binary(t *testing.T) {
 func TestDecodeV2BinaryRefsCopied(t *testing.T) {
 	t.Parallel()
 	frame := msgHex("00 01 01 01 02 31 32 74 c3 a9 01 02 03")
-	m, err := serializerV2.decode(frame, true)
+	m, err := V2.Decode(frame, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestDecodeV2BinaryRefsCopied(t *testing.T) {
 func TestDecodeDoesNotLetAppendClobberFrame(t *testing.T) {
 	t.Parallel()
 	frame := []byte(`["1","2","t","e",{}]`)
-	m, err := serializerV2.decode(frame, false)
+	m, err := V2.Decode(frame, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,98 +346,98 @@ func TestDecodeDoesNotLetAppendClobberFrame(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Decoding: malformed frames (RELIABILITY.md rows 16-18 and more)
+// Decoding: malformed frames
 
 type malformedCase struct {
 	name   string
-	ser    serializer
+	ser    Serializer
 	binary bool
 	frame  []byte
 	want   string // substring of the error
 }
 
-func mc(name string, ser serializer, frame, want string) malformedCase {
+func mc(name string, ser Serializer, frame, want string) malformedCase {
 	return malformedCase{name, ser, false, []byte(frame), want}
 }
 
 func bc(name string, frame []byte, want string) malformedCase {
-	return malformedCase{name, serializerV2, true, frame, want}
+	return malformedCase{name, V2, true, frame, want}
 }
 
 var malformedCases = []malformedCase{
-	// Row 17.
-	mc("not json", serializerV2, `not json`, "must be a JSON array"),
-	mc("[1,2,3]", serializerV2, `[1,2,3]`, "topic must be a string, found a number"),
-	mc("[]", serializerV2, `[]`, "0 elements"),
-	mc("{}", serializerV2, `{}`, "must be a JSON array, found an object"),
-	mc("null", serializerV2, `null`, "must be a JSON array, found null"),
-	mc("trailing garbage", serializerV2, `["1","2","t","e",{}]x`, "trailing data"),
-	mc("two arrays", serializerV2, `["1","2","t","e",{}]["1","2","t","e",{}]`, "trailing data"),
-	mc("empty frame", serializerV2, ``, "found end of input"),
-	mc("whitespace only", serializerV2, " \n", "found end of input"),
-	mc("BOM", serializerV2, "\ufeff[\"1\",\"2\",\"t\",\"e\",{}]", "must be a JSON array"),
-	mc("four elements", serializerV2, `["1","2","t","e"]`, "4 elements"),
-	mc("one element", serializerV2, `[null]`, "1 elements"),
-	mc("trailing comma", serializerV2, `["1","2","t","e",{},]`, "expected a JSON value"),
-	mc("missing comma", serializerV2, `["1","2","t","e" {}]`, "expected ',' or ']'"),
-	mc("unterminated array", serializerV2, `["1","2","t","e",{}`, "expected ',' or ']'"),
-	mc("unterminated string", serializerV2, `["1","2","t`, "unterminated string"),
-	// Row 18.
-	mc("topic 42", serializerV2, `["1","2",42,"e",{}]`, "topic must be a string, found a number"),
-	mc("topic null", serializerV2, `["1","2",null,"e",{}]`, "topic must be a string, found null"),
-	mc("topic {}", serializerV2, `["1","2",{},"e",{}]`, "topic must be a string, found an object"),
-	mc("topic []", serializerV2, `["1","2",[],"e",{}]`, "topic must be a string, found an array"),
-	mc("topic true", serializerV2, `["1","2",true,"e",{}]`, "topic must be a string, found a boolean"),
-	mc("topic 300 bytes", serializerV2, `["1","2","`+long300+`","e",{}]`, "topic is 300 bytes, limit 255"),
-	mc("topic 256 bytes", serializerV2, `["1","2","`+long256+`","e",{}]`, "topic is 256 bytes"),
-	mc("escaped topic 256 bytes decoded", serializerV2, `["1","2","`+strings.Repeat(`\u00e9`, 128)+`","e",{}]`, "topic is 256 bytes"),
-	mc("event 42", serializerV2, `["1","2","t",42,{}]`, "event must be a string, found a number"),
-	mc("event null", serializerV2, `["1","2","t",null,{}]`, "event must be a string"),
-	mc("event object", serializerV2, `["1","2","t",{"a":1},{}]`, "event must be a string"),
-	mc("event 256 bytes", serializerV2, `["1","2","t","`+long256+`",{}]`, "event is 256 bytes"),
-	mc("join_ref object", serializerV2, `[{},"2","t","e",{}]`, "join_ref must be a string, a number or null"),
-	mc("ref array", serializerV2, `["1",[],"t","e",{}]`, "ref must be a string, a number or null"),
-	mc("ref bool", serializerV2, `["1",true,"t","e",{}]`, "ref must be a string, a number or null"),
-	mc("ref 256 bytes", serializerV2, `["1","`+long256+`","t","e",{}]`, "ref is 256 bytes"),
-	mc("number ref 256 bytes", serializerV2, `[`+strings.Repeat("1", 256)+`,"2","t","e",{}]`, "join_ref is 256 bytes"),
-	mc("escaped ref 256 bytes decoded", serializerV2, `[null,"`+strings.Repeat(`\u0061`, 256)+`","t","e",{}]`, "ref is 256 bytes"),
+	// Text frames that are not a V2 array of the right shape.
+	mc("not json", V2, `not json`, "must be a JSON array"),
+	mc("[1,2,3]", V2, `[1,2,3]`, "topic must be a string, found a number"),
+	mc("[]", V2, `[]`, "0 elements"),
+	mc("{}", V2, `{}`, "must be a JSON array, found an object"),
+	mc("null", V2, `null`, "must be a JSON array, found null"),
+	mc("trailing garbage", V2, `["1","2","t","e",{}]x`, "trailing data"),
+	mc("two arrays", V2, `["1","2","t","e",{}]["1","2","t","e",{}]`, "trailing data"),
+	mc("empty frame", V2, ``, "found end of input"),
+	mc("whitespace only", V2, " \n", "found end of input"),
+	mc("BOM", V2, "\ufeff[\"1\",\"2\",\"t\",\"e\",{}]", "must be a JSON array"),
+	mc("four elements", V2, `["1","2","t","e"]`, "4 elements"),
+	mc("one element", V2, `[null]`, "1 elements"),
+	mc("trailing comma", V2, `["1","2","t","e",{},]`, "expected a JSON value"),
+	mc("missing comma", V2, `["1","2","t","e" {}]`, "expected ',' or ']'"),
+	mc("unterminated array", V2, `["1","2","t","e",{}`, "expected ',' or ']'"),
+	mc("unterminated string", V2, `["1","2","t`, "unterminated string"),
+	// Fields of the wrong type or size.
+	mc("topic 42", V2, `["1","2",42,"e",{}]`, "topic must be a string, found a number"),
+	mc("topic null", V2, `["1","2",null,"e",{}]`, "topic must be a string, found null"),
+	mc("topic {}", V2, `["1","2",{},"e",{}]`, "topic must be a string, found an object"),
+	mc("topic []", V2, `["1","2",[],"e",{}]`, "topic must be a string, found an array"),
+	mc("topic true", V2, `["1","2",true,"e",{}]`, "topic must be a string, found a boolean"),
+	mc("topic 300 bytes", V2, `["1","2","`+long300+`","e",{}]`, "topic is 300 bytes, limit 255"),
+	mc("topic 256 bytes", V2, `["1","2","`+long256+`","e",{}]`, "topic is 256 bytes"),
+	mc("escaped topic 256 bytes decoded", V2, `["1","2","`+strings.Repeat(`\u00e9`, 128)+`","e",{}]`, "topic is 256 bytes"),
+	mc("event 42", V2, `["1","2","t",42,{}]`, "event must be a string, found a number"),
+	mc("event null", V2, `["1","2","t",null,{}]`, "event must be a string"),
+	mc("event object", V2, `["1","2","t",{"a":1},{}]`, "event must be a string"),
+	mc("event 256 bytes", V2, `["1","2","t","`+long256+`",{}]`, "event is 256 bytes"),
+	mc("join_ref object", V2, `[{},"2","t","e",{}]`, "join_ref must be a string, a number or null"),
+	mc("ref array", V2, `["1",[],"t","e",{}]`, "ref must be a string, a number or null"),
+	mc("ref bool", V2, `["1",true,"t","e",{}]`, "ref must be a string, a number or null"),
+	mc("ref 256 bytes", V2, `["1","`+long256+`","t","e",{}]`, "ref is 256 bytes"),
+	mc("number ref 256 bytes", V2, `[`+strings.Repeat("1", 256)+`,"2","t","e",{}]`, "join_ref is 256 bytes"),
+	mc("escaped ref 256 bytes decoded", V2, `[null,"`+strings.Repeat(`\u0061`, 256)+`","t","e",{}]`, "ref is 256 bytes"),
 	// UTF-8 and escapes.
-	mc("invalid UTF-8 in topic", serializerV2, "[\"1\",\"2\",\"t\xff\",\"e\",{}]", "not valid UTF-8"),
-	mc("invalid UTF-8 in payload", serializerV2, "[\"1\",\"2\",\"t\",\"e\",{\"a\":\"\xc3\"}]", "not valid UTF-8"),
-	mc("overlong UTF-8", serializerV2, "[\"1\",\"2\",\"\xc0\xaf\",\"e\",{}]", "not valid UTF-8"),
-	mc("UTF-8 surrogate bytes", serializerV2, "[\"1\",\"2\",\"\xed\xa0\x80\",\"e\",{}]", "not valid UTF-8"),
-	mc("lone high surrogate topic", serializerV2, `["1","2","\ud800","e",{}]`, "topic at offset 9 is not valid Unicode"),
-	mc("lone low surrogate topic", serializerV2, `["1","2","\udc00","e",{}]`, "not valid Unicode"),
-	mc("high surrogate then letter", serializerV2, `["1","2","\ud800\u0041","e",{}]`, "not valid Unicode"),
-	mc("reversed surrogates event", serializerV2, `["1","2","t","\ude00\ud83d",{}]`, "event at offset 13 is not valid Unicode"),
-	mc("lone surrogate ref", serializerV2, `["1","\ud800","t","e",{}]`, "ref at offset 5 is not valid Unicode"),
-	mc("raw newline in string", serializerV2, "[\"1\",\"2\",\"t\n\",\"e\",{}]", "control character"),
-	mc("raw tab in payload", serializerV2, "[\"1\",\"2\",\"t\",\"e\",{\"a\":\"\t\"}]", "control character"),
-	mc("invalid escape", serializerV2, `["1","2","t\x","e",{}]`, "invalid escape"),
-	mc("short \\u escape", serializerV2, `["1","2","t\u12","e",{}]`, "invalid \\u escape"),
-	mc("bad hex in \\u escape", serializerV2, `["1","2","t\u12g4","e",{}]`, "invalid \\u escape"),
+	mc("invalid UTF-8 in topic", V2, "[\"1\",\"2\",\"t\xff\",\"e\",{}]", "not valid UTF-8"),
+	mc("invalid UTF-8 in payload", V2, "[\"1\",\"2\",\"t\",\"e\",{\"a\":\"\xc3\"}]", "not valid UTF-8"),
+	mc("overlong UTF-8", V2, "[\"1\",\"2\",\"\xc0\xaf\",\"e\",{}]", "not valid UTF-8"),
+	mc("UTF-8 surrogate bytes", V2, "[\"1\",\"2\",\"\xed\xa0\x80\",\"e\",{}]", "not valid UTF-8"),
+	mc("lone high surrogate topic", V2, `["1","2","\ud800","e",{}]`, "topic at offset 9 is not valid Unicode"),
+	mc("lone low surrogate topic", V2, `["1","2","\udc00","e",{}]`, "not valid Unicode"),
+	mc("high surrogate then letter", V2, `["1","2","\ud800\u0041","e",{}]`, "not valid Unicode"),
+	mc("reversed surrogates event", V2, `["1","2","t","\ude00\ud83d",{}]`, "event at offset 13 is not valid Unicode"),
+	mc("lone surrogate ref", V2, `["1","\ud800","t","e",{}]`, "ref at offset 5 is not valid Unicode"),
+	mc("raw newline in string", V2, "[\"1\",\"2\",\"t\n\",\"e\",{}]", "control character"),
+	mc("raw tab in payload", V2, "[\"1\",\"2\",\"t\",\"e\",{\"a\":\"\t\"}]", "control character"),
+	mc("invalid escape", V2, `["1","2","t\x","e",{}]`, "invalid escape"),
+	mc("short \\u escape", V2, `["1","2","t\u12","e",{}]`, "invalid \\u escape"),
+	mc("bad hex in \\u escape", V2, `["1","2","t\u12g4","e",{}]`, "invalid \\u escape"),
 	// Numbers and literals.
-	mc("leading zero", serializerV2, `[01,"2","t","e",{}]`, "expected ',' or ']'"),
-	mc("trailing dot", serializerV2, `[1.,"2","t","e",{}]`, "invalid number"),
-	mc("bare minus", serializerV2, `[-,"2","t","e",{}]`, "invalid number"),
-	mc("empty exponent", serializerV2, `[1e,"2","t","e",{}]`, "invalid number"),
-	mc("plus sign", serializerV2, `[+1,"2","t","e",{}]`, "join_ref must be a string, a number or null"),
-	mc("leading dot", serializerV2, `[.5,"2","t","e",{}]`, "join_ref must be"),
-	mc("NaN payload", serializerV2, `["1","2","t","e",NaN]`, "expected a JSON value"),
-	mc("nul literal", serializerV2, `[nul,"2","t","e",{}]`, "invalid literal"),
-	mc("tru payload", serializerV2, `["1","2","t","e",tru]`, "invalid literal"),
+	mc("leading zero", V2, `[01,"2","t","e",{}]`, "expected ',' or ']'"),
+	mc("trailing dot", V2, `[1.,"2","t","e",{}]`, "invalid number"),
+	mc("bare minus", V2, `[-,"2","t","e",{}]`, "invalid number"),
+	mc("empty exponent", V2, `[1e,"2","t","e",{}]`, "invalid number"),
+	mc("plus sign", V2, `[+1,"2","t","e",{}]`, "join_ref must be a string, a number or null"),
+	mc("leading dot", V2, `[.5,"2","t","e",{}]`, "join_ref must be"),
+	mc("NaN payload", V2, `["1","2","t","e",NaN]`, "expected a JSON value"),
+	mc("nul literal", V2, `[nul,"2","t","e",{}]`, "invalid literal"),
+	mc("tru payload", V2, `["1","2","t","e",tru]`, "invalid literal"),
 	// Payload structure.
-	mc("payload depth 65", serializerV2, `["1","2","t","e",`+nested(65)+`]`, "payload is nested deeper than 64 levels"),
-	mc("payload object depth 65", serializerV2, `["1","2","t","e",`+strings.Repeat(`{"a":`, 64)+`{}`+strings.Repeat(`}`, 64)+`]`, "nested deeper than 64"),
-	mc("extra element depth 65", serializerV2, `["1","2","t","e",{},`+nested(65)+`]`, "extra array element is nested deeper"),
-	mc("very deep payload", serializerV2, `["1","2","t","e",`+strings.Repeat("[", 100000)+`]`, "nested deeper than 64"),
-	mc("non-string key", serializerV2, `["1","2","t","e",{1:2}]`, "expected an object key"),
-	mc("payload trailing comma", serializerV2, `["1","2","t","e",{"a":1,}]`, "expected an object key"),
-	mc("payload missing colon", serializerV2, `["1","2","t","e",{"a" 1}]`, "expected ':'"),
-	mc("payload missing value", serializerV2, `["1","2","t","e",{"a":}]`, "expected a JSON value"),
-	mc("payload unclosed", serializerV2, `["1","2","t","e",{"a":[1,2}]`, "expected ',' or ']'"),
-	mc("missing payload", serializerV2, `["1","2","t","e",]`, "payload: expected a JSON value"),
-	// Row 16: binary frames.
+	mc("payload depth 65", V2, `["1","2","t","e",`+nested(65)+`]`, "payload is nested deeper than 64 levels"),
+	mc("payload object depth 65", V2, `["1","2","t","e",`+strings.Repeat(`{"a":`, 64)+`{}`+strings.Repeat(`}`, 64)+`]`, "nested deeper than 64"),
+	mc("extra element depth 65", V2, `["1","2","t","e",{},`+nested(65)+`]`, "extra array element is nested deeper"),
+	mc("very deep payload", V2, `["1","2","t","e",`+strings.Repeat("[", 100000)+`]`, "nested deeper than 64"),
+	mc("non-string key", V2, `["1","2","t","e",{1:2}]`, "expected an object key"),
+	mc("payload trailing comma", V2, `["1","2","t","e",{"a":1,}]`, "expected an object key"),
+	mc("payload missing colon", V2, `["1","2","t","e",{"a" 1}]`, "expected ':'"),
+	mc("payload missing value", V2, `["1","2","t","e",{"a":}]`, "expected a JSON value"),
+	mc("payload unclosed", V2, `["1","2","t","e",{"a":[1,2}]`, "expected ',' or ']'"),
+	mc("missing payload", V2, `["1","2","t","e",]`, "payload: expected a JSON value"),
+	// Binary frames.
 	bc("empty binary frame", nil, "empty binary frame"),
 	bc("kind 1", msgHex("01 01 01 01 02 31 32 74 c3 a9"), "kind 1"),
 	bc("kind 2", msgHex("02 01 01 74 65"), "kind 2"),
@@ -452,42 +452,42 @@ var malformedCases = []malformedCase{
 	bc("invalid UTF-8 ref", msgHex("00 01 01 01 01 31 80 74 65"), "ref is not valid UTF-8"),
 	bc("invalid UTF-8 topic", msgHex("00 01 01 01 01 31 32 c3 65"), "topic is not valid UTF-8"),
 	bc("truncated UTF-8 event", msgHex("00 01 01 01 01 31 32 74 c3 a9"), "event is not valid UTF-8"),
-	{"binary on V1", serializerV1, true, msgHex("00 01 01 01 02 31 32 74 c3 a9 01 02 03"), "binary frame on a V1"},
+	{"binary on V1", V1, true, msgHex("00 01 01 01 02 31 32 74 c3 a9 01 02 03"), "binary frame on a V1"},
 	// V1 objects.
-	mc("V1 not json", serializerV1, `not json`, "must be a JSON object"),
-	mc("V1 array", serializerV1, `["1","2","t","e",{}]`, "must be a JSON object, found an array"),
-	mc("V1 null", serializerV1, `null`, "must be a JSON object, found null"),
-	mc("V1 empty object", serializerV1, `{}`, `no "topic" key`),
-	mc("V1 missing event", serializerV1, `{"topic":"t","payload":{},"ref":"1"}`, `no "event" key`),
-	mc("V1 missing payload", serializerV1, `{"topic":"t","event":"e","ref":"1"}`, `no "payload" key`),
-	mc("V1 missing ref", serializerV1, `{"topic":"t","event":"e","payload":{}}`, `no "ref" key`),
-	mc("V1 duplicate topic", serializerV1, `{"topic":"a","topic":"b","event":"e","payload":{},"ref":"1"}`, `duplicate key "topic"`),
-	mc("V1 duplicate ref", serializerV1, `{"topic":"a","event":"e","payload":{},"ref":"1","ref":"2"}`, `duplicate key "ref"`),
-	mc("V1 duplicate join_ref", serializerV1, `{"join_ref":"1","topic":"a","event":"e","payload":{},"ref":"1","join_ref":null}`, `duplicate key "join_ref"`),
-	mc("V1 duplicate payload", serializerV1, `{"topic":"a","event":"e","payload":{},"payload":[],"ref":"1"}`, `duplicate key "payload"`),
-	mc("V1 duplicate via escape", serializerV1, `{"topic":"a","top\u0069c":"b","event":"e","payload":{},"ref":"1"}`, `duplicate key "top\u0069c"`),
-	mc("V1 case variant only", serializerV1, `{"Topic":"t","event":"e","payload":{},"ref":"1"}`, `no "topic" key`),
-	mc("V1 upper-case keys", serializerV1, `{"TOPIC":"t","EVENT":"e","PAYLOAD":{},"REF":"1"}`, `no "topic" key`),
-	mc("V1 topic 42", serializerV1, `{"topic":42,"event":"e","payload":{},"ref":"1"}`, "topic must be a string"),
-	mc("V1 topic 300 bytes", serializerV1, `{"topic":"`+long300+`","event":"e","payload":{},"ref":"1"}`, "topic is 300 bytes"),
-	mc("V1 event null", serializerV1, `{"topic":"t","event":null,"payload":{},"ref":"1"}`, "event must be a string"),
-	mc("V1 ref object", serializerV1, `{"topic":"t","event":"e","payload":{},"ref":{}}`, "ref must be a string, a number or null"),
-	mc("V1 trailing garbage", serializerV1, `{"topic":"t","event":"e","payload":{},"ref":"1"}}`, "trailing data"),
-	mc("V1 invalid UTF-8", serializerV1, "{\"topic\":\"t\xfe\",\"event\":\"e\",\"payload\":{},\"ref\":\"1\"}", "not valid UTF-8"),
-	mc("V1 payload depth 65", serializerV1, `{"topic":"t","event":"e","payload":`+nested(65)+`,"ref":"1"}`, "payload is nested deeper than 64"),
-	mc("V1 unknown key depth 65", serializerV1, `{"x":`+nested(65)+`,"topic":"t","event":"e","payload":{},"ref":"1"}`, "value of unknown key is nested deeper"),
-	mc("V1 trailing comma", serializerV1, `{"topic":"t","event":"e","payload":{},"ref":"1",}`, "expected an object key"),
-	mc("V1 missing colon", serializerV1, `{"topic" "t"}`, "expected ':'"),
-	mc("V1 non-string key", serializerV1, `{topic:"t"}`, "expected an object key"),
-	mc("V1 lone surrogate key", serializerV1, `{"\ud800":1,"topic":"t","event":"e","payload":{},"ref":"1"}`, "not valid Unicode"),
-	mc("V1 unterminated", serializerV1, `{"topic":"t"`, "expected ',' or '}'"),
+	mc("V1 not json", V1, `not json`, "must be a JSON object"),
+	mc("V1 array", V1, `["1","2","t","e",{}]`, "must be a JSON object, found an array"),
+	mc("V1 null", V1, `null`, "must be a JSON object, found null"),
+	mc("V1 empty object", V1, `{}`, `no "topic" key`),
+	mc("V1 missing event", V1, `{"topic":"t","payload":{},"ref":"1"}`, `no "event" key`),
+	mc("V1 missing payload", V1, `{"topic":"t","event":"e","ref":"1"}`, `no "payload" key`),
+	mc("V1 missing ref", V1, `{"topic":"t","event":"e","payload":{}}`, `no "ref" key`),
+	mc("V1 duplicate topic", V1, `{"topic":"a","topic":"b","event":"e","payload":{},"ref":"1"}`, `duplicate key "topic"`),
+	mc("V1 duplicate ref", V1, `{"topic":"a","event":"e","payload":{},"ref":"1","ref":"2"}`, `duplicate key "ref"`),
+	mc("V1 duplicate join_ref", V1, `{"join_ref":"1","topic":"a","event":"e","payload":{},"ref":"1","join_ref":null}`, `duplicate key "join_ref"`),
+	mc("V1 duplicate payload", V1, `{"topic":"a","event":"e","payload":{},"payload":[],"ref":"1"}`, `duplicate key "payload"`),
+	mc("V1 duplicate via escape", V1, `{"topic":"a","top\u0069c":"b","event":"e","payload":{},"ref":"1"}`, `duplicate key "top\u0069c"`),
+	mc("V1 case variant only", V1, `{"Topic":"t","event":"e","payload":{},"ref":"1"}`, `no "topic" key`),
+	mc("V1 upper-case keys", V1, `{"TOPIC":"t","EVENT":"e","PAYLOAD":{},"REF":"1"}`, `no "topic" key`),
+	mc("V1 topic 42", V1, `{"topic":42,"event":"e","payload":{},"ref":"1"}`, "topic must be a string"),
+	mc("V1 topic 300 bytes", V1, `{"topic":"`+long300+`","event":"e","payload":{},"ref":"1"}`, "topic is 300 bytes"),
+	mc("V1 event null", V1, `{"topic":"t","event":null,"payload":{},"ref":"1"}`, "event must be a string"),
+	mc("V1 ref object", V1, `{"topic":"t","event":"e","payload":{},"ref":{}}`, "ref must be a string, a number or null"),
+	mc("V1 trailing garbage", V1, `{"topic":"t","event":"e","payload":{},"ref":"1"}}`, "trailing data"),
+	mc("V1 invalid UTF-8", V1, "{\"topic\":\"t\xfe\",\"event\":\"e\",\"payload\":{},\"ref\":\"1\"}", "not valid UTF-8"),
+	mc("V1 payload depth 65", V1, `{"topic":"t","event":"e","payload":`+nested(65)+`,"ref":"1"}`, "payload is nested deeper than 64"),
+	mc("V1 unknown key depth 65", V1, `{"x":`+nested(65)+`,"topic":"t","event":"e","payload":{},"ref":"1"}`, "value of unknown key is nested deeper"),
+	mc("V1 trailing comma", V1, `{"topic":"t","event":"e","payload":{},"ref":"1",}`, "expected an object key"),
+	mc("V1 missing colon", V1, `{"topic" "t"}`, "expected ':'"),
+	mc("V1 non-string key", V1, `{topic:"t"}`, "expected an object key"),
+	mc("V1 lone surrogate key", V1, `{"\ud800":1,"topic":"t","event":"e","payload":{},"ref":"1"}`, "not valid Unicode"),
+	mc("V1 unterminated", V1, `{"topic":"t"`, "expected ',' or '}'"),
 }
 
 func TestDecodeMalformed(t *testing.T) {
 	t.Parallel()
 	for _, tc := range malformedCases {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := tc.ser.decode(tc.frame, tc.binary)
+			m, err := tc.ser.Decode(tc.frame, tc.binary)
 			if err == nil {
 				t.Fatalf("decode(%q) = %s, want an error", tc.frame, fmtMsg(m))
 			}
@@ -509,21 +509,21 @@ func TestDecodeTruncated(t *testing.T) {
 	t.Parallel()
 	for _, tc := range v2TextCases {
 		for i := range len(tc.frame) {
-			if _, err := serializerV2.decode([]byte(tc.frame[:i]), false); err == nil && strings.TrimSpace(tc.frame[:i]) != strings.TrimSpace(tc.frame) {
+			if _, err := V2.Decode([]byte(tc.frame[:i]), false); err == nil && strings.TrimSpace(tc.frame[:i]) != strings.TrimSpace(tc.frame) {
 				t.Errorf("decode(%q) succeeded", tc.frame[:i])
 			}
 		}
 	}
 	for _, tc := range v1Cases {
 		for i := range len(tc.frame) {
-			if _, err := serializerV1.decode([]byte(tc.frame[:i]), false); err == nil && strings.TrimSpace(tc.frame[:i]) != strings.TrimSpace(tc.frame) {
+			if _, err := V1.Decode([]byte(tc.frame[:i]), false); err == nil && strings.TrimSpace(tc.frame[:i]) != strings.TrimSpace(tc.frame) {
 				t.Errorf("decode(%q) succeeded", tc.frame[:i])
 			}
 		}
 	}
 	for _, tc := range v2BinaryCases {
 		for i := range len(tc.frame) {
-			_, _ = serializerV2.decode(tc.frame[:i], true)
+			_, _ = V2.Decode(tc.frame[:i], true)
 		}
 	}
 }
@@ -541,63 +541,63 @@ type encodeCase struct {
 }
 
 func encodeCases() []encodeCase {
-	v1, v2 := serializerV1, serializerV2
+	v1, v2 := V1, V2
 	j3, r3, r4 := Ref(`"3"`), Ref(`"3"`), Ref(`"4"`)
 	body := jp(`{"body":"hi"}`)
 	return []encodeCase{
-		{"v2 push", func() ([]byte, error) { return v2.encodePush(j3, "room:lobby", "new_msg", body) },
+		{"v2 push", func() ([]byte, error) { return v2.EncodePush(j3, "room:lobby", "new_msg", body) },
 			[]byte(`["3",null,"room:lobby","new_msg",{"body":"hi"}]`)},
-		{"v2 push null join_ref", func() ([]byte, error) { return v2.encodePush(nil, "t", "e", body) },
+		{"v2 push null join_ref", func() ([]byte, error) { return v2.EncodePush(nil, "t", "e", body) },
 			[]byte(`[null,null,"t","e",{"body":"hi"}]`)},
-		{"v2 push zero payload", func() ([]byte, error) { return v2.encodePush(j3, "t", "e", Payload{}) },
+		{"v2 push zero payload", func() ([]byte, error) { return v2.EncodePush(j3, "t", "e", Payload{}) },
 			[]byte(`["3",null,"t","e",{}]`)},
-		{"v2 push nshafer empty join_ref", func() ([]byte, error) { return v2.encodePush(Ref(`""`), "t", "e", Payload{}) },
+		{"v2 push nshafer empty join_ref", func() ([]byte, error) { return v2.EncodePush(Ref(`""`), "t", "e", Payload{}) },
 			[]byte(`["",null,"t","e",{}]`)},
-		{"v2 close", func() ([]byte, error) { return v2.encodeMessage(j3, j3, "room:lobby", "phx_close", Payload{}) },
+		{"v2 close", func() ([]byte, error) { return v2.EncodeMessage(j3, j3, "room:lobby", "phx_close", Payload{}) },
 			[]byte(`["3","3","room:lobby","phx_close",{}]`)},
-		{"v2 message number refs", func() ([]byte, error) { return v2.encodeMessage(Ref(`7`), Ref(`1e3`), "t", "e", Payload{}) },
+		{"v2 message number refs", func() ([]byte, error) { return v2.EncodeMessage(Ref(`7`), Ref(`1e3`), "t", "e", Payload{}) },
 			[]byte(`[7,1e3,"t","e",{}]`)},
-		{"v2 reply", func() ([]byte, error) { return v2.encodeReply(j3, r3, "room:lobby", "ok", jp(`{}`)) },
+		{"v2 reply", func() ([]byte, error) { return v2.EncodeReply(j3, r3, "room:lobby", "ok", jp(`{}`)) },
 			[]byte(`["3","3","room:lobby","phx_reply",{"status":"ok","response":{}}]`)},
-		{"v2 heartbeat reply", func() ([]byte, error) { return v2.encodeReply(nil, r4, "phoenix", "ok", Payload{}) },
+		{"v2 heartbeat reply", func() ([]byte, error) { return v2.EncodeReply(nil, r4, "phoenix", "ok", Payload{}) },
 			[]byte(`[null,"4","phoenix","phx_reply",{"status":"ok","response":{}}]`)},
 		{"v2 reply number ref", func() ([]byte, error) {
-			return v2.encodeReply(Ref(`1`), Ref(`123456789012345678901234567890`), "t", "error", jp(`{"reason":"x"}`))
+			return v2.EncodeReply(Ref(`1`), Ref(`123456789012345678901234567890`), "t", "error", jp(`{"reason":"x"}`))
 		}, []byte(`[1,123456789012345678901234567890,"t","phx_reply",{"status":"error","response":{"reason":"x"}}]`)},
-		{"v2 broadcast", func() ([]byte, error) { return v2.encodeBroadcast("room:lobby", "new_msg", body) },
+		{"v2 broadcast", func() ([]byte, error) { return v2.EncodeBroadcast("room:lobby", "new_msg", body) },
 			[]byte(`[null,null,"room:lobby","new_msg",{"body":"hi"}]`)},
 		{"v2 escaped strings", func() ([]byte, error) {
-			return v2.encodeBroadcast("a\"b\\c\n\r\t\b\f\x00\x1f\x7f<>&é\u2028", "bad\xffutf8", Payload{})
+			return v2.EncodeBroadcast("a\"b\\c\n\r\t\b\f\x00\x1f\x7f<>&é\u2028", "bad\xffutf8", Payload{})
 		}, []byte(`[null,null,"a\"b\\c\n\r\t\b\f\u0000\u001f` + "\x7f<>&é\u2028" + `","bad` + "\uFFFD" + `utf8",{}]`)},
-		{"v2 binary push", func() ([]byte, error) { return v2.encodePush(Ref(`"3"`), "t", "é", bp(1, 2, 3)) },
+		{"v2 binary push", func() ([]byte, error) { return v2.EncodePush(Ref(`"3"`), "t", "é", bp(1, 2, 3)) },
 			msgHex("00 01 01 02 33 74 c3 a9 01 02 03")},
-		{"v2 binary push null join_ref", func() ([]byte, error) { return v2.encodePush(nil, "t", "e", bp()) },
+		{"v2 binary push null join_ref", func() ([]byte, error) { return v2.EncodePush(nil, "t", "e", bp()) },
 			msgHex("00 00 01 01 74 65")},
-		{"v2 binary message drops ref", func() ([]byte, error) { return v2.encodeMessage(Ref(`"3"`), Ref(`"3"`), "t", "e", bp(9)) },
+		{"v2 binary message drops ref", func() ([]byte, error) { return v2.EncodeMessage(Ref(`"3"`), Ref(`"3"`), "t", "e", bp(9)) },
 			msgHex("00 01 01 01 33 74 65 09")},
-		{"v2 binary reply", func() ([]byte, error) { return v2.encodeReply(Ref(`"3"`), Ref(`"4"`), "t", "ok", bp(1, 2)) },
+		{"v2 binary reply", func() ([]byte, error) { return v2.EncodeReply(Ref(`"3"`), Ref(`"4"`), "t", "ok", bp(1, 2)) },
 			msgHex("01 01 01 01 02 33 34 74 6f 6b 01 02")},
-		{"v2 binary reply number ref", func() ([]byte, error) { return v2.encodeReply(nil, Ref(`12`), "t", "ok", bp()) },
+		{"v2 binary reply number ref", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`12`), "t", "ok", bp()) },
 			msgHex("01 00 02 01 02 31 32 74 6f 6b")},
-		{"v2 binary reply escaped ref", func() ([]byte, error) { return v2.encodeReply(nil, Ref(`"\u00e9\""`), "t", "ok", bp()) },
+		{"v2 binary reply escaped ref", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`"\u00e9\""`), "t", "ok", bp()) },
 			msgHex("01 00 03 01 02 c3 a9 22 74 6f 6b")},
-		{"v2 binary broadcast", func() ([]byte, error) { return v2.encodeBroadcast("t", "é", bp(1, 2, 3)) },
+		{"v2 binary broadcast", func() ([]byte, error) { return v2.EncodeBroadcast("t", "é", bp(1, 2, 3)) },
 			msgHex("02 01 02 74 c3 a9 01 02 03")},
-		{"v2 binary 255-byte fields", func() ([]byte, error) { return v2.encodeBroadcast(long255, "e", bp()) },
+		{"v2 binary 255-byte fields", func() ([]byte, error) { return v2.EncodeBroadcast(long255, "e", bp()) },
 			append(append(msgHex("02 ff 01"), long255...), 'e')},
-		{"v1 push", func() ([]byte, error) { return v1.encodePush(j3, "room:lobby", "new_msg", body) },
+		{"v1 push", func() ([]byte, error) { return v1.EncodePush(j3, "room:lobby", "new_msg", body) },
 			[]byte(`{"topic":"room:lobby","event":"new_msg","payload":{"body":"hi"},"ref":null}`)},
-		{"v1 close", func() ([]byte, error) { return v1.encodeMessage(j3, j3, "room:lobby", "phx_close", Payload{}) },
+		{"v1 close", func() ([]byte, error) { return v1.EncodeMessage(j3, j3, "room:lobby", "phx_close", Payload{}) },
 			[]byte(`{"topic":"room:lobby","event":"phx_close","payload":{},"ref":"3"}`)},
-		{"v1 reply", func() ([]byte, error) { return v1.encodeReply(j3, r3, "room:lobby", "ok", Payload{}) },
+		{"v1 reply", func() ([]byte, error) { return v1.EncodeReply(j3, r3, "room:lobby", "ok", Payload{}) },
 			[]byte(`{"topic":"room:lobby","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":"3"}`)},
 		{"v1 reply null ref", func() ([]byte, error) {
-			return v1.encodeReply(nil, nil, "t", "error", jp(`{"reason":"unmatched topic"}`))
+			return v1.EncodeReply(nil, nil, "t", "error", jp(`{"reason":"unmatched topic"}`))
 		},
 			[]byte(`{"topic":"t","event":"phx_reply","payload":{"status":"error","response":{"reason":"unmatched topic"}},"ref":null}`)},
-		{"v1 reply number ref", func() ([]byte, error) { return v1.encodeReply(nil, Ref(`12`), "t", "ok", Payload{}) },
+		{"v1 reply number ref", func() ([]byte, error) { return v1.EncodeReply(nil, Ref(`12`), "t", "ok", Payload{}) },
 			[]byte(`{"topic":"t","event":"phx_reply","payload":{"status":"ok","response":{}},"ref":12}`)},
-		{"v1 broadcast", func() ([]byte, error) { return v1.encodeBroadcast("room:lobby", "new_msg", body) },
+		{"v1 broadcast", func() ([]byte, error) { return v1.EncodeBroadcast("room:lobby", "new_msg", body) },
 			[]byte(`{"topic":"room:lobby","event":"new_msg","payload":{"body":"hi"},"ref":null}`)},
 	}
 }
@@ -624,28 +624,28 @@ func TestEncode(t *testing.T) {
 
 func TestEncodeErrors(t *testing.T) {
 	t.Parallel()
-	v1, v2 := serializerV1, serializerV2
+	v1, v2 := V1, V2
 	cases := []struct {
 		name   string
 		encode func() ([]byte, error)
 		want   error
 	}{
-		{"v1 binary push", func() ([]byte, error) { return v1.encodePush(nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
-		{"v1 binary message", func() ([]byte, error) { return v1.encodeMessage(nil, nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
-		{"v1 binary reply", func() ([]byte, error) { return v1.encodeReply(nil, nil, "t", "ok", bp(1)) }, ErrBinaryUnsupported},
-		{"v1 binary broadcast", func() ([]byte, error) { return v1.encodeBroadcast("t", "e", bp(1)) }, ErrBinaryUnsupported},
-		{"binary topic 256", func() ([]byte, error) { return v2.encodeBroadcast(long256, "e", bp()) }, ErrMalformed},
-		{"binary event 256", func() ([]byte, error) { return v2.encodePush(nil, "t", long256, bp()) }, ErrMalformed},
-		{"binary join_ref 256", func() ([]byte, error) { return v2.encodePush(stringRef(long256), "t", "e", bp()) }, ErrMalformed},
-		{"binary ref 256", func() ([]byte, error) { return v2.encodeReply(nil, stringRef(long256), "t", "ok", bp()) }, ErrMalformed},
-		{"binary status 256", func() ([]byte, error) { return v2.encodeReply(nil, nil, "t", long256, bp()) }, ErrMalformed},
-		{"binary multibyte topic 256 bytes", func() ([]byte, error) { return v2.encodeBroadcast(strings.Repeat("é", 128), "e", bp()) }, ErrMalformed},
-		{"invalid join_ref bare word", func() ([]byte, error) { return v2.encodePush(Ref(`abc`), "t", "e", Payload{}) }, ErrMalformed},
-		{"invalid ref unterminated", func() ([]byte, error) { return v2.encodeReply(nil, Ref(`"abc`), "t", "ok", Payload{}) }, ErrMalformed},
-		{"invalid ref two tokens", func() ([]byte, error) { return v2.encodeReply(nil, Ref(`1 2`), "t", "ok", Payload{}) }, ErrMalformed},
-		{"invalid ref object", func() ([]byte, error) { return v1.encodeReply(nil, Ref(`{}`), "t", "ok", Payload{}) }, ErrMalformed},
-		{"invalid ref bad UTF-8", func() ([]byte, error) { return v2.encodeMessage(nil, Ref("\"\xff\""), "t", "e", Payload{}) }, ErrMalformed},
-		{"invalid binary join_ref", func() ([]byte, error) { return v2.encodePush(Ref(`x`), "t", "e", bp()) }, ErrMalformed},
+		{"v1 binary push", func() ([]byte, error) { return v1.EncodePush(nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
+		{"v1 binary message", func() ([]byte, error) { return v1.EncodeMessage(nil, nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
+		{"v1 binary reply", func() ([]byte, error) { return v1.EncodeReply(nil, nil, "t", "ok", bp(1)) }, ErrBinaryUnsupported},
+		{"v1 binary broadcast", func() ([]byte, error) { return v1.EncodeBroadcast("t", "e", bp(1)) }, ErrBinaryUnsupported},
+		{"binary topic 256", func() ([]byte, error) { return v2.EncodeBroadcast(long256, "e", bp()) }, ErrMalformed},
+		{"binary event 256", func() ([]byte, error) { return v2.EncodePush(nil, "t", long256, bp()) }, ErrMalformed},
+		{"binary join_ref 256", func() ([]byte, error) { return v2.EncodePush(StringRef(long256), "t", "e", bp()) }, ErrMalformed},
+		{"binary ref 256", func() ([]byte, error) { return v2.EncodeReply(nil, StringRef(long256), "t", "ok", bp()) }, ErrMalformed},
+		{"binary status 256", func() ([]byte, error) { return v2.EncodeReply(nil, nil, "t", long256, bp()) }, ErrMalformed},
+		{"binary multibyte topic 256 bytes", func() ([]byte, error) { return v2.EncodeBroadcast(strings.Repeat("é", 128), "e", bp()) }, ErrMalformed},
+		{"invalid join_ref bare word", func() ([]byte, error) { return v2.EncodePush(Ref(`abc`), "t", "e", Payload{}) }, ErrMalformed},
+		{"invalid ref unterminated", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`"abc`), "t", "ok", Payload{}) }, ErrMalformed},
+		{"invalid ref two tokens", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`1 2`), "t", "ok", Payload{}) }, ErrMalformed},
+		{"invalid ref object", func() ([]byte, error) { return v1.EncodeReply(nil, Ref(`{}`), "t", "ok", Payload{}) }, ErrMalformed},
+		{"invalid ref bad UTF-8", func() ([]byte, error) { return v2.EncodeMessage(nil, Ref("\"\xff\""), "t", "e", Payload{}) }, ErrMalformed},
+		{"invalid binary join_ref", func() ([]byte, error) { return v2.EncodePush(Ref(`x`), "t", "e", bp()) }, ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -666,14 +666,14 @@ func TestEncodeStringsRoundTrip(t *testing.T) {
 		all = append(all, byte(c))
 	}
 	for _, s := range []string{"", "plain", string(all), "\u2028\u2029", "😀", "\\\"", "\xed\xa0\x80", "a\xc3"} {
-		frame, err := serializerV2.encodeBroadcast(s, s, Payload{})
+		frame, err := V2.EncodeBroadcast(s, s, Payload{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !json.Valid(frame) || !utf8.Valid(frame) {
 			t.Fatalf("invalid frame for %q: %q", s, frame)
 		}
-		m, err := serializerV2.decode(frame, false)
+		m, err := V2.Decode(frame, false)
 		if err != nil {
 			t.Fatalf("decode(%q): %v", frame, err)
 		}
@@ -730,16 +730,16 @@ func TestRef(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", "3", "a\"b\\c\n\x00", "é😀"} {
-		r := stringRef(s)
+		r := StringRef(s)
 		if !json.Valid(r) || r[0] != '"' {
-			t.Errorf("stringRef(%q) = %s, not a JSON string", s, []byte(r))
+			t.Errorf("StringRef(%q) = %s, not a JSON string", s, []byte(r))
 		}
 		if r.String() != s {
-			t.Errorf("stringRef(%q).String() = %q", s, r.String())
+			t.Errorf("StringRef(%q).String() = %q", s, r.String())
 		}
 	}
-	if got := stringRef("\xff"); string(got) != "\"\uFFFD\"" {
-		t.Errorf("stringRef(invalid UTF-8) = %q", got)
+	if got := StringRef("\xff"); string(got) != "\"\uFFFD\"" {
+		t.Errorf("StringRef(invalid UTF-8) = %q", got)
 	}
 }
 
@@ -750,11 +750,11 @@ func TestRefEcho(t *testing.T) {
 		`"\u00e9\"\\"`, `"😀"`, `""`, `"` + long255 + `"`}
 	for _, ref := range refs {
 		frame := `[` + ref + `,` + ref + `,"room:1","ping",{}]`
-		m, err := serializerV2.decode([]byte(frame), false)
+		m, err := V2.Decode([]byte(frame), false)
 		if err != nil {
 			t.Fatalf("decode(%s): %v", frame, err)
 		}
-		out, err := serializerV2.encodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{})
+		out, err := V2.EncodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -763,11 +763,11 @@ func TestRefEcho(t *testing.T) {
 			t.Errorf("reply\n got %s\nwant %s", out, want)
 		}
 		v1frame := `{"topic":"room:1","event":"ping","payload":{},"ref":` + ref + `}`
-		m, err = serializerV1.decode([]byte(v1frame), false)
+		m, err = V1.Decode([]byte(v1frame), false)
 		if err != nil {
 			t.Fatalf("decode(%s): %v", v1frame, err)
 		}
-		out, err = serializerV1.encodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{})
+		out, err = V1.EncodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -778,124 +778,17 @@ func TestRefEcho(t *testing.T) {
 	}
 	// A binary client push gets its refs back in a text reply as JSON strings,
 	// and in a binary reply as the same text.
-	m, err := serializerV2.decode(msgHex("00 01 02 01 01 37 31 32 74 65"), true)
+	m, err := V2.Decode(msgHex("00 01 02 01 01 37 31 32 74 65"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, _ := serializerV2.encodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{})
+	out, _ := V2.EncodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{})
 	if want := `["7","12","t","phx_reply",{"status":"ok","response":{}}]`; string(out) != want {
 		t.Errorf("text reply to binary push: got %s want %s", out, want)
 	}
-	out, _ = serializerV2.encodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{Binary: true})
+	out, _ = V2.EncodeReply(m.JoinRef, m.Ref, m.Topic, "ok", Payload{Binary: true})
 	if want := msgHex("01 01 02 01 02 37 31 32 74 6f 6b"); !bytes.Equal(out, want) {
 		t.Errorf("binary reply to binary push: got % x want % x", out, want)
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Payloads
-
-func TestToPayload(t *testing.T) {
-	t.Parallel()
-	type room struct {
-		Name  string `json:"name"`
-		Count int    `json:"count"`
-	}
-	var nilMap map[string]any
-	var nilPtr *room
-	cases := []struct {
-		name    string
-		in      any
-		want    Payload
-		wantErr error
-	}{
-		{"nil", nil, jp(`{}`), nil},
-		{"map", map[string]any{"b": 1, "a": "<x>"}, jp(`{"a":"\u003cx\u003e","b":1}`), nil},
-		{"empty map", map[string]int{}, jp(`{}`), nil},
-		{"struct", room{"lobby", 2}, jp(`{"name":"lobby","count":2}`), nil},
-		{"struct pointer", &room{"x", 1}, jp(`{"name":"x","count":1}`), nil},
-		{"raw object", json.RawMessage(` {"a": 1} `), jp(` {"a": 1} `), nil},
-		{"raw empty object", json.RawMessage(`{}`), jp(`{}`), nil},
-		{"binary", Binary{1, 2, 3}, bp(1, 2, 3), nil},
-		{"empty binary", Binary{}, bp(), nil},
-		{"payload json", jp(`{"x":[1]}`), jp(`{"x":[1]}`), nil},
-		{"payload binary", bp(7), bp(7), nil},
-		{"zero payload", Payload{}, jp(`{}`), nil},
-		{"raw array", json.RawMessage(`[1]`), Payload{}, ErrInvalidPayload},
-		{"raw string", json.RawMessage(`"s"`), Payload{}, ErrInvalidPayload},
-		{"raw null", json.RawMessage(`null`), Payload{}, ErrInvalidPayload},
-		{"raw empty", json.RawMessage(``), Payload{}, ErrInvalidPayload},
-		{"raw invalid", json.RawMessage(`{"a":}`), Payload{}, ErrInvalidPayload},
-		{"raw trailing", json.RawMessage(`{}{}`), Payload{}, ErrInvalidPayload},
-		{"raw bad UTF-8", json.RawMessage("{\"a\":\"\xff\"}"), Payload{}, ErrInvalidPayload},
-		{"payload array", jp(`[1]`), Payload{}, ErrInvalidPayload},
-		{"payload invalid", jp(`{`), Payload{}, ErrInvalidPayload},
-		{"slice", []int{1, 2}, Payload{}, ErrInvalidPayload},
-		{"byte slice", []byte(`{}`), Payload{}, ErrInvalidPayload},
-		{"string", "hello", Payload{}, ErrInvalidPayload},
-		{"json text in string", `{"a":1}`, Payload{}, ErrInvalidPayload},
-		{"number", 42, Payload{}, ErrInvalidPayload},
-		{"nil map", nilMap, Payload{}, ErrInvalidPayload},
-		{"nil struct pointer", nilPtr, Payload{}, ErrInvalidPayload},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := toPayload(tc.in)
-			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("toPayload(%#v) = (%v, %v), want error %v", tc.in, got, err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("toPayload(%#v): %v", tc.in, err)
-			}
-			if !bytes.Equal(got.Data, tc.want.Data) || got.Binary != tc.want.Binary {
-				t.Fatalf("toPayload(%#v) = %q binary=%v, want %q binary=%v", tc.in, got.Data, got.Binary, tc.want.Data, tc.want.Binary)
-			}
-		})
-	}
-	if _, err := toPayload(map[string]any{"f": func() {}}); err == nil || errors.Is(err, ErrInvalidPayload) {
-		t.Errorf("unmarshalable value: got %v, want a marshal error", err)
-	}
-	// Binary values are not copied.
-	b := Binary{1, 2}
-	p, _ := toPayload(b)
-	b[0] = 9
-	if p.Data[0] != 9 {
-		t.Errorf("toPayload copied a Binary")
-	}
-}
-
-func TestPayload(t *testing.T) {
-	t.Parallel()
-	var v struct{ A int }
-	if err := jp(`{"A":3}`).Decode(&v); err != nil || v.A != 3 {
-		t.Fatalf("Decode: %v %v", v, err)
-	}
-	var m map[string]any
-	if err := (Payload{}).Decode(&m); err != nil || len(m) != 0 || m == nil {
-		t.Fatalf("Decode of zero payload: %v %v", m, err)
-	}
-	err := bp(1, 2).Decode(&v)
-	if !errors.Is(err, ErrBinaryPayload) {
-		t.Fatalf("Decode of binary payload: %v", err)
-	}
-	if err := jp(`[`).Decode(&v); err == nil {
-		t.Fatal("Decode of invalid JSON succeeded")
-	}
-	for _, tc := range []struct {
-		p    Payload
-		want string
-	}{
-		{jp(`{"a":1}`), `{"a":1}`},
-		{Payload{}, `{}`},
-		{bp(make([]byte, 12)...), "<binary 12 bytes>"},
-		{bp(), "<binary 0 bytes>"},
-	} {
-		if got := tc.p.String(); got != tc.want {
-			t.Errorf("String() = %q, want %q", got, tc.want)
-		}
 	}
 }
 
@@ -906,17 +799,17 @@ func TestSerializerFor(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		vsn  string
-		want serializer // nil: refused
+		want Serializer // nil: refused
 	}{
-		{"", serializerV1},
-		{"1.0.0", serializerV1},
-		{"1.0.3", serializerV1},
-		{"1.0.12", serializerV1},
-		{"2.0.0", serializerV2},
-		{"2.0.3", serializerV2},
-		{"2.0.0+build.1", serializerV2},
-		{"2.0.1-rc.1", serializerV2},
-		{"2.0.99999999999999999999999", serializerV2},
+		{"", V1},
+		{"1.0.0", V1},
+		{"1.0.3", V1},
+		{"1.0.12", V1},
+		{"2.0.0", V2},
+		{"2.0.3", V2},
+		{"2.0.0+build.1", V2},
+		{"2.0.1-rc.1", V2},
+		{"2.0.99999999999999999999999", V2},
 		{"2.0.0-rc.1", nil}, // pre-release of 2.0.0 is < 2.0.0
 		{"1.0.0-beta", nil},
 		{"2.1.0", nil},
@@ -943,26 +836,26 @@ func TestSerializerFor(t *testing.T) {
 		{"-2.0.0", nil},
 	}
 	for _, tc := range cases {
-		got, err := serializerFor(tc.vsn)
+		got, err := Negotiate(tc.vsn)
 		if tc.want == nil {
 			if err == nil || !errors.Is(err, ErrUnsupportedVsn) || got != nil {
-				t.Errorf("serializerFor(%q) = (%v, %v), want ErrUnsupportedVsn", tc.vsn, got, err)
+				t.Errorf("Negotiate(%q) = (%v, %v), want ErrUnsupportedVsn", tc.vsn, got, err)
 			}
 			continue
 		}
 		if err != nil || got != tc.want {
-			t.Errorf("serializerFor(%q) = (%v, %v), want %v", tc.vsn, got, err, tc.want.vsn())
+			t.Errorf("Negotiate(%q) = (%v, %v), want %v", tc.vsn, got, err, tc.want.Vsn())
 		}
 	}
-	if serializerV1.vsn() != "1.0.0" || serializerV2.vsn() != "2.0.0" {
-		t.Errorf("vsn() = %q, %q", serializerV1.vsn(), serializerV2.vsn())
+	if V1.Vsn() != "1.0.0" || V2.Vsn() != "2.0.0" {
+		t.Errorf("vsn() = %q, %q", V1.Vsn(), V2.Vsn())
 	}
 }
 
 // ---------------------------------------------------------------------------
 // Golden frames
 
-// Client frames: inputs captured from the phoenix.js 1.8.16 serializer (and a
+// Client frames: inputs captured from the phoenix.js 1.8.16 Serializer (and a
 // few hand-written V1/nshafer frames, see testdata/frames/README.md).
 var clientGolden = []struct {
 	file string
@@ -987,11 +880,11 @@ func TestGoldenClientFrames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ser := serializerV2
+			ser := V2
 			if strings.HasPrefix(tc.file, "v1_") {
-				ser = serializerV1
+				ser = V1
 			}
-			got, err := ser.decode(frame, strings.HasSuffix(tc.file, ".bin"))
+			got, err := ser.Decode(frame, strings.HasSuffix(tc.file, ".bin"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1008,7 +901,7 @@ func serverGolden() []struct {
 	file   string
 	encode func() ([]byte, error)
 } {
-	v1, v2 := serializerV1, serializerV2
+	v1, v2 := V1, V2
 	j, r := Ref(`"3"`), Ref(`"7"`)
 	body := jp(`{"body":"hi","user":{"id":1,"tags":["a","b"]}}`)
 	bin := bp(0x00, 0x01, 0xfe, 0xff)
@@ -1016,32 +909,32 @@ func serverGolden() []struct {
 		file   string
 		encode func() ([]byte, error)
 	}{
-		{"v2_push.json", func() ([]byte, error) { return v2.encodePush(j, "room:lobby", "new_msg", body) }},
-		{"v2_push.bin", func() ([]byte, error) { return v2.encodePush(j, "room:lobby", "new_msg", bin) }},
-		{"v2_join_reply.json", func() ([]byte, error) { return v2.encodeReply(j, j, "room:lobby", "ok", jp(`{}`)) }},
-		{"v2_reply.json", func() ([]byte, error) { return v2.encodeReply(j, r, "room:lobby", "ok", jp(`{"id":42}`)) }},
-		{"v2_reply.bin", func() ([]byte, error) { return v2.encodeReply(j, r, "room:lobby", "ok", bin) }},
+		{"v2_push.json", func() ([]byte, error) { return v2.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v2_push.bin", func() ([]byte, error) { return v2.EncodePush(j, "room:lobby", "new_msg", bin) }},
+		{"v2_join_reply.json", func() ([]byte, error) { return v2.EncodeReply(j, j, "room:lobby", "ok", jp(`{}`)) }},
+		{"v2_reply.json", func() ([]byte, error) { return v2.EncodeReply(j, r, "room:lobby", "ok", jp(`{"id":42}`)) }},
+		{"v2_reply.bin", func() ([]byte, error) { return v2.EncodeReply(j, r, "room:lobby", "ok", bin) }},
 		{"v2_reply_error.json", func() ([]byte, error) {
-			return v2.encodeReply(j, r, "room:lobby", "error", jp(`{"reason":"unauthorized"}`))
+			return v2.EncodeReply(j, r, "room:lobby", "error", jp(`{"reason":"unauthorized"}`))
 		}},
-		{"v2_reply_number_ref.json", func() ([]byte, error) { return v2.encodeReply(Ref(`1`), Ref(`12`), "room:lobby", "ok", Payload{}) }},
-		{"v2_heartbeat_reply.json", func() ([]byte, error) { return v2.encodeReply(nil, Ref(`"4"`), "phoenix", "ok", Payload{}) }},
+		{"v2_reply_number_ref.json", func() ([]byte, error) { return v2.EncodeReply(Ref(`1`), Ref(`12`), "room:lobby", "ok", Payload{}) }},
+		{"v2_heartbeat_reply.json", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`"4"`), "phoenix", "ok", Payload{}) }},
 		{"v2_unmatched_topic.json", func() ([]byte, error) {
-			return v2.encodeReply(nil, r, "room:none", "error", jp(`{"reason":"unmatched topic"}`))
+			return v2.EncodeReply(nil, r, "room:none", "error", jp(`{"reason":"unmatched topic"}`))
 		}},
-		{"v2_close.json", func() ([]byte, error) { return v2.encodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
-		{"v2_error.json", func() ([]byte, error) { return v2.encodeMessage(j, j, "room:lobby", "phx_error", Payload{}) }},
-		{"v2_broadcast.json", func() ([]byte, error) { return v2.encodeBroadcast("room:lobby", "new_msg", body) }},
-		{"v2_broadcast.bin", func() ([]byte, error) { return v2.encodeBroadcast("room:lobby", "new_msg", bin) }},
+		{"v2_close.json", func() ([]byte, error) { return v2.EncodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
+		{"v2_error.json", func() ([]byte, error) { return v2.EncodeMessage(j, j, "room:lobby", "phx_error", Payload{}) }},
+		{"v2_broadcast.json", func() ([]byte, error) { return v2.EncodeBroadcast("room:lobby", "new_msg", body) }},
+		{"v2_broadcast.bin", func() ([]byte, error) { return v2.EncodeBroadcast("room:lobby", "new_msg", bin) }},
 		{"v2_broadcast_unicode.json", func() ([]byte, error) {
-			return v2.encodeBroadcast("room:é😀", "msg\"quoted\"\n", jp(`{"s":"é"}`))
+			return v2.EncodeBroadcast("room:é😀", "msg\"quoted\"\n", jp(`{"s":"é"}`))
 		}},
-		{"v2_broadcast_unicode.bin", func() ([]byte, error) { return v2.encodeBroadcast("room:é😀", "é", bin) }},
-		{"v1_push.json", func() ([]byte, error) { return v1.encodePush(j, "room:lobby", "new_msg", body) }},
-		{"v1_reply.json", func() ([]byte, error) { return v1.encodeReply(j, r, "room:lobby", "ok", jp(`{"id":42}`)) }},
-		{"v1_heartbeat_reply.json", func() ([]byte, error) { return v1.encodeReply(nil, Ref(`"4"`), "phoenix", "ok", Payload{}) }},
-		{"v1_close.json", func() ([]byte, error) { return v1.encodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
-		{"v1_broadcast.json", func() ([]byte, error) { return v1.encodeBroadcast("room:lobby", "new_msg", body) }},
+		{"v2_broadcast_unicode.bin", func() ([]byte, error) { return v2.EncodeBroadcast("room:é😀", "é", bin) }},
+		{"v1_push.json", func() ([]byte, error) { return v1.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v1_reply.json", func() ([]byte, error) { return v1.EncodeReply(j, r, "room:lobby", "ok", jp(`{"id":42}`)) }},
+		{"v1_heartbeat_reply.json", func() ([]byte, error) { return v1.EncodeReply(nil, Ref(`"4"`), "phoenix", "ok", Payload{}) }},
+		{"v1_close.json", func() ([]byte, error) { return v1.EncodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
+		{"v1_broadcast.json", func() ([]byte, error) { return v1.EncodeBroadcast("room:lobby", "new_msg", body) }},
 	}
 }
 
@@ -1086,7 +979,7 @@ func TestAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocation counts are checked in full runs")
 	}
-	v1, v2 := serializerV1, serializerV2
+	v1, v2 := V1, V2
 	j, r := Ref(`"3"`), Ref(`"7"`)
 	body := jp(`{"body":"hello world","user":"alice"}`)
 	bin := bp(1, 2, 3, 4)
@@ -1094,18 +987,18 @@ func TestAllocs(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"v2 push", func() { _, _ = v2.encodePush(j, "room:lobby", "new_msg", body) }},
-		{"v2 message", func() { _, _ = v2.encodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
-		{"v2 reply", func() { _, _ = v2.encodeReply(j, r, "room:lobby", "ok", body) }},
-		{"v2 reply null refs", func() { _, _ = v2.encodeReply(nil, nil, "room:lobby", "ok", body) }},
-		{"v2 broadcast", func() { _, _ = v2.encodeBroadcast("room:lobby", "new_msg", body) }},
-		{"v2 broadcast escapes", func() { _, _ = v2.encodeBroadcast("room:\"x\"\n", "new\tmsg", body) }},
-		{"v2 binary push", func() { _, _ = v2.encodePush(j, "room:lobby", "new_msg", bin) }},
-		{"v2 binary reply", func() { _, _ = v2.encodeReply(j, r, "room:lobby", "ok", bin) }},
-		{"v2 binary broadcast", func() { _, _ = v2.encodeBroadcast("room:lobby", "new_msg", bin) }},
-		{"v1 push", func() { _, _ = v1.encodePush(j, "room:lobby", "new_msg", body) }},
-		{"v1 reply", func() { _, _ = v1.encodeReply(j, r, "room:lobby", "ok", body) }},
-		{"v1 broadcast", func() { _, _ = v1.encodeBroadcast("room:lobby", "new_msg", body) }},
+		{"v2 push", func() { _, _ = v2.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v2 message", func() { _, _ = v2.EncodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
+		{"v2 reply", func() { _, _ = v2.EncodeReply(j, r, "room:lobby", "ok", body) }},
+		{"v2 reply null refs", func() { _, _ = v2.EncodeReply(nil, nil, "room:lobby", "ok", body) }},
+		{"v2 broadcast", func() { _, _ = v2.EncodeBroadcast("room:lobby", "new_msg", body) }},
+		{"v2 broadcast escapes", func() { _, _ = v2.EncodeBroadcast("room:\"x\"\n", "new\tmsg", body) }},
+		{"v2 binary push", func() { _, _ = v2.EncodePush(j, "room:lobby", "new_msg", bin) }},
+		{"v2 binary reply", func() { _, _ = v2.EncodeReply(j, r, "room:lobby", "ok", bin) }},
+		{"v2 binary broadcast", func() { _, _ = v2.EncodeBroadcast("room:lobby", "new_msg", bin) }},
+		{"v1 push", func() { _, _ = v1.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v1 reply", func() { _, _ = v1.EncodeReply(j, r, "room:lobby", "ok", body) }},
+		{"v1 broadcast", func() { _, _ = v1.EncodeBroadcast("room:lobby", "new_msg", body) }},
 	}
 	for _, e := range encoders {
 		if n := testing.AllocsPerRun(100, e.f); n != 1 {
@@ -1114,7 +1007,7 @@ func TestAllocs(t *testing.T) {
 	}
 	decoders := []struct {
 		name   string
-		ser    serializer
+		ser    Serializer
 		frame  []byte
 		binary bool
 		max    float64
@@ -1129,7 +1022,7 @@ func TestAllocs(t *testing.T) {
 	}
 	for _, d := range decoders {
 		n := testing.AllocsPerRun(100, func() {
-			if _, err := d.ser.decode(d.frame, d.binary); err != nil {
+			if _, err := d.ser.Decode(d.frame, d.binary); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -1153,7 +1046,7 @@ func BenchmarkDecodeV2Text(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
-		m, err := serializerV2.decode(frame, false)
+		m, err := V2.Decode(frame, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1166,7 +1059,7 @@ func BenchmarkDecodeV2TextHeartbeat(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
-		m, err := serializerV2.decode(frame, false)
+		m, err := V2.Decode(frame, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1183,7 +1076,7 @@ func BenchmarkDecodeV2TextLarge(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
-		m, err := serializerV2.decode(frame, false)
+		m, err := V2.Decode(frame, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1196,7 +1089,7 @@ func BenchmarkDecodeV1(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
-		m, err := serializerV1.decode(frame, false)
+		m, err := V1.Decode(frame, false)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1210,7 +1103,7 @@ func BenchmarkDecodeV2Binary(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	for b.Loop() {
-		m, err := serializerV2.decode(frame, true)
+		m, err := V2.Decode(frame, true)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1222,7 +1115,7 @@ func BenchmarkEncodeBroadcastV2(b *testing.B) {
 	p := jp(`{"body":"hello world","user":{"id":1,"name":"alice"},"tags":["a","b"]}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := serializerV2.encodeBroadcast("room:lobby", "new_msg", p)
+		out, err := V2.EncodeBroadcast("room:lobby", "new_msg", p)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1234,7 +1127,7 @@ func BenchmarkEncodeBroadcastV2Binary(b *testing.B) {
 	p := bp(make([]byte, 1024)...)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := serializerV2.encodeBroadcast("room:lobby", "new_msg", p)
+		out, err := V2.EncodeBroadcast("room:lobby", "new_msg", p)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1247,7 +1140,7 @@ func BenchmarkEncodeReplyV2(b *testing.B) {
 	p := jp(`{"id":42}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := serializerV2.encodeReply(j, r, "room:lobby", "ok", p)
+		out, err := V2.EncodeReply(j, r, "room:lobby", "ok", p)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -1260,7 +1153,7 @@ func BenchmarkEncodePushV1(b *testing.B) {
 	j := Ref(`"3"`)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := serializerV1.encodePush(j, "room:lobby", "new_msg", p)
+		out, err := V1.EncodePush(j, "room:lobby", "new_msg", p)
 		if err != nil {
 			b.Fatal(err)
 		}
