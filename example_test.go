@@ -269,3 +269,16 @@ func serveExample(srv *phx.Server) (string, func()) {
 		hs.Close()
 	}
 }
+
+// A server that maps a new protocol version to its own serializer, next to
+// Phoenix's defaults. The custom serializer embeds V2 and overrides Decode
+// to understand one more binary frame kind (see serializer_test.go for a
+// complete one).
+func ExampleOptions_serializers() {
+	type extendedV2 struct{ phx.Serializer }
+	srv := phx.NewServer(&phx.Options{
+		Serializers: append(phx.DefaultSerializers(),
+			phx.VersionedSerializer{Version: "~> 2.1.0", Serializer: extendedV2{phx.V2JSONSerializer()}}),
+	})
+	_ = srv // mount it: mux.Handle("/socket/", srv)
+}
