@@ -369,11 +369,6 @@ func (ch *channel) requestStop(err error) {
 	})
 }
 
-// stop is requestStop for the connection's side: the channel ends without
-// telling the client (the connection is closing, or a duplicate join
-// already sent phx_close).
-func (ch *channel) stop(reason error) { ch.requestStop(reason) }
-
 // Deliver implements Subscriber: fastlane for plain broadcasts, the mailbox
 // for intercepted ones.
 func (ch *channel) Deliver(b *Broadcast) {

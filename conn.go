@@ -207,7 +207,7 @@ func (c *conn) teardown() {
 	c.channels = nil
 	c.mu.Unlock()
 	for _, ch := range chans {
-		ch.stop(reason)
+		ch.requestStop(reason) // the conn is closing: no phx_close to the client
 	}
 	c.chWG.Wait()
 }
@@ -458,7 +458,7 @@ func (l *inboundLimits) protocolError(now time.Time) int {
 // closeDuplicate ends a channel replaced by a second join of its topic.
 func (c *conn) closeDuplicate(old *channel) {
 	c.log.Debug("phx: duplicate join, closing previous channel", "topic", old.topic)
-	old.stop(ErrDuplicateJoin)
+	old.requestStop(ErrDuplicateJoin)
 	_ = c.lifecycle(old.joinRef, old.topic, eventClose, emptyPayload)
 }
 

@@ -90,7 +90,3 @@ func Main(m *testing.M) {
 	}
 	os.Exit(code)
 }
-
-// Goroutines returns the number of goroutines running now; tests compare it
-// before and after a scenario.
-func Goroutines() int { return runtime.NumGoroutine() }

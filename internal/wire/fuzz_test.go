@@ -217,9 +217,9 @@ func checkServerEncoders(t *testing.T, m Message) {
 				t.Fatalf("reply %q decoded as %s (%v)", reply, fmtMsg(back), err)
 			}
 		}
-		push, err := V2.EncodePush(m.JoinRef, m.Topic, m.Event, p)
+		push, err := V2.EncodeMessage(m.JoinRef, nil, m.Topic, m.Event, p)
 		if err != nil {
-			t.Fatalf("encodePush: %v", err)
+			t.Fatalf("EncodeMessage (push): %v", err)
 		}
 		if f, err := parseServerV2(push, p.Binary); err != nil || f.Topic != m.Topic || f.Event != m.Event {
 			t.Fatalf("push %q parsed as %+v (%v)", push, f, err)

@@ -15,10 +15,6 @@ type Serializer interface {
 	// Decode parses one incoming frame (a text frame when binary is false).
 	// Every error wraps ErrMalformed.
 	Decode(data []byte, binary bool) (Message, error)
-	// EncodePush encodes a server push to one channel:
-	// V2 [join_ref,null,topic,event,payload], or binary kind 0.
-	// It is EncodeMessage with a nil ref.
-	EncodePush(joinRef Ref, topic, event string, payload Payload) ([]byte, error)
 	// EncodeMessage encodes a server message that carries a ref, such as
 	// phx_close and phx_error, which Phoenix sends as [join_ref,join_ref,topic,event,payload].
 	// A binary payload gives a binary kind 0 frame, which has no ref field:

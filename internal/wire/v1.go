@@ -16,10 +16,6 @@ func (v1Serializer) Decode(data []byte, binary bool) (Message, error) {
 	return decodeV1Text(data)
 }
 
-func (v1Serializer) EncodePush(_ Ref, topic, event string, payload Payload) ([]byte, error) {
-	return encodeV1Message(nil, topic, event, payload)
-}
-
 func (v1Serializer) EncodeMessage(_, ref Ref, topic, event string, payload Payload) ([]byte, error) {
 	return encodeV1Message(ref, topic, event, payload)
 }

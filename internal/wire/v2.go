@@ -16,10 +16,6 @@ func (v2Serializer) Decode(data []byte, binary bool) (Message, error) {
 	return decodeV2Text(data)
 }
 
-func (s v2Serializer) EncodePush(joinRef Ref, topic, event string, payload Payload) ([]byte, error) {
-	return s.EncodeMessage(joinRef, nil, topic, event, payload)
-}
-
 func (v2Serializer) EncodeMessage(joinRef, ref Ref, topic, event string, payload Payload) ([]byte, error) {
 	if err := CheckRef("join_ref", joinRef); err != nil {
 		return nil, err

@@ -545,13 +545,13 @@ func encodeCases() []encodeCase {
 	j3, r3, r4 := Ref(`"3"`), Ref(`"3"`), Ref(`"4"`)
 	body := jp(`{"body":"hi"}`)
 	return []encodeCase{
-		{"v2 push", func() ([]byte, error) { return v2.EncodePush(j3, "room:lobby", "new_msg", body) },
+		{"v2 push", func() ([]byte, error) { return v2.EncodeMessage(j3, nil, "room:lobby", "new_msg", body) },
 			[]byte(`["3",null,"room:lobby","new_msg",{"body":"hi"}]`)},
-		{"v2 push null join_ref", func() ([]byte, error) { return v2.EncodePush(nil, "t", "e", body) },
+		{"v2 push null join_ref", func() ([]byte, error) { return v2.EncodeMessage(nil, nil, "t", "e", body) },
 			[]byte(`[null,null,"t","e",{"body":"hi"}]`)},
-		{"v2 push zero payload", func() ([]byte, error) { return v2.EncodePush(j3, "t", "e", Payload{}) },
+		{"v2 push zero payload", func() ([]byte, error) { return v2.EncodeMessage(j3, nil, "t", "e", Payload{}) },
 			[]byte(`["3",null,"t","e",{}]`)},
-		{"v2 push nshafer empty join_ref", func() ([]byte, error) { return v2.EncodePush(Ref(`""`), "t", "e", Payload{}) },
+		{"v2 push nshafer empty join_ref", func() ([]byte, error) { return v2.EncodeMessage(Ref(`""`), nil, "t", "e", Payload{}) },
 			[]byte(`["",null,"t","e",{}]`)},
 		{"v2 close", func() ([]byte, error) { return v2.EncodeMessage(j3, j3, "room:lobby", "phx_close", Payload{}) },
 			[]byte(`["3","3","room:lobby","phx_close",{}]`)},
@@ -569,9 +569,9 @@ func encodeCases() []encodeCase {
 		{"v2 escaped strings", func() ([]byte, error) {
 			return v2.EncodeBroadcast("a\"b\\c\n\r\t\b\f\x00\x1f\x7f<>&é\u2028", "bad\xffutf8", Payload{})
 		}, []byte(`[null,null,"a\"b\\c\n\r\t\b\f\u0000\u001f` + "\x7f<>&é\u2028" + `","bad` + "\uFFFD" + `utf8",{}]`)},
-		{"v2 binary push", func() ([]byte, error) { return v2.EncodePush(Ref(`"3"`), "t", "é", bp(1, 2, 3)) },
+		{"v2 binary push", func() ([]byte, error) { return v2.EncodeMessage(Ref(`"3"`), nil, "t", "é", bp(1, 2, 3)) },
 			msgHex("00 01 01 02 33 74 c3 a9 01 02 03")},
-		{"v2 binary push null join_ref", func() ([]byte, error) { return v2.EncodePush(nil, "t", "e", bp()) },
+		{"v2 binary push null join_ref", func() ([]byte, error) { return v2.EncodeMessage(nil, nil, "t", "e", bp()) },
 			msgHex("00 00 01 01 74 65")},
 		{"v2 binary message drops ref", func() ([]byte, error) { return v2.EncodeMessage(Ref(`"3"`), Ref(`"3"`), "t", "e", bp(9)) },
 			msgHex("00 01 01 01 33 74 65 09")},
@@ -585,7 +585,7 @@ func encodeCases() []encodeCase {
 			msgHex("02 01 02 74 c3 a9 01 02 03")},
 		{"v2 binary 255-byte fields", func() ([]byte, error) { return v2.EncodeBroadcast(long255, "e", bp()) },
 			append(append(msgHex("02 ff 01"), long255...), 'e')},
-		{"v1 push", func() ([]byte, error) { return v1.EncodePush(j3, "room:lobby", "new_msg", body) },
+		{"v1 push", func() ([]byte, error) { return v1.EncodeMessage(j3, nil, "room:lobby", "new_msg", body) },
 			[]byte(`{"topic":"room:lobby","event":"new_msg","payload":{"body":"hi"},"ref":null}`)},
 		{"v1 close", func() ([]byte, error) { return v1.EncodeMessage(j3, j3, "room:lobby", "phx_close", Payload{}) },
 			[]byte(`{"topic":"room:lobby","event":"phx_close","payload":{},"ref":"3"}`)},
@@ -630,22 +630,22 @@ func TestEncodeErrors(t *testing.T) {
 		encode func() ([]byte, error)
 		want   error
 	}{
-		{"v1 binary push", func() ([]byte, error) { return v1.EncodePush(nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
+		{"v1 binary push", func() ([]byte, error) { return v1.EncodeMessage(nil, nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
 		{"v1 binary message", func() ([]byte, error) { return v1.EncodeMessage(nil, nil, "t", "e", bp(1)) }, ErrBinaryUnsupported},
 		{"v1 binary reply", func() ([]byte, error) { return v1.EncodeReply(nil, nil, "t", "ok", bp(1)) }, ErrBinaryUnsupported},
 		{"v1 binary broadcast", func() ([]byte, error) { return v1.EncodeBroadcast("t", "e", bp(1)) }, ErrBinaryUnsupported},
 		{"binary topic 256", func() ([]byte, error) { return v2.EncodeBroadcast(long256, "e", bp()) }, ErrMalformed},
-		{"binary event 256", func() ([]byte, error) { return v2.EncodePush(nil, "t", long256, bp()) }, ErrMalformed},
-		{"binary join_ref 256", func() ([]byte, error) { return v2.EncodePush(StringRef(long256), "t", "e", bp()) }, ErrMalformed},
+		{"binary event 256", func() ([]byte, error) { return v2.EncodeMessage(nil, nil, "t", long256, bp()) }, ErrMalformed},
+		{"binary join_ref 256", func() ([]byte, error) { return v2.EncodeMessage(StringRef(long256), nil, "t", "e", bp()) }, ErrMalformed},
 		{"binary ref 256", func() ([]byte, error) { return v2.EncodeReply(nil, StringRef(long256), "t", "ok", bp()) }, ErrMalformed},
 		{"binary status 256", func() ([]byte, error) { return v2.EncodeReply(nil, nil, "t", long256, bp()) }, ErrMalformed},
 		{"binary multibyte topic 256 bytes", func() ([]byte, error) { return v2.EncodeBroadcast(strings.Repeat("é", 128), "e", bp()) }, ErrMalformed},
-		{"invalid join_ref bare word", func() ([]byte, error) { return v2.EncodePush(Ref(`abc`), "t", "e", Payload{}) }, ErrMalformed},
+		{"invalid join_ref bare word", func() ([]byte, error) { return v2.EncodeMessage(Ref(`abc`), nil, "t", "e", Payload{}) }, ErrMalformed},
 		{"invalid ref unterminated", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`"abc`), "t", "ok", Payload{}) }, ErrMalformed},
 		{"invalid ref two tokens", func() ([]byte, error) { return v2.EncodeReply(nil, Ref(`1 2`), "t", "ok", Payload{}) }, ErrMalformed},
 		{"invalid ref object", func() ([]byte, error) { return v1.EncodeReply(nil, Ref(`{}`), "t", "ok", Payload{}) }, ErrMalformed},
 		{"invalid ref bad UTF-8", func() ([]byte, error) { return v2.EncodeMessage(nil, Ref("\"\xff\""), "t", "e", Payload{}) }, ErrMalformed},
-		{"invalid binary join_ref", func() ([]byte, error) { return v2.EncodePush(Ref(`x`), "t", "e", bp()) }, ErrMalformed},
+		{"invalid binary join_ref", func() ([]byte, error) { return v2.EncodeMessage(Ref(`x`), nil, "t", "e", bp()) }, ErrMalformed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -909,8 +909,8 @@ func serverGolden() []struct {
 		file   string
 		encode func() ([]byte, error)
 	}{
-		{"v2_push.json", func() ([]byte, error) { return v2.EncodePush(j, "room:lobby", "new_msg", body) }},
-		{"v2_push.bin", func() ([]byte, error) { return v2.EncodePush(j, "room:lobby", "new_msg", bin) }},
+		{"v2_push.json", func() ([]byte, error) { return v2.EncodeMessage(j, nil, "room:lobby", "new_msg", body) }},
+		{"v2_push.bin", func() ([]byte, error) { return v2.EncodeMessage(j, nil, "room:lobby", "new_msg", bin) }},
 		{"v2_join_reply.json", func() ([]byte, error) { return v2.EncodeReply(j, j, "room:lobby", "ok", jp(`{}`)) }},
 		{"v2_reply.json", func() ([]byte, error) { return v2.EncodeReply(j, r, "room:lobby", "ok", jp(`{"id":42}`)) }},
 		{"v2_reply.bin", func() ([]byte, error) { return v2.EncodeReply(j, r, "room:lobby", "ok", bin) }},
@@ -930,7 +930,7 @@ func serverGolden() []struct {
 			return v2.EncodeBroadcast("room:é😀", "msg\"quoted\"\n", jp(`{"s":"é"}`))
 		}},
 		{"v2_broadcast_unicode.bin", func() ([]byte, error) { return v2.EncodeBroadcast("room:é😀", "é", bin) }},
-		{"v1_push.json", func() ([]byte, error) { return v1.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v1_push.json", func() ([]byte, error) { return v1.EncodeMessage(j, nil, "room:lobby", "new_msg", body) }},
 		{"v1_reply.json", func() ([]byte, error) { return v1.EncodeReply(j, r, "room:lobby", "ok", jp(`{"id":42}`)) }},
 		{"v1_heartbeat_reply.json", func() ([]byte, error) { return v1.EncodeReply(nil, Ref(`"4"`), "phoenix", "ok", Payload{}) }},
 		{"v1_close.json", func() ([]byte, error) { return v1.EncodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
@@ -987,16 +987,16 @@ func TestAllocs(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"v2 push", func() { _, _ = v2.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v2 push", func() { _, _ = v2.EncodeMessage(j, nil, "room:lobby", "new_msg", body) }},
 		{"v2 message", func() { _, _ = v2.EncodeMessage(j, j, "room:lobby", "phx_close", Payload{}) }},
 		{"v2 reply", func() { _, _ = v2.EncodeReply(j, r, "room:lobby", "ok", body) }},
 		{"v2 reply null refs", func() { _, _ = v2.EncodeReply(nil, nil, "room:lobby", "ok", body) }},
 		{"v2 broadcast", func() { _, _ = v2.EncodeBroadcast("room:lobby", "new_msg", body) }},
 		{"v2 broadcast escapes", func() { _, _ = v2.EncodeBroadcast("room:\"x\"\n", "new\tmsg", body) }},
-		{"v2 binary push", func() { _, _ = v2.EncodePush(j, "room:lobby", "new_msg", bin) }},
+		{"v2 binary push", func() { _, _ = v2.EncodeMessage(j, nil, "room:lobby", "new_msg", bin) }},
 		{"v2 binary reply", func() { _, _ = v2.EncodeReply(j, r, "room:lobby", "ok", bin) }},
 		{"v2 binary broadcast", func() { _, _ = v2.EncodeBroadcast("room:lobby", "new_msg", bin) }},
-		{"v1 push", func() { _, _ = v1.EncodePush(j, "room:lobby", "new_msg", body) }},
+		{"v1 push", func() { _, _ = v1.EncodeMessage(j, nil, "room:lobby", "new_msg", body) }},
 		{"v1 reply", func() { _, _ = v1.EncodeReply(j, r, "room:lobby", "ok", body) }},
 		{"v1 broadcast", func() { _, _ = v1.EncodeBroadcast("room:lobby", "new_msg", body) }},
 	}
@@ -1153,7 +1153,7 @@ func BenchmarkEncodePushV1(b *testing.B) {
 	j := Ref(`"3"`)
 	b.ReportAllocs()
 	for b.Loop() {
-		out, err := V1.EncodePush(j, "room:lobby", "new_msg", p)
+		out, err := V1.EncodeMessage(j, nil, "room:lobby", "new_msg", p)
 		if err != nil {
 			b.Fatal(err)
 		}
