@@ -1,6 +1,13 @@
 package phx
 
-import "github.com/phxgo/phx/internal/wire"
+// This file holds every sentinel error of the package, with who receives it.
+// Test them with errors.Is.
+
+import (
+	"errors"
+
+	"github.com/phxgo/phx/internal/wire"
+)
 
 // Errors of the wire protocol. They are the codec's own values, so
 // errors.Is works whichever package produced the error.
@@ -26,3 +33,47 @@ var (
 	// selects no serializer; the connection is refused with 400 Bad Request.
 	ErrUnsupportedVsn = wire.ErrUnsupportedVsn
 )
+
+// Errors a channel's Terminate receives as its reason, and that methods
+// return once a channel or connection has ended.
+var (
+	// ErrLeft: the client left the channel (phx_leave).
+	ErrLeft = errors.New("phx: channel left")
+	// ErrClosed: the connection closed (client went away, idle timeout,
+	// Disconnect, or a slow or misbehaving client was dropped).
+	ErrClosed = errors.New("phx: connection closed")
+	// ErrShutdown: the server is shutting down.
+	ErrShutdown = errors.New("phx: server shutdown")
+	// ErrDuplicateJoin: the client joined the same topic again on the same
+	// connection; the earlier channel is closed.
+	ErrDuplicateJoin = errors.New("phx: duplicate join")
+	// ErrStopped: the channel called [Socket.Stop] with a nil error.
+	ErrStopped = errors.New("phx: channel stopped")
+	// ErrJoinTimeout: Join returned after Options.JoinTimeout, when the
+	// client had already been told the join failed.
+	ErrJoinTimeout = errors.New("phx: join timed out")
+	// ErrChannelOverloaded: the channel fell more than
+	// Options.MaxChannelQueue events behind.
+	ErrChannelOverloaded = errors.New("phx: channel queue overflow")
+	// ErrChannelClosed is returned by [Socket] methods after the channel
+	// has ended.
+	ErrChannelClosed = errors.New("phx: channel closed")
+)
+
+// Errors returned by [Presence.Track], [Presence.Update], [Presence.Untrack]
+// and their *Topic forms.
+var (
+	ErrAlreadyTracked = errors.New("phx: presence already tracked for this channel, topic and key")
+	ErrNotTracked     = errors.New("phx: presence not tracked for this channel, topic and key")
+)
+
+// ErrServerClosed is returned for work refused because the server is
+// shutting down.
+var ErrServerClosed = errors.New("phx: server shutting down")
+
+// ErrPubSubClosed is returned by a PubSub that has been closed.
+var ErrPubSubClosed = errors.New("phx: pubsub closed")
+
+// ErrBinaryPayload is wrapped by [Payload.Decode] when the payload holds raw
+// bytes from a binary frame rather than JSON.
+var ErrBinaryPayload = errors.New("phx: binary payload")

@@ -2,16 +2,11 @@ package phx
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/phxgo/phx/internal/wire"
 )
-
-// ErrBinaryPayload is wrapped by [Payload.Decode] when the payload holds raw
-// bytes from a binary frame rather than JSON.
-var ErrBinaryPayload = errors.New("phx: binary payload")
 
 // Payload is the body of a message: JSON text, or raw bytes from or for a
 // binary frame.

@@ -112,12 +112,6 @@ type presenceDiff struct {
 	leaves map[string][]Meta
 }
 
-// Errors returned by Presence.
-var (
-	ErrAlreadyTracked = errors.New("phx: presence already tracked for this channel, topic and key")
-	ErrNotTracked     = errors.New("phx: presence not tracked for this channel, topic and key")
-)
-
 // NewPresence returns a Presence that broadcasts diffs through srv's PubSub.
 func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
 	var o PresenceOptions

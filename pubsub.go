@@ -123,9 +123,6 @@ func (b *Broadcast) frame(cd codec) (Frame, error) {
 	return f, err
 }
 
-// ErrPubSubClosed is returned by a PubSub that has been closed.
-var ErrPubSubClosed = errors.New("phx: pubsub closed")
-
 // MemoryPubSub is the in-process [PubSub]. Delivery walks a copy-on-write
 // subscriber list without locks, so publishing never waits for subscribing.
 type MemoryPubSub struct {
