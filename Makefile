@@ -1,6 +1,7 @@
 # Build and test entry points. `make test` is what CI runs (.ci/run).
 #
 #   make test      install what the tests need, then go vet + go test -race
+#                  in every module of MODULES
 #   make interop   only the interop suite (official phoenix.js clients under Node)
 #   make deps      only the install step (node/npm, then npm ci in testdata/interop)
 #
@@ -16,6 +17,12 @@ NPM_STAMP   := $(INTEROP_DIR)/node_modules/.package-lock.json
 # The interop subtests mostly wait on node processes; `make interop` runs
 # more of them at once than go test's default (GOMAXPROCS).
 INTEROP_PARALLEL ?= 4
+# The modules make test vets and tests: the library (the root, which requires
+# only github.com/coder/websocket) and the nested modules that bring NATS and
+# Redis. bench/ is a module too, but only vetted: its harness is never part
+# of make test.
+MODULES     := . pubsub/natspubsub pubsub/redispubsub examples/chat
+VET_MODULES := $(MODULES) bench
 
 .PHONY: all test interop deps node vet
 
@@ -26,14 +33,25 @@ export NODE_VERSION_CHECK := const [a, b] = process.versions.node.split(".").map
 
 all: test
 
+# in-modules runs a command in each module of a list, all of them even when
+# one fails, and then fails naming every module where it failed.
+#   $(call in-modules,MODULE LIST,COMMAND)
+define in-modules
+	@failed=""; for m in $(1); do \
+		echo "== ($$m) $(2)"; \
+		( cd $$m && $(2) ) || failed="$$failed $$m"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make: FAILED: $(2) in:$$failed" >&2; exit 1; fi
+endef
+
 test: deps vet
-	$(GO) test -race -count=1 ./...
+	$(call in-modules,$(MODULES),$(GO) test -race -count=1 ./...)
 
 interop: deps
 	$(GO) test -race -count=1 -parallel $(INTEROP_PARALLEL) -run '^TestInterop' .
 
 vet:
-	$(GO) vet ./...
+	$(call in-modules,$(VET_MODULES),$(GO) vet ./...)
 
 deps: node $(NPM_STAMP)
 
@@ -64,10 +82,11 @@ CHROMIUM       ?= /usr/bin/chromium
 
 .PHONY: chat chromium
 
-# make chat: install the page's phoenix client, then run the example.
-# Flags go in ARGS, e.g. make chat ARGS="-addr 127.0.0.1:4001".
+# make chat: install the page's phoenix client, then run the example (a
+# module of its own, so it runs from its directory: a relative -assets is
+# relative to examples/chat). Flags go in ARGS, e.g. make chat ARGS="-addr 127.0.0.1:4001".
 chat: $(CHAT_NPM_STAMP)
-	$(GO) run ./examples/chat $(ARGS)
+	cd $(CHAT_DIR) && $(GO) run . $(ARGS)
 
 $(CHAT_NPM_STAMP): $(CHAT_DIR)/package-lock.json $(CHAT_DIR)/package.json | node
 	cd $(CHAT_DIR) && $(NPM) ci --no-audit --no-fund
@@ -107,6 +126,9 @@ fuzz:
 	@echo "== FuzzETFDecode ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz '^FuzzETFDecode$$' -fuzztime $(FUZZTIME) ./internal/etf
 
 # ---- PubSub adapters (pubsub/natspubsub, pubsub/redispubsub) ----
+# Each adapter is a module of its own; their shared relay and test cluster
+# (pubsub/internal) stay in the root module.
+PUBSUB_MODULES := pubsub/natspubsub pubsub/redispubsub
 # The NATS tests embed nats-server (nothing to install). The Redis tests
 # start Debian's redis-server on a random loopback port (REDIS_SERVER in the
 # environment overrides the binary); without it they fail under CI=true and
@@ -130,12 +152,13 @@ deps: redis
 
 # make pubsub: only the adapters' tests and the presence replication test.
 pubsub: redis
+	$(call in-modules,$(PUBSUB_MODULES),$(GO) test -race -count=1 ./...)
 	$(GO) test -race -count=1 ./pubsub/...
 	$(GO) test -race -count=1 -run '^TestPresenceReplicat' .
 
 # make bench-pubsub: the cross-node fan-out figures of BENCHMARKS.md.
 bench-pubsub: redis
-	$(GO) test -run '^$$' -bench CrossNodeFanout -benchtime 20000x ./pubsub/natspubsub ./pubsub/redispubsub
+	$(call in-modules,$(PUBSUB_MODULES),$(GO) test -run '^$$' -bench CrossNodeFanout -benchtime 20000x .)
 
 fuzz-envelope:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZTIME) ./pubsub/internal/relay

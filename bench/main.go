@@ -209,18 +209,19 @@ func build(ctx context.Context, dir string) (*bins, error) {
 		floor:    filepath.Join(dir, "floor"),
 		assets:   filepath.Join(dir, "node_modules"),
 	}
-	// The library's own commands build in the root module (its go.sum has
-	// the adapters' dependencies); the servers of this harness build here.
+	// phxbench builds in the root module, the chat example in its own module
+	// (it needs the adapters' dependencies); the servers of this harness
+	// build here.
 	for out, pkg := range map[string][2]string{
 		b.phxbench: {"..", "./cmd/phxbench"},
-		b.chat:     {"..", "./examples/chat"},
+		b.chat:     {"../examples/chat", "."},
 		b.phxmin:   {".", "./phxmin"},
 		b.floor:    {".", "./floor"},
 	} {
 		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, pkg[1])
 		cmd.Dir = pkg[0]
 		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %v\n%s", pkg[1], err, msg)
+			return nil, fmt.Errorf("go build %s in %s: %w\n%s", pkg[1], pkg[0], err, msg)
 		}
 	}
 	// The chat page's phoenix.js is not needed under load: a stand-in

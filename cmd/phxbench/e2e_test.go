@@ -26,7 +26,9 @@ func startChat(t *testing.T) (addr string, pid int) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "chat")
-	build := exec.Command(goBin, "build", "-o", bin, "../../examples/chat")
+	// examples/chat is a module of its own: build it from its directory.
+	build := exec.Command(goBin, "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "..", "examples", "chat")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build examples/chat: %v\n%s", err, out)
 	}

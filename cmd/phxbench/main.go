@@ -23,7 +23,7 @@
 // server that passes the text on (a chat that broadcasts the message body,
 // as examples/chat does) can be measured.
 //
-// Example, against examples/chat (go run ./examples/chat -addr 127.0.0.1:4000):
+// Example, against examples/chat (cd examples/chat && go run . -addr 127.0.0.1:4000):
 //
 //	phxbench -url ws://127.0.0.1:4000/socket \
 //	  -token-url 'http://127.0.0.1:4000/api/token?user={user}' -param 'token={token}' \

@@ -7,7 +7,8 @@
 //	make chat
 //
 // which installs the phoenix npm package (npm ci in examples/chat) and runs
-// go run ./examples/chat. Then open the URL it logs, in two browser windows.
+// go run . in examples/chat (a module of its own, since it pulls in the NATS
+// and Redis adapters). Then open the URL it logs, in two browser windows.
 //
 // Flags:
 //

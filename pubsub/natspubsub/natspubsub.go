@@ -1,6 +1,9 @@
 // Package natspubsub is a [phx.PubSub] that connects the nodes of a cluster
 // through a NATS server (core NATS, no JetStream), so a broadcast made on any
-// node reaches the subscribers of its topic on every node.
+// node reaches the subscribers of its topic on every node. It is a module of
+// its own, so that only programs using it depend on NATS:
+//
+//	go get github.com/phxgo/phx/pubsub/natspubsub
 //
 //	ps, err := natspubsub.Dial("nats://127.0.0.1:4222", nil)
 //	if err != nil { ... }

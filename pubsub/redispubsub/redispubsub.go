@@ -1,7 +1,10 @@
 // Package redispubsub is a [phx.PubSub] that connects the nodes of a
 // cluster through Redis Pub/Sub (PUBLISH/SUBSCRIBE, nothing stored), so a
 // broadcast made on any node reaches the subscribers of its topic on every
-// node.
+// node. It is a module of its own, so that only programs using it depend on
+// go-redis:
+//
+//	go get github.com/phxgo/phx/pubsub/redispubsub
 //
 //	ps, err := redispubsub.Dial("redis://127.0.0.1:6379", nil)
 //	if err != nil { ... }
