@@ -121,9 +121,9 @@ func (s *PhoenixSigner) sign(header string, h func() hash.Hash, term []byte) (st
 // secret_key_base and salt and returns its data, as Phoenix.Token.verify
 // does without a :max_age option: the token expires after the max age
 // written in it (never if that is the atom infinity; at once if it is 0 or
-// less). Errors wrap [ErrMissing] for an empty token, [ErrExpired]
-// for an expired one, and [ErrInvalid] for anything else wrong with
-// it, including a signing time more than a minute in the future.
+// less). Errors wrap [ErrMissing] for an empty token, [ErrExpired] for an
+// expired one, and [ErrInvalid] for anything else wrong with it, including a
+// signing time more than a minute in the future.
 func (s *PhoenixSigner) Verify(token string) (any, error) {
 	return s.verify(token, 0, false)
 }

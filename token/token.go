@@ -162,10 +162,10 @@ func (s *Signer) Sign(data any) (string, error) {
 
 // Verify checks a token made by Sign with the same secret and salt, and
 // decodes its data into v with encoding/json (a nil v skips decoding). It
-// returns an error wrapping [ErrMissing] for an empty token,
-// [ErrExpired] if the token is older than the Signer's max age, and
-// [ErrInvalid] for anything else wrong with the token, including a
-// signing time more than a minute in the future; v is then left untouched.
+// returns an error wrapping [ErrMissing] for an empty token, [ErrExpired] if
+// the token is older than the Signer's max age, and [ErrInvalid] for
+// anything else wrong with the token, including a signing time more than a
+// minute in the future; v is then left untouched.
 // An error from encoding/json means the token is authentic but its data does
 // not fit v.
 func (s *Signer) Verify(token string, v any) error {
@@ -199,8 +199,8 @@ func (s *Signer) VerifyMaxAge(token string, maxAge time.Duration, v any) error {
 // Encrypt returns a token holding the JSON encoding of data and the current
 // time, encrypted and authenticated with AES-256-GCM, so that holders of the
 // token cannot read the data. It fails if data cannot be encoded as JSON or
-// the token would be longer than [MaxLen]. A Signer must not encrypt
-// more than 2³² tokens (random nonces).
+// the token would be longer than [MaxLen]. A Signer must not encrypt more
+// than 2³² tokens (random nonces).
 func (s *Signer) Encrypt(data any) (string, error) {
 	payload, err := s.payload(data)
 	if err != nil {
