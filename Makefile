@@ -106,12 +106,12 @@ deps: $(CHAT_NPM_STAMP) chromium
 
 # ---- fuzzing ----
 # make fuzz runs every native fuzz target for FUZZTIME each (seeds always
-# run as part of make test). Crashers land in testdata/fuzz/<Target>/:
+# run as part of make test). Crashers land in <package>/testdata/fuzz/<Target>/:
 # commit them, they become regression tests.
 FUZZTIME ?= 30s
-FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzSession FuzzVerifyToken FuzzVerifyPhoenixToken \
-	FuzzLongPollBody FuzzPresenceDiff
+FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzSession FuzzLongPollBody FuzzPresenceDiff
 FUZZ_WIRE := FuzzDecodeV2Text FuzzDecodeV2Binary FuzzDecodeV1JSON FuzzAuthTokenSubprotocol
+FUZZ_TOKEN := FuzzVerifyToken FuzzVerifyPhoenixToken
 
 .PHONY: fuzz
 fuzz:
@@ -122,6 +122,10 @@ fuzz:
 	@set -e; for f in $(FUZZ_WIRE); do \
 		echo "== $$f ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./internal/wire ; \
+	done
+	@set -e; for f in $(FUZZ_TOKEN); do \
+		echo "== $$f ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./token ; \
 	done
 	@echo "== FuzzETFDecode ($(FUZZTIME))"; $(GO) test -run '^$$' -fuzz '^FuzzETFDecode$$' -fuzztime $(FUZZTIME) ./internal/etf
 

@@ -30,8 +30,9 @@
 //
 // [Presence] tracks who is online per topic and keeps the official
 // JavaScript Presence class in sync through presence_state and
-// presence_diff. [Signer] makes and checks signed, expiring tokens for
-// Connect; [PhoenixSigner] does the same byte for byte as Elixir's
+// presence_diff. Package token (github.com/phxgo/phx/token) makes and
+// checks the signed, expiring tokens that Connect verifies: [token.Signer]
+// in its own format, [token.PhoenixSigner] byte for byte as Elixir's
 // Phoenix.Token, for services that share a secret with a Phoenix app.
 // Package phxtest runs channels in tests without a network.
 //

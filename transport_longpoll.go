@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/phxgo/phx/internal/wire"
+	"github.com/phxgo/phx/token"
 )
 
 // The long-poll transport (PROTOCOL.md §5) serves <mount>/longpoll for
@@ -54,7 +55,7 @@ const (
 // longPoll is a server's long-poll state: the token signer and the live
 // sessions.
 type longPoll struct {
-	signer   *Signer
+	signer   *token.Signer
 	instance string // this Server's random ID, written into its tokens
 
 	mu       sync.Mutex
@@ -71,10 +72,10 @@ type lpTokenData struct {
 // It panics if the secret is too short, as NewServer documents.
 func newLongPoll(secret []byte) *longPoll {
 	if len(secret) == 0 {
-		secret = make([]byte, MinSecretLen)
+		secret = make([]byte, token.MinSecretLen)
 		rand.Read(secret) // never fails (crypto/rand panics instead)
 	}
-	signer, err := NewSigner(secret, lpTokenSalt, &TokenOptions{MaxAge: lpTokenMaxAge})
+	signer, err := token.NewSigner(secret, lpTokenSalt, &token.Options{MaxAge: lpTokenMaxAge})
 	if err != nil {
 		panic(fmt.Errorf("phx: invalid Options.LongPollSecret: %w", err))
 	}

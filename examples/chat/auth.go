@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/token"
 )
 
 // tokenMaxAge is how long a token from /api/token lets its holder connect.
@@ -35,11 +36,11 @@ type tokenData struct {
 // A real application would issue the token only to a logged-in user (for
 // example by rendering it into the page), and the rest would stay the same.
 type auth struct {
-	signer *phx.Signer
+	signer *token.Signer
 }
 
 func newAuth(secret []byte, now func() time.Time) (*auth, error) {
-	s, err := phx.NewSigner(secret, tokenSalt, &phx.TokenOptions{MaxAge: tokenMaxAge, Now: now})
+	s, err := token.NewSigner(secret, tokenSalt, &token.Options{MaxAge: tokenMaxAge, Now: now})
 	if err != nil {
 		return nil, err
 	}
@@ -68,12 +69,12 @@ func (a *auth) handleToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, jsonError{"invalid user name: use 1 to 32 letters, digits, _ or -"})
 		return
 	}
-	token, err := a.signer.Sign(tokenData{User: user})
+	tok, err := a.signer.Sign(tokenData{User: user})
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, jsonError{"cannot make a token"})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": token})
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 }
 
 // connect is the socket's Connect hook: the client must send a valid token

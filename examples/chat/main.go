@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/token"
 )
 
 //go:embed static
@@ -166,8 +167,8 @@ func browserURL(addr net.Addr) string {
 // loadSecret returns CHAT_SECRET, or a random secret when it is not set.
 func loadSecret(getenv func(string) string, log *slog.Logger) ([]byte, error) {
 	if s := getenv("CHAT_SECRET"); s != "" {
-		if len(s) < phx.MinSecretLen {
-			return nil, fmt.Errorf("CHAT_SECRET is %d bytes; it must be at least %d (try: openssl rand -base64 48)", len(s), phx.MinSecretLen)
+		if len(s) < token.MinSecretLen {
+			return nil, fmt.Errorf("CHAT_SECRET is %d bytes; it must be at least %d (try: openssl rand -base64 48)", len(s), token.MinSecretLen)
 		}
 		return []byte(s), nil
 	}

@@ -1,4 +1,4 @@
-package phx_test
+package token_test
 
 import (
 	"crypto/hmac"
@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phxgo/phx"
 	"github.com/phxgo/phx/internal/etf"
+	"github.com/phxgo/phx/token"
 )
 
 const (
@@ -31,9 +31,9 @@ const (
 
 var phxTokSignedAt = time.UnixMilli(phxTokSignedMs)
 
-func phxTokSigner(t testing.TB, at time.Time, maxAge time.Duration) *phx.PhoenixSigner {
+func phxTokSigner(t testing.TB, at time.Time, maxAge time.Duration) *token.PhoenixSigner {
 	t.Helper()
-	s, err := phx.NewPhoenixSigner([]byte(phxTokSecretKeyBase), phxTokSalt, &phx.TokenOptions{MaxAge: maxAge, Now: tokClock(at)})
+	s, err := token.NewPhoenixSigner([]byte(phxTokSecretKeyBase), phxTokSalt, &token.Options{MaxAge: maxAge, Now: tokClock(at)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ type phxTokVectors struct {
 
 func TestPhoenixVectors(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("testdata/token/phoenix_vectors.json")
+	raw, err := os.ReadFile("testdata/phoenix_vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestPhoenixVectors(t *testing.T) {
 	}
 	signedAt := time.UnixMilli(file.SignedAtMs)
 	maxAge := time.Duration(file.MaxAge) * time.Second
-	signer, err := phx.NewPhoenixSigner([]byte(file.SecretKeyBase), file.Salt, &phx.TokenOptions{MaxAge: maxAge, Now: tokClock(signedAt)})
+	signer, err := token.NewPhoenixSigner([]byte(file.SecretKeyBase), file.Salt, &token.Options{MaxAge: maxAge, Now: tokClock(signedAt)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,9 +114,9 @@ func TestPhoenixVectors(t *testing.T) {
 		case "atom_map":
 			var m map[string]int64
 			json.Unmarshal(v.Data, &m)
-			am, wm := map[phx.Atom]any{}, map[any]any{}
+			am, wm := map[token.Atom]any{}, map[any]any{}
 			for k, n := range m {
-				am[phx.Atom(k)], wm[phx.Atom(k)] = n, n
+				am[token.Atom(k)], wm[token.Atom(k)] = n, n
 			}
 			in, want = am, wm
 		default:
@@ -138,8 +138,8 @@ func TestPhoenixVectors(t *testing.T) {
 				t.Errorf("%s: Verify %v after signing = %#v, %v; want %#v", v.Name, at, got, err, want)
 			}
 		}
-		if _, err := phxTokSigner(t, signedAt.Add(maxAge+time.Millisecond), 0).Verify(v.Token); !errors.Is(err, phx.ErrTokenExpired) {
-			t.Errorf("%s: Verify just after max age: %v, want ErrTokenExpired", v.Name, err)
+		if _, err := phxTokSigner(t, signedAt.Add(maxAge+time.Millisecond), 0).Verify(v.Token); !errors.Is(err, token.ErrExpired) {
+			t.Errorf("%s: Verify just after max age: %v, want ErrExpired", v.Name, err)
 		}
 	}
 }
@@ -157,12 +157,12 @@ func TestPhoenixRoundTrip(t *testing.T) {
 		{2.5, 2.5},
 		{"héllo", "héllo"},
 		{[]byte{1, 2}, "\x01\x02"},
-		{phx.Atom("admin"), phx.Atom("admin")},
-		{phx.Tuple{phx.Atom("user"), 7}, phx.Tuple{phx.Atom("user"), int64(7)}},
+		{token.Atom("admin"), token.Atom("admin")},
+		{token.Tuple{token.Atom("user"), 7}, token.Tuple{token.Atom("user"), int64(7)}},
 		{[]string{"a", "b"}, []any{"a", "b"}},
 		{[]int{}, []any{}},
-		{map[string]any{"user_id": 7, "roles": []any{phx.Atom("admin")}},
-			map[any]any{"user_id": int64(7), "roles": []any{phx.Atom("admin")}}},
+		{map[string]any{"user_id": 7, "roles": []any{token.Atom("admin")}},
+			map[any]any{"user_id": int64(7), "roles": []any{token.Atom("admin")}}},
 	}
 	for _, tc := range tests {
 		tok, err := s.Sign(tc.in)
@@ -175,7 +175,7 @@ func TestPhoenixRoundTrip(t *testing.T) {
 			t.Errorf("Verify(Sign(%#v)) = %#v, %v; want %#v", tc.in, got, err, tc.want)
 		}
 	}
-	for _, bad := range []any{struct{}{}, math.NaN(), phx.Atom("\xff"), strings.Repeat("x", phx.MaxTokenLen)} {
+	for _, bad := range []any{struct{}{}, math.NaN(), token.Atom("\xff"), strings.Repeat("x", token.MaxLen)} {
 		if tok, err := s.Sign(bad); err == nil {
 			t.Errorf("Sign(%.20v) = %.40q, want error", bad, tok)
 		}
@@ -209,8 +209,8 @@ func TestPhoenixSignMaxAge(t *testing.T) {
 	}
 	// A token signed with a negative max age is expired unless overridden.
 	tok, _ := phxTokSigner(t, phxTokSignedAt, -1).Sign("x")
-	if _, err := phxTokSigner(t, phxTokSignedAt, 0).Verify(tok); !errors.Is(err, phx.ErrTokenExpired) {
-		t.Errorf("Verify: %v, want ErrTokenExpired", err)
+	if _, err := phxTokSigner(t, phxTokSignedAt, 0).Verify(tok); !errors.Is(err, token.ErrExpired) {
+		t.Errorf("Verify: %v, want ErrExpired", err)
 	}
 	if _, err := phxTokSigner(t, phxTokSignedAt, 0).VerifyMaxAge(tok, time.Second); err != nil {
 		t.Errorf("VerifyMaxAge: %v", err)
@@ -226,7 +226,7 @@ func TestPhoenixClaims(t *testing.T) {
 		at   time.Duration // verification time after signing
 		want error
 	}
-	ok, expired, invalid := error(nil), phx.ErrTokenExpired, phx.ErrTokenInvalid
+	ok, expired, invalid := error(nil), token.ErrExpired, token.ErrInvalid
 	tests := []struct {
 		name   string
 		term   any
@@ -286,11 +286,11 @@ func TestPhoenixVerifyMaxAge(t *testing.T) {
 		maxAge time.Duration
 		want   error
 	}{
-		{tok, time.Hour, phx.ErrTokenExpired},
+		{tok, time.Hour, token.ErrExpired},
 		{tok, 2 * time.Hour, nil},
-		{tok, 0, phx.ErrTokenExpired},
-		{tok, -time.Hour, phx.ErrTokenExpired},
-		{inf, time.Hour, phx.ErrTokenExpired},
+		{tok, 0, token.ErrExpired},
+		{tok, -time.Hour, token.ErrExpired},
+		{inf, time.Hour, token.ErrExpired},
 		{inf, 3 * time.Hour, nil},
 	}
 	for i, tc := range tests {
@@ -320,8 +320,8 @@ func TestPhoenixDigests(t *testing.T) {
 		header string
 		h      func() hash.Hash
 	}{{"SFMyNTY", sha512.New}, {"SFMzODQ", sha256.New}, {"SFMyNTZ", sha256.New}, {"HS256", sha256.New}, {"", sha256.New}} {
-		if _, err := v.Verify(phxTokForge(t, bad.header, bad.h, plain)); !errors.Is(err, phx.ErrTokenInvalid) {
-			t.Errorf("header %q with the wrong digest: %v, want ErrTokenInvalid", bad.header, err)
+		if _, err := v.Verify(phxTokForge(t, bad.header, bad.h, plain)); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("header %q with the wrong digest: %v, want ErrInvalid", bad.header, err)
 		}
 	}
 }
@@ -349,8 +349,8 @@ func TestPhoenixStrictTerm(t *testing.T) {
 	}
 	v := phxTokSigner(t, phxTokSignedAt, 0)
 	for name, plain := range tests {
-		if got, err := v.Verify(phxTokForge(t, "SFMyNTY", sha256.New, plain)); !errors.Is(err, phx.ErrTokenInvalid) {
-			t.Errorf("%s: Verify = %#v, %v; want ErrTokenInvalid", name, got, err)
+		if got, err := v.Verify(phxTokForge(t, "SFMyNTY", sha256.New, plain)); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s: Verify = %#v, %v; want ErrInvalid", name, got, err)
 		}
 	}
 }
@@ -358,7 +358,7 @@ func TestPhoenixStrictTerm(t *testing.T) {
 func TestPhoenixTamper(t *testing.T) {
 	t.Parallel()
 	s := phxTokSigner(t, phxTokSignedAt, 0)
-	tok, err := s.Sign(map[phx.Atom]any{"user_id": 7})
+	tok, err := s.Sign(map[token.Atom]any{"user_id": 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,16 +370,16 @@ func TestPhoenixTamper(t *testing.T) {
 				continue
 			}
 			b[i] = byte(c)
-			if got, err := s.Verify(string(b)); !errors.Is(err, phx.ErrTokenInvalid) {
-				t.Fatalf("byte %d set to %q: Verify = %#v, %v; want ErrTokenInvalid", i, c, got, err)
+			if got, err := s.Verify(string(b)); !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("byte %d set to %q: Verify = %#v, %v; want ErrInvalid", i, c, got, err)
 			}
 		}
 		b[i] = orig
 	}
 	for i := range len(tok) {
-		want := phx.ErrTokenInvalid
+		want := token.ErrInvalid
 		if i == 0 {
-			want = phx.ErrTokenMissing
+			want = token.ErrMissing
 		}
 		if _, err := s.Verify(tok[:i]); !errors.Is(err, want) {
 			t.Fatalf("truncated to %d bytes: %v, want %v", i, err, want)
@@ -389,8 +389,8 @@ func TestPhoenixTamper(t *testing.T) {
 	// in the signature was accepted: encoding/base64 skips CR and LF.
 	for i := range len(tok) + 1 {
 		for _, extra := range []string{"\n", "\r", "\r\n", "A", "=", ".", "\x00", " "} {
-			if _, err := s.Verify(tok[:i] + extra + tok[i:]); !errors.Is(err, phx.ErrTokenInvalid) {
-				t.Fatalf("%q inserted at %d: err = %v, want ErrTokenInvalid", extra, i, err)
+			if _, err := s.Verify(tok[:i] + extra + tok[i:]); !errors.Is(err, token.ErrInvalid) {
+				t.Fatalf("%q inserted at %d: err = %v, want ErrInvalid", extra, i, err)
 			}
 		}
 	}
@@ -399,7 +399,7 @@ func TestPhoenixTamper(t *testing.T) {
 func TestPhoenixMalformed(t *testing.T) {
 	t.Parallel()
 	s := phxTokSigner(t, phxTokSignedAt, 0)
-	other, err := phx.NewPhoenixSigner([]byte(phxTokSecretKeyBase), "other salt", &phx.TokenOptions{Now: tokClock(phxTokSignedAt)})
+	other, err := token.NewPhoenixSigner([]byte(phxTokSecretKeyBase), "other salt", &token.Options{Now: tokClock(phxTokSignedAt)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +408,7 @@ func TestPhoenixMalformed(t *testing.T) {
 	tests := map[string]string{
 		"wrong salt":     wrongSalt,
 		"native token":   native,
-		"oversize":       strings.Repeat("A", phx.MaxTokenLen+1),
+		"oversize":       strings.Repeat("A", token.MaxLen+1),
 		"garbage":        "garbage",
 		"header only":    "SFMyNTY",
 		"header dot":     "SFMyNTY.",
@@ -418,14 +418,14 @@ func TestPhoenixMalformed(t *testing.T) {
 		"padded payload": "SFMyNTY.g2gDYSpuBgAAaOXPiwFiAAFRgA==.m7SDXSf3rVdHjrnrb1PRh48trPi839fZKU80GMSVsuo",
 	}
 	for name, tok := range tests {
-		if got, err := s.Verify(tok); !errors.Is(err, phx.ErrTokenInvalid) {
-			t.Errorf("%s: Verify = %#v, %v; want ErrTokenInvalid", name, got, err)
+		if got, err := s.Verify(tok); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s: Verify = %#v, %v; want ErrInvalid", name, got, err)
 		}
 	}
-	if _, err := s.Verify(""); !errors.Is(err, phx.ErrTokenMissing) {
-		t.Errorf("empty: %v, want ErrTokenMissing", err)
+	if _, err := s.Verify(""); !errors.Is(err, token.ErrMissing) {
+		t.Errorf("empty: %v, want ErrMissing", err)
 	}
-	if _, err := phx.NewPhoenixSigner(make([]byte, 31), phxTokSalt, nil); !errors.Is(err, phx.ErrSecretTooShort) {
+	if _, err := token.NewPhoenixSigner(make([]byte, 31), phxTokSalt, nil); !errors.Is(err, token.ErrSecretTooShort) {
 		t.Errorf("short secret_key_base: %v, want ErrSecretTooShort", err)
 	}
 }
@@ -433,7 +433,7 @@ func TestPhoenixMalformed(t *testing.T) {
 func FuzzVerifyPhoenixToken(f *testing.F) {
 	s := phxTokSigner(f, phxTokSignedAt, 0)
 	valid := map[string]bool{}
-	for _, data := range []any{42, "user:42", map[phx.Atom]any{"user_id": 7}, phx.Tuple{1, []any{2.5, nil}}} {
+	for _, data := range []any{42, "user:42", map[token.Atom]any{"user_id": 7}, token.Tuple{1, []any{2.5, nil}}} {
 		tok, err := s.Sign(data)
 		if err != nil {
 			f.Fatal(err)
@@ -463,31 +463,4 @@ func FuzzVerifyPhoenixToken(f *testing.F) {
 			t.Fatalf("VerifyMaxAge accepted %q", tok)
 		}
 	})
-}
-
-func ExamplePhoenixSigner() {
-	// secret_key_base and salt as in the Phoenix application's
-	// Phoenix.Token.sign(MyAppWeb.Endpoint, "user socket", %{user_id: 7}).
-	secretKeyBase := []byte(strings.Repeat("0123456789abcdef", 4))
-	signedAt := time.UnixMilli(1700000000000)
-	s, err := phx.NewPhoenixSigner(secretKeyBase, "user socket", &phx.TokenOptions{
-		Now: func() time.Time { return signedAt }, // omit in real code
-	})
-	if err != nil {
-		panic(err)
-	}
-	token, err := s.Sign(map[phx.Atom]any{"user_id": 7})
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(token)
-
-	data, err := s.Verify(token)
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(data.(map[any]any)[phx.Atom("user_id")])
-	// Output:
-	// SFMyNTY.g2gDdAAAAAF3B3VzZXJfaWRhB24GAABo5c-LAWIAAVGA.knKdT9Cc0KSoc2x_xAFzHUJm748oRtZxQC9_I5P70mA
-	// 7
 }

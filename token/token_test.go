@@ -1,9 +1,8 @@
-package phx_test
+package token_test
 
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -11,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/token"
 )
 
 var (
@@ -22,9 +21,9 @@ var (
 func tokClock(t time.Time) func() time.Time { return func() time.Time { return t } }
 
 // tokSigner returns a Signer for tokSecret and salt whose clock is at.
-func tokSigner(t testing.TB, salt string, at time.Time, maxAge time.Duration) *phx.Signer {
+func tokSigner(t testing.TB, salt string, at time.Time, maxAge time.Duration) *token.Signer {
 	t.Helper()
-	s, err := phx.NewSigner(tokSecret, salt, &phx.TokenOptions{MaxAge: maxAge, Now: tokClock(at)})
+	s, err := token.NewSigner(tokSecret, salt, &token.Options{MaxAge: maxAge, Now: tokClock(at)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestTokenRoundTrip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", mode, err)
 				}
-				if len(tok) > phx.MaxTokenLen || strings.ContainsAny(tok, "+/=?&# ") {
+				if len(tok) > token.MaxLen || strings.ContainsAny(tok, "+/=?&# ") {
 					t.Errorf("%s: token %q is not URL-safe", mode, tok)
 				}
 				want := reflect.New(reflect.TypeOf(got).Elem())
@@ -86,7 +85,7 @@ func TestTokenRoundTrip(t *testing.T) {
 
 func TestTokenVectors(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("testdata/token/native_vectors.json")
+	raw, err := os.ReadFile("testdata/native_vectors.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +101,7 @@ func TestTokenVectors(t *testing.T) {
 	if err := json.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}
-	s, err := phx.NewSigner([]byte(file.Secret), file.Salt, &phx.TokenOptions{Now: tokClock(time.UnixMilli(file.SignedAtMs))})
+	s, err := token.NewSigner([]byte(file.Secret), file.Salt, &token.Options{Now: tokClock(time.UnixMilli(file.SignedAtMs))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,11 +120,11 @@ func TestTokenVectors(t *testing.T) {
 func TestNewSignerSecretTooShort(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{0, 1, 31} {
-		if _, err := phx.NewSigner(make([]byte, n), "salt", nil); !errors.Is(err, phx.ErrSecretTooShort) {
+		if _, err := token.NewSigner(make([]byte, n), "salt", nil); !errors.Is(err, token.ErrSecretTooShort) {
 			t.Errorf("secret of %d bytes: err = %v, want ErrSecretTooShort", n, err)
 		}
 	}
-	if _, err := phx.NewSigner(make([]byte, 32), "", nil); err != nil {
+	if _, err := token.NewSigner(make([]byte, 32), "", nil); err != nil {
 		t.Errorf("32-byte secret with empty salt: %v", err)
 	}
 }
@@ -135,30 +134,30 @@ func TestTokenWrongKey(t *testing.T) {
 	s := tokSigner(t, "user socket", tokEpoch, 0)
 	signed, _ := s.Sign(1)
 	encrypted, _ := s.Encrypt(1)
-	otherSecret, err := phx.NewSigner([]byte("0123456789abcdef0123456789abcdeF"), "user socket",
-		&phx.TokenOptions{Now: tokClock(tokEpoch)})
+	otherSecret, err := token.NewSigner([]byte("0123456789abcdef0123456789abcdeF"), "user socket",
+		&token.Options{Now: tokClock(tokEpoch)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, o := range map[string]*phx.Signer{
+	for name, o := range map[string]*token.Signer{
 		"other salt":   tokSigner(t, "user sockets", tokEpoch, 0),
 		"empty salt":   tokSigner(t, "", tokEpoch, 0),
 		"other secret": otherSecret,
 	} {
 		var v int
-		if err := o.Verify(signed, &v); !errors.Is(err, phx.ErrTokenInvalid) {
-			t.Errorf("%s: Verify err = %v, want ErrTokenInvalid", name, err)
+		if err := o.Verify(signed, &v); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s: Verify err = %v, want ErrInvalid", name, err)
 		}
-		if err := o.Decrypt(encrypted, &v); !errors.Is(err, phx.ErrTokenInvalid) {
-			t.Errorf("%s: Decrypt err = %v, want ErrTokenInvalid", name, err)
+		if err := o.Decrypt(encrypted, &v); !errors.Is(err, token.ErrInvalid) {
+			t.Errorf("%s: Decrypt err = %v, want ErrInvalid", name, err)
 		}
 	}
 	// A token of one kind is not accepted as the other.
-	if err := s.Verify(encrypted, nil); !errors.Is(err, phx.ErrTokenInvalid) {
-		t.Errorf("Verify(encrypted) = %v, want ErrTokenInvalid", err)
+	if err := s.Verify(encrypted, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Errorf("Verify(encrypted) = %v, want ErrInvalid", err)
 	}
-	if err := s.Decrypt(signed, nil); !errors.Is(err, phx.ErrTokenInvalid) {
-		t.Errorf("Decrypt(signed) = %v, want ErrTokenInvalid", err)
+	if err := s.Decrypt(signed, nil); !errors.Is(err, token.ErrInvalid) {
+		t.Errorf("Decrypt(signed) = %v, want ErrInvalid", err)
 	}
 }
 
@@ -186,16 +185,16 @@ func TestTokenTamper(t *testing.T) {
 					}
 					b[i] = byte(c)
 					var v any
-					if err := check(string(b), &v); !errors.Is(err, phx.ErrTokenInvalid) {
-						t.Fatalf("byte %d set to %q: err = %v, v = %v; want ErrTokenInvalid", i, c, err, v)
+					if err := check(string(b), &v); !errors.Is(err, token.ErrInvalid) {
+						t.Fatalf("byte %d set to %q: err = %v, v = %v; want ErrInvalid", i, c, err, v)
 					}
 				}
 				b[i] = orig
 			}
 			for i := range len(tok) { // truncated
-				want := phx.ErrTokenInvalid
+				want := token.ErrInvalid
 				if i == 0 {
-					want = phx.ErrTokenMissing
+					want = token.ErrMissing
 				}
 				if err := check(tok[:i], nil); !errors.Is(err, want) {
 					t.Fatalf("token truncated to %d bytes: err = %v, want %v", i, err, want)
@@ -204,8 +203,8 @@ func TestTokenTamper(t *testing.T) {
 			// Insert bytes everywhere; encoding/base64 would skip CR and LF.
 			for i := range len(tok) + 1 {
 				for _, extra := range []string{"\n", "\r", "\r\n", "A", "=", ".", "\x00", " "} {
-					if err := check(tok[:i]+extra+tok[i:], nil); !errors.Is(err, phx.ErrTokenInvalid) {
-						t.Fatalf("%q inserted at %d: err = %v, want ErrTokenInvalid", extra, i, err)
+					if err := check(tok[:i]+extra+tok[i:], nil); !errors.Is(err, token.ErrInvalid) {
+						t.Fatalf("%q inserted at %d: err = %v, want ErrInvalid", extra, i, err)
 					}
 				}
 			}
@@ -222,20 +221,20 @@ func TestTokenAge(t *testing.T) {
 	tests := []struct {
 		name   string
 		at     time.Duration // verification time, after signing
-		maxAge time.Duration // TokenOptions.MaxAge of the verifier
+		maxAge time.Duration // Options.MaxAge of the verifier
 		want   error
 	}{
 		{"fresh", 0, 0, nil},
 		{"default max age", day, 0, nil},
-		{"expired after default max age", day + time.Millisecond, 0, phx.ErrTokenExpired},
-		{"long expired", 400 * day, 0, phx.ErrTokenExpired},
+		{"expired after default max age", day + time.Millisecond, 0, token.ErrExpired},
+		{"long expired", 400 * day, 0, token.ErrExpired},
 		{"max age", time.Hour, time.Hour, nil},
-		{"after max age", time.Hour + time.Millisecond, time.Hour, phx.ErrTokenExpired},
+		{"after max age", time.Hour + time.Millisecond, time.Hour, token.ErrExpired},
 		{"clock skew", -time.Minute, 0, nil},
-		{"future", -time.Minute - time.Millisecond, 0, phx.ErrTokenInvalid},
-		{"far future", -400 * day, 0, phx.ErrTokenInvalid},
-		{"negative max age", 0, -time.Nanosecond, phx.ErrTokenExpired},
-		{"negative max age before signing", -time.Second, -time.Hour, phx.ErrTokenExpired},
+		{"future", -time.Minute - time.Millisecond, 0, token.ErrInvalid},
+		{"far future", -400 * day, 0, token.ErrInvalid},
+		{"negative max age", 0, -time.Nanosecond, token.ErrExpired},
+		{"negative max age before signing", -time.Second, -time.Hour, token.ErrExpired},
 	}
 	for _, tc := range tests {
 		v := tokSigner(t, "user socket", tokEpoch.Add(tc.at), tc.maxAge)
@@ -261,13 +260,13 @@ func TestTokenMaxAgeOverride(t *testing.T) {
 		maxAge time.Duration
 		want   error
 	}{
-		{time.Hour, phx.ErrTokenExpired},
-		{2*time.Hour - time.Millisecond, phx.ErrTokenExpired},
+		{time.Hour, token.ErrExpired},
+		{2*time.Hour - time.Millisecond, token.ErrExpired},
 		{2 * time.Hour, nil},
 		{3 * time.Hour, nil},
 		{1<<63 - 1, nil},
-		{0, phx.ErrTokenExpired},
-		{-time.Hour, phx.ErrTokenExpired},
+		{0, token.ErrExpired},
+		{-time.Hour, token.ErrExpired},
 	}
 	for _, tc := range tests {
 		if err := twoHours.VerifyMaxAge(signed, tc.maxAge, nil); !errors.Is(err, tc.want) || (err == nil) != (tc.want == nil) {
@@ -277,8 +276,8 @@ func TestTokenMaxAgeOverride(t *testing.T) {
 			t.Errorf("DecryptMaxAge(%v) = %v, want %v", tc.maxAge, err, tc.want)
 		}
 	}
-	if err := twoHours.Verify(signed, nil); !errors.Is(err, phx.ErrTokenExpired) {
-		t.Errorf("Verify with negative MaxAge = %v, want ErrTokenExpired", err)
+	if err := twoHours.Verify(signed, nil); !errors.Is(err, token.ErrExpired) {
+		t.Errorf("Verify with negative MaxAge = %v, want ErrExpired", err)
 	}
 }
 
@@ -287,8 +286,8 @@ func TestTokenMalformed(t *testing.T) {
 	s := tokSigner(t, "user socket", tokEpoch, 0)
 	tok, _ := s.Sign("x")
 	tests := map[string]string{
-		"oversize":         strings.Repeat("A", phx.MaxTokenLen+1),
-		"oversize valid":   tok + strings.Repeat("A", phx.MaxTokenLen),
+		"oversize":         strings.Repeat("A", token.MaxLen+1),
+		"oversize valid":   tok + strings.Repeat("A", token.MaxLen),
 		"garbage":          "garbage",
 		"dots":             "...",
 		"prefix only":      "v1.",
@@ -307,14 +306,14 @@ func TestTokenMalformed(t *testing.T) {
 	for name, tok := range tests {
 		var v any
 		for _, check := range []func(string, any) error{s.Verify, s.Decrypt} {
-			if err := check(tok, &v); !errors.Is(err, phx.ErrTokenInvalid) {
-				t.Errorf("%s: err = %v, want ErrTokenInvalid", name, err)
+			if err := check(tok, &v); !errors.Is(err, token.ErrInvalid) {
+				t.Errorf("%s: err = %v, want ErrInvalid", name, err)
 			}
 		}
 	}
 	for _, check := range []func(string, any) error{s.Verify, s.Decrypt} {
-		if err := check("", nil); !errors.Is(err, phx.ErrTokenMissing) {
-			t.Errorf("empty token: err = %v, want ErrTokenMissing", err)
+		if err := check("", nil); !errors.Is(err, token.ErrMissing) {
+			t.Errorf("empty token: err = %v, want ErrMissing", err)
 		}
 	}
 }
@@ -328,7 +327,7 @@ func TestTokenSignErrors(t *testing.T) {
 	if _, err := s.Encrypt(func() {}); err == nil {
 		t.Error("Encrypt(func) succeeded")
 	}
-	big := strings.Repeat("x", phx.MaxTokenLen)
+	big := strings.Repeat("x", token.MaxLen)
 	if tok, err := s.Sign(big); err == nil {
 		t.Errorf("Sign made a token of %d bytes", len(tok))
 	}
@@ -357,7 +356,7 @@ func TestTokenWrongType(t *testing.T) {
 	tok, _ := s.Sign("not a number")
 	var n int
 	err := s.Verify(tok, &n)
-	if err == nil || errors.Is(err, phx.ErrTokenInvalid) || errors.Is(err, phx.ErrTokenExpired) {
+	if err == nil || errors.Is(err, token.ErrInvalid) || errors.Is(err, token.ErrExpired) {
 		t.Errorf("Verify into the wrong type: err = %v, want a JSON error", err)
 	}
 	if err := s.Verify(tok, nil); err != nil {
@@ -380,7 +379,7 @@ func TestTokenEncryptRandomized(t *testing.T) {
 
 func TestTokenConcurrent(t *testing.T) {
 	t.Parallel()
-	s, err := phx.NewSigner(tokSecret, "user socket", nil)
+	s, err := token.NewSigner(tokSecret, "user socket", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,41 +446,4 @@ func FuzzVerifyToken(f *testing.F) {
 			t.Fatalf("VerifyMaxAge accepted %q", tok)
 		}
 	})
-}
-
-func ExampleSigner() {
-	secret := []byte("an example secret of 32+ bytes!!") // use crypto/rand in real code
-	signedAt := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := phx.NewSigner(secret, "user socket", &phx.TokenOptions{
-		MaxAge: time.Hour,
-		Now:    func() time.Time { return signedAt }, // omit in real code
-	})
-	if err != nil {
-		panic(err)
-	}
-	token, err := s.Sign(map[string]int{"user_id": 7})
-	if err != nil {
-		panic(err)
-	}
-	fmt.Println(token)
-
-	var claims struct {
-		UserID int `json:"user_id"`
-	}
-	if err := s.Verify(token, &claims); err != nil {
-		panic(err)
-	}
-	fmt.Println("user", claims.UserID)
-
-	// Two hours later, the token has expired.
-	later, _ := phx.NewSigner(secret, "user socket", &phx.TokenOptions{
-		MaxAge: time.Hour,
-		Now:    func() time.Time { return signedAt.Add(2 * time.Hour) },
-	})
-	err = later.Verify(token, &claims)
-	fmt.Println(errors.Is(err, phx.ErrTokenExpired))
-	// Output:
-	// v1.AAABjMJR9AB7InVzZXJfaWQiOjd9.8NPmUk4zGqKQs4SMkjdVL_GPMDwSe1unvdIBTbSWkx8
-	// user 7
-	// true
 }

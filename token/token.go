@@ -1,4 +1,4 @@
-package phx
+package token
 
 import (
 	"crypto/aes"
@@ -16,48 +16,48 @@ import (
 	"time"
 )
 
-// Token errors. Test for them with errors.Is: the errors returned may wrap
-// them with details.
+// Errors returned when a token is refused or a signer cannot be made. Test
+// for them with errors.Is: the errors returned may wrap them with details.
 var (
-	// ErrTokenInvalid reports a token that is malformed, forged, tampered
-	// with, signed with another secret or salt, longer than MaxTokenLen, or
-	// signed in the future.
-	ErrTokenInvalid = errors.New("phx: invalid token")
-	// ErrTokenExpired reports an authentic token older than its max age.
-	ErrTokenExpired = errors.New("phx: token expired")
-	// ErrTokenMissing reports an empty token string.
-	ErrTokenMissing = errors.New("phx: missing token")
+	// ErrInvalid reports a token that is malformed, forged, tampered with,
+	// signed with another secret or salt, longer than MaxLen, or signed in
+	// the future.
+	ErrInvalid = errors.New("token: invalid")
+	// ErrExpired reports an authentic token older than its max age.
+	ErrExpired = errors.New("token: expired")
+	// ErrMissing reports an empty token string.
+	ErrMissing = errors.New("token: missing")
 	// ErrSecretTooShort reports a secret shorter than MinSecretLen bytes.
-	ErrSecretTooShort = errors.New("phx: secret too short")
+	ErrSecretTooShort = errors.New("token: secret too short")
 )
 
-// MaxTokenLen is the length in bytes of the longest token that a [Signer]
-// or [PhoenixSigner] accepts: longer strings are refused with
-// [ErrTokenInvalid] before any other work (as are strings holding bytes other
-// than A-Z, a-z, 0-9, '-', '_' and '.'), and signing data whose token would
-// be longer fails. 8 KiB fits in a URL query string.
-const MaxTokenLen = 8 << 10
+// MaxLen is the length in bytes of the longest token that a [Signer] or a
+// [PhoenixSigner] accepts: longer strings are refused with [ErrInvalid]
+// before any other work (as are strings holding bytes other than A-Z, a-z,
+// 0-9, '-', '_' and '.'), and signing data whose token would be longer
+// fails. 8 KiB fits in a URL query string.
+const MaxLen = 8 << 10
 
 // MinSecretLen is the length in bytes of the shortest secret accepted by
 // [NewSigner] and [NewPhoenixSigner].
 const MinSecretLen = 32
 
 const (
-	defaultTokenMaxAge = 24 * time.Hour
-	// tokenClockSkew is how far in the future a token's signing time may be
+	defaultMaxAge = 24 * time.Hour
+	// clockSkew is how far in the future a token's signing time may be
 	// before the token is refused as invalid, to tolerate clocks of
 	// different machines that disagree a little.
-	tokenClockSkew = time.Minute
+	clockSkew = time.Minute
 
 	nativeSignPrefix    = "v1."
 	nativeEncryptPrefix = "v1e."
 )
 
-var tokenBase64 = base64.RawURLEncoding.Strict()
+var b64 = base64.RawURLEncoding.Strict()
 
-// TokenOptions configures a [Signer] or a [PhoenixSigner]. A nil
-// *TokenOptions means the defaults.
-type TokenOptions struct {
+// Options configures a [Signer] or a [PhoenixSigner]. A nil *Options
+// means the defaults.
+type Options struct {
 	// MaxAge is how long a token stays valid after it was made; zero means 24
 	// hours. A negative MaxAge makes every token expired, so that only
 	// Signer.VerifyMaxAge and Signer.DecryptMaxAge with a positive max age
@@ -73,8 +73,8 @@ type TokenOptions struct {
 	Now func() time.Time
 }
 
-func (o *TokenOptions) resolve() (maxAge time.Duration, now func() time.Time) {
-	maxAge, now = defaultTokenMaxAge, time.Now
+func (o *Options) resolve() (maxAge time.Duration, now func() time.Time) {
+	maxAge, now = defaultMaxAge, time.Now
 	if o != nil {
 		if o.MaxAge != 0 {
 			maxAge = o.MaxAge
@@ -91,10 +91,8 @@ func (o *TokenOptions) resolve() (maxAge time.Duration, now func() time.Time) {
 // socket connect parameter) and later checks that it made it, that it was not
 // altered and that it is not too old.
 //
-// Choose Signer for new Go services: its tokens carry JSON. Choose
-// [PhoenixSigner] when tokens must be exchanged with an Elixir application
-// that shares its secret_key_base: it reads and writes Phoenix.Token's
-// format byte for byte.
+// Its tokens carry JSON and are meant for Go services; to exchange tokens
+// with an Elixir application, use [PhoenixSigner] instead.
 //
 // Signed tokens (Sign, Verify) are readable by anyone who holds one: do not
 // put secrets in them, or use Encrypt and Decrypt. A token made with one salt
@@ -125,17 +123,17 @@ type Signer struct {
 // wraps [ErrSecretTooShort]) and is not retained. The salt is not secret: it
 // separates the tokens of different purposes; an empty salt is allowed but
 // then every purpose sharing the secret shares its tokens. opts may be nil.
-func NewSigner(secret []byte, salt string, opts *TokenOptions) (*Signer, error) {
+func NewSigner(secret []byte, salt string, opts *Options) (*Signer, error) {
 	if len(secret) < MinSecretLen {
 		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrSecretTooShort, len(secret), MinSecretLen)
 	}
 	signKey, err := hkdf.Key(sha256.New, secret, nil, "phx token v1 sign\x00"+salt, 32)
 	if err != nil {
-		return nil, fmt.Errorf("phx: derive token key: %w", err)
+		return nil, fmt.Errorf("token: derive key: %w", err)
 	}
 	encKey, err := hkdf.Key(sha256.New, secret, nil, "phx token v1 encrypt\x00"+salt, 32)
 	if err != nil {
-		return nil, fmt.Errorf("phx: derive token key: %w", err)
+		return nil, fmt.Errorf("token: derive key: %w", err)
 	}
 	block, err := aes.NewCipher(encKey)
 	if err != nil {
@@ -152,22 +150,22 @@ func NewSigner(secret []byte, salt string, opts *TokenOptions) (*Signer, error) 
 
 // Sign returns a token holding the JSON encoding of data and the current
 // time, authenticated with HMAC-SHA256. It fails if data cannot be encoded
-// as JSON or the token would be longer than [MaxTokenLen].
+// as JSON or the token would be longer than [MaxLen].
 func (s *Signer) Sign(data any) (string, error) {
 	payload, err := s.payload(data)
 	if err != nil {
 		return "", err
 	}
-	tok := nativeSignPrefix + tokenBase64.EncodeToString(payload)
-	return checkSignedLen(tok + "." + tokenBase64.EncodeToString(s.mac(tok)))
+	tok := nativeSignPrefix + b64.EncodeToString(payload)
+	return checkSignedLen(tok + "." + b64.EncodeToString(s.mac(tok)))
 }
 
 // Verify checks a token made by Sign with the same secret and salt, and
 // decodes its data into v with encoding/json (a nil v skips decoding). It
-// returns an error wrapping [ErrTokenMissing] for an empty token,
-// [ErrTokenExpired] if the token is older than the Signer's max age, and
-// [ErrTokenInvalid] for anything else wrong with the token, including a
-// signing time more than a minute in the future; v is then left untouched.
+// returns an error wrapping [ErrMissing] for an empty token, [ErrExpired] if
+// the token is older than the Signer's max age, and [ErrInvalid] for
+// anything else wrong with the token, including a signing time more than a
+// minute in the future; v is then left untouched.
 // An error from encoding/json means the token is authentic but its data does
 // not fit v.
 func (s *Signer) Verify(token string, v any) error {
@@ -179,21 +177,21 @@ func (s *Signer) Verify(token string, v any) error {
 // (compared in whole milliseconds); a maxAge of zero or less makes every
 // token expired.
 func (s *Signer) VerifyMaxAge(token string, maxAge time.Duration, v any) error {
-	if err := checkTokenSyntax(token); err != nil {
+	if err := checkSyntax(token); err != nil {
 		return err
 	}
 	rest, ok := strings.CutPrefix(token, nativeSignPrefix)
 	if !ok {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
 	enc, sigEnc, _ := strings.Cut(rest, ".")
-	sig, err := tokenBase64.DecodeString(sigEnc)
+	sig, err := b64.DecodeString(sigEnc)
 	if err != nil || !hmac.Equal(sig, s.mac(token[:len(nativeSignPrefix)+len(enc)])) {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
-	payload, err := tokenBase64.DecodeString(enc)
+	payload, err := b64.DecodeString(enc)
 	if err != nil {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
 	return s.open(payload, maxAge, v)
 }
@@ -201,15 +199,15 @@ func (s *Signer) VerifyMaxAge(token string, maxAge time.Duration, v any) error {
 // Encrypt returns a token holding the JSON encoding of data and the current
 // time, encrypted and authenticated with AES-256-GCM, so that holders of the
 // token cannot read the data. It fails if data cannot be encoded as JSON or
-// the token would be longer than [MaxTokenLen]. A Signer must not encrypt
-// more than 2³² tokens (random nonces).
+// the token would be longer than [MaxLen]. A Signer must not encrypt more
+// than 2³² tokens (random nonces).
 func (s *Signer) Encrypt(data any) (string, error) {
 	payload, err := s.payload(data)
 	if err != nil {
 		return "", err
 	}
 	sealed := s.aead.Seal(nil, nil, payload, []byte(nativeEncryptPrefix))
-	return checkSignedLen(nativeEncryptPrefix + tokenBase64.EncodeToString(sealed))
+	return checkSignedLen(nativeEncryptPrefix + b64.EncodeToString(sealed))
 }
 
 // Decrypt checks and decrypts a token made by Encrypt with the same secret
@@ -221,20 +219,20 @@ func (s *Signer) Decrypt(token string, v any) error {
 // DecryptMaxAge is Decrypt with maxAge in place of the Signer's max age,
 // with the meaning it has for VerifyMaxAge.
 func (s *Signer) DecryptMaxAge(token string, maxAge time.Duration, v any) error {
-	if err := checkTokenSyntax(token); err != nil {
+	if err := checkSyntax(token); err != nil {
 		return err
 	}
 	enc, ok := strings.CutPrefix(token, nativeEncryptPrefix)
 	if !ok {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
-	sealed, err := tokenBase64.DecodeString(enc)
+	sealed, err := b64.DecodeString(enc)
 	if err != nil {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
 	payload, err := s.aead.Open(nil, nil, sealed, []byte(nativeEncryptPrefix))
 	if err != nil {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
 	return s.open(payload, maxAge, v)
 }
@@ -248,7 +246,7 @@ func (s *Signer) mac(signed string) []byte {
 func (s *Signer) payload(data any) ([]byte, error) {
 	js, err := json.Marshal(data)
 	if err != nil {
-		return nil, fmt.Errorf("phx: token data: %w", err)
+		return nil, fmt.Errorf("token: data: %w", err)
 	}
 	p := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(js)), uint64(s.now().UnixMilli()))
 	return append(p, js...), nil
@@ -257,10 +255,10 @@ func (s *Signer) payload(data any) ([]byte, error) {
 // open checks the signing time of an authentic payload and decodes its data.
 func (s *Signer) open(payload []byte, maxAge time.Duration, v any) error {
 	if len(payload) < 8 {
-		return ErrTokenInvalid
+		return ErrInvalid
 	}
 	signed := int64(binary.BigEndian.Uint64(payload))
-	if err := checkTokenAge(signed, s.now().UnixMilli(), durationMs(maxAge)); err != nil {
+	if err := checkAge(signed, s.now().UnixMilli(), durationMs(maxAge)); err != nil {
 		return err
 	}
 	if v == nil {
@@ -269,34 +267,34 @@ func (s *Signer) open(payload []byte, maxAge time.Duration, v any) error {
 	return json.Unmarshal(payload[8:], v)
 }
 
-// checkTokenSyntax refuses empty and oversize tokens, and tokens with bytes
+// checkSyntax refuses empty and oversize tokens, and tokens with bytes
 // other than those of URL-safe base64 and dots: encoding/base64 skips CR and
 // LF, which would make tokens malleable.
-func checkTokenSyntax(token string) error {
+func checkSyntax(token string) error {
 	switch {
 	case token == "":
-		return ErrTokenMissing
-	case len(token) > MaxTokenLen:
-		return fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, MaxTokenLen)
+		return ErrMissing
+	case len(token) > MaxLen:
+		return fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxLen)
 	}
 	for i := range len(token) {
 		switch c := token[i]; {
 		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
 		default:
-			return fmt.Errorf("%w: unexpected byte %#02x", ErrTokenInvalid, c)
+			return fmt.Errorf("%w: unexpected byte %#02x", ErrInvalid, c)
 		}
 	}
 	return nil
 }
 
 func checkSignedLen(token string) (string, error) {
-	if len(token) > MaxTokenLen {
-		return "", fmt.Errorf("phx: token of %d bytes exceeds MaxTokenLen (%d)", len(token), MaxTokenLen)
+	if len(token) > MaxLen {
+		return "", fmt.Errorf("token: %d bytes, longer than MaxLen (%d)", len(token), MaxLen)
 	}
 	return token, nil
 }
 
-// durationMs converts a max age to milliseconds for checkTokenAge: -1
+// durationMs converts a max age to milliseconds for checkAge: -1
 // (always expired) if d <= 0.
 func durationMs(d time.Duration) int64 {
 	if d <= 0 {
@@ -305,19 +303,19 @@ func durationMs(d time.Duration) int64 {
 	return d.Milliseconds()
 }
 
-// checkTokenAge checks a token signed at signedMs (Unix milliseconds) at
-// nowMs: more than tokenClockSkew in the future is invalid; expired when
+// checkAge checks a token signed at signedMs (Unix milliseconds) at
+// nowMs: more than clockSkew in the future is invalid; expired when
 // signedMs + maxAgeMs < nowMs (Phoenix's rule), always if maxAgeMs < 0;
 // math.MaxInt64 never expires.
-func checkTokenAge(signedMs, nowMs, maxAgeMs int64) error {
-	if signedMs > addMs(nowMs, tokenClockSkew.Milliseconds()) {
-		return fmt.Errorf("%w: signed in the future", ErrTokenInvalid)
+func checkAge(signedMs, nowMs, maxAgeMs int64) error {
+	if signedMs > addMs(nowMs, clockSkew.Milliseconds()) {
+		return fmt.Errorf("%w: signed in the future", ErrInvalid)
 	}
 	if maxAgeMs == math.MaxInt64 {
 		return nil
 	}
 	if maxAgeMs < 0 || addMs(signedMs, maxAgeMs) < nowMs {
-		return ErrTokenExpired
+		return ErrExpired
 	}
 	return nil
 }

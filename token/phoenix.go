@@ -1,4 +1,4 @@
-package phx
+package token
 
 import (
 	"crypto/hmac"
@@ -75,13 +75,13 @@ type PhoenixSigner struct {
 // must be at least MinSecretLen bytes (else the error wraps
 // [ErrSecretTooShort]); Phoenix generates 64. The key is derived once, here.
 // opts may be nil; its MaxAge is the max age Sign writes into tokens.
-func NewPhoenixSigner(secretKeyBase []byte, salt string, opts *TokenOptions) (*PhoenixSigner, error) {
+func NewPhoenixSigner(secretKeyBase []byte, salt string, opts *Options) (*PhoenixSigner, error) {
 	if len(secretKeyBase) < MinSecretLen {
 		return nil, fmt.Errorf("%w: %d bytes, need at least %d", ErrSecretTooShort, len(secretKeyBase), MinSecretLen)
 	}
 	key, err := pbkdf2.Key(sha256.New, string(secretKeyBase), []byte(salt), phoenixKeyIterations, phoenixKeyLen)
 	if err != nil {
-		return nil, fmt.Errorf("phx: derive token key: %w", err)
+		return nil, fmt.Errorf("token: derive key: %w", err)
 	}
 	s := &PhoenixSigner{key: key}
 	s.maxAge, s.now = opts.resolve()
@@ -92,7 +92,7 @@ func NewPhoenixSigner(secretKeyBase []byte, salt string, opts *TokenOptions) (*P
 // age, as Phoenix.Token.sign does. The max age is written in whole seconds,
 // or as a float if it has a fraction of a second. Sign fails if data cannot
 // be mapped to a term (see [PhoenixSigner]) or the token would be longer than
-// [MaxTokenLen].
+// [MaxLen].
 func (s *PhoenixSigner) Sign(data any) (string, error) {
 	var maxAge any
 	switch {
@@ -105,25 +105,25 @@ func (s *PhoenixSigner) Sign(data any) (string, error) {
 	}
 	term, err := etf.Encode(Tuple{data, s.now().UnixMilli(), maxAge})
 	if err != nil {
-		return "", fmt.Errorf("phx: token data: %w", err)
+		return "", fmt.Errorf("token: data: %w", err)
 	}
 	return s.sign(phoenixHS256, sha256.New, term)
 }
 
 func (s *PhoenixSigner) sign(header string, h func() hash.Hash, term []byte) (string, error) {
-	tok := header + "." + tokenBase64.EncodeToString(term)
+	tok := header + "." + b64.EncodeToString(term)
 	m := hmac.New(h, s.key)
 	m.Write([]byte(tok))
-	return checkSignedLen(tok + "." + tokenBase64.EncodeToString(m.Sum(nil)))
+	return checkSignedLen(tok + "." + b64.EncodeToString(m.Sum(nil)))
 }
 
 // Verify checks a token made by Phoenix.Token.sign or Sign with the same
 // secret_key_base and salt and returns its data, as Phoenix.Token.verify
 // does without a :max_age option: the token expires after the max age
 // written in it (never if that is the atom infinity; at once if it is 0 or
-// less). Errors wrap [ErrTokenMissing] for an empty token, [ErrTokenExpired]
-// for an expired one, and [ErrTokenInvalid] for anything else wrong with
-// it, including a signing time more than a minute in the future.
+// less). Errors wrap [ErrMissing] for an empty token, [ErrExpired] for an
+// expired one, and [ErrInvalid] for anything else wrong with it, including a
+// signing time more than a minute in the future.
 func (s *PhoenixSigner) Verify(token string) (any, error) {
 	return s.verify(token, 0, false)
 }
@@ -137,13 +137,13 @@ func (s *PhoenixSigner) VerifyMaxAge(token string, maxAge time.Duration) (any, e
 }
 
 func (s *PhoenixSigner) verify(token string, maxAge time.Duration, override bool) (any, error) {
-	if err := checkTokenSyntax(token); err != nil {
+	if err := checkSyntax(token); err != nil {
 		return nil, err
 	}
 	header, rest, ok1 := strings.Cut(token, ".")
 	enc, sigEnc, ok2 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 {
-		return nil, ErrTokenInvalid
+		return nil, ErrInvalid
 	}
 	var h func() hash.Hash
 	switch header {
@@ -154,33 +154,33 @@ func (s *PhoenixSigner) verify(token string, maxAge time.Duration, override bool
 	case phoenixHS512:
 		h = sha512.New
 	default:
-		return nil, ErrTokenInvalid
+		return nil, ErrInvalid
 	}
-	sig, err := tokenBase64.DecodeString(sigEnc)
+	sig, err := b64.DecodeString(sigEnc)
 	if err != nil {
-		return nil, ErrTokenInvalid
+		return nil, ErrInvalid
 	}
 	m := hmac.New(h, s.key)
 	m.Write([]byte(token[:len(header)+1+len(enc)]))
 	if !hmac.Equal(sig, m.Sum(nil)) {
-		return nil, ErrTokenInvalid
+		return nil, ErrInvalid
 	}
-	plain, err := tokenBase64.DecodeString(enc)
+	plain, err := b64.DecodeString(enc)
 	if err != nil {
-		return nil, ErrTokenInvalid
+		return nil, ErrInvalid
 	}
 	term, err := etf.Decode(plain)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrTokenInvalid, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	data, signed, maxAgeMs, ok := phoenixClaims(term)
 	if !ok {
-		return nil, fmt.Errorf("%w: unexpected term", ErrTokenInvalid)
+		return nil, fmt.Errorf("%w: unexpected term", ErrInvalid)
 	}
 	if override {
 		maxAgeMs = durationMs(maxAge)
 	}
-	if err := checkTokenAge(signed, s.now().UnixMilli(), maxAgeMs); err != nil {
+	if err := checkAge(signed, s.now().UnixMilli(), maxAgeMs); err != nil {
 		return nil, err
 	}
 	return data, nil
