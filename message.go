@@ -12,7 +12,7 @@ import (
 )
 
 // This file holds the logical message, its payload and refs, and the two
-// wire formats (serializers) of PROTOCOL.md §2:
+// wire formats (serializers) of docs/protocol.md §3:
 //
 //	V1 (vsn 1.0.x): JSON objects {"topic","event","payload","ref","join_ref"?}
 //	V2 (vsn 2.0.x): JSON arrays [join_ref,ref,topic,event,payload] and binary frames
@@ -23,7 +23,7 @@ import (
 // payload as a tree to find its end. The payload is validated and kept as the
 // raw bytes the client sent; it is never decoded into a Go value here.
 
-// Limits applied to every incoming message (RELIABILITY.md, "Default limits").
+// Limits applied to every incoming message (docs/protocol.md §3.6 and §9).
 const (
 	// maxFieldLen is the largest topic, event, join_ref or ref accepted, in
 	// bytes: the decoded length for strings, the token length for numbers.
@@ -34,7 +34,7 @@ const (
 	maxPayloadDepth = 64
 )
 
-// Binary frame kinds (PROTOCOL.md §2.4).
+// Binary frame kinds (docs/protocol.md §3.4).
 const (
 	kindPush      = 0
 	kindReply     = 1
@@ -476,7 +476,7 @@ func (v2Serializer) encodeBroadcast(topic, event string, payload Payload) ([]byt
 	return buf, nil
 }
 
-// encodeBinary writes a server→client binary frame (PROTOCOL.md §2.4):
+// encodeBinary writes a server→client binary frame (docs/protocol.md §3.4):
 //
 //	push:      0 | len(join_ref) | len(topic) | len(event) | join_ref | topic | event | payload
 //	reply:     1 | len(join_ref) | len(ref) | len(topic) | len(status) | join_ref | ref | topic | status | payload

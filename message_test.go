@@ -287,7 +287,7 @@ type binaryCase struct {
 }
 
 var v2BinaryCases = []binaryCase{
-	// PROTOCOL.md §2.4 example.
+	// join_ref "1", ref "2", topic "t", event "é" (2 bytes), payload 01 02 03.
 	{"protocol example", msgHex("00 01 01 01 02 31 32 74 c3 a9 01 02 03"), binMsg("1", "2", "t", "é", []byte{1, 2, 3})},
 	{"empty join_ref", msgHex("00 00 01 01 01 32 74 65 ff"), binMsg("", "2", "t", "e", []byte{0xff})},
 	{"empty payload", msgHex("00 01 01 01 01 31 32 74 65"), binMsg("1", "2", "t", "e", []byte{})},
@@ -346,7 +346,7 @@ func TestDecodeDoesNotLetAppendClobberFrame(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Decoding: malformed frames (RELIABILITY.md rows 16-18 and more)
+// Decoding: malformed frames (docs/protocol.md §8, rows F1-F4)
 
 type malformedCase struct {
 	name   string
@@ -365,7 +365,7 @@ func bc(name string, frame []byte, want string) malformedCase {
 }
 
 var malformedCases = []malformedCase{
-	// Row 17.
+	// Row F2: not one value of the format.
 	mc("not json", serializerV2, `not json`, "must be a JSON array"),
 	mc("[1,2,3]", serializerV2, `[1,2,3]`, "topic must be a string, found a number"),
 	mc("[]", serializerV2, `[]`, "0 elements"),
@@ -382,7 +382,7 @@ var malformedCases = []malformedCase{
 	mc("missing comma", serializerV2, `["1","2","t","e" {}]`, "expected ',' or ']'"),
 	mc("unterminated array", serializerV2, `["1","2","t","e",{}`, "expected ',' or ']'"),
 	mc("unterminated string", serializerV2, `["1","2","t`, "unterminated string"),
-	// Row 18.
+	// Row F3: fields of the wrong type or size.
 	mc("topic 42", serializerV2, `["1","2",42,"e",{}]`, "topic must be a string, found a number"),
 	mc("topic null", serializerV2, `["1","2",null,"e",{}]`, "topic must be a string, found null"),
 	mc("topic {}", serializerV2, `["1","2",{},"e",{}]`, "topic must be a string, found an object"),
@@ -437,7 +437,7 @@ var malformedCases = []malformedCase{
 	mc("payload missing value", serializerV2, `["1","2","t","e",{"a":}]`, "expected a JSON value"),
 	mc("payload unclosed", serializerV2, `["1","2","t","e",{"a":[1,2}]`, "expected ',' or ']'"),
 	mc("missing payload", serializerV2, `["1","2","t","e",]`, "payload: expected a JSON value"),
-	// Row 16: binary frames.
+	// Row F4: binary frames.
 	bc("empty binary frame", nil, "empty binary frame"),
 	bc("kind 1", msgHex("01 01 01 01 02 31 32 74 c3 a9"), "kind 1"),
 	bc("kind 2", msgHex("02 01 01 74 65"), "kind 2"),
