@@ -15,10 +15,11 @@ import (
 	"github.com/phxgo/phx"
 )
 
-// TestBadInputCorpus runs RELIABILITY.md's bad-input corpus against one
-// server while a control client, joined to a topic that gets a broadcast
+// TestBadInputCorpus runs most WebSocket rows of docs/protocol.md §8 against
+// one server while a control client, joined to a topic that gets a broadcast
 // every 20ms, must receive every one of them, in order. Each case checks
-// the offending connection's documented reaction.
+// the offending connection's documented reaction; case names start with the
+// row's ID.
 func TestBadInputCorpus(t *testing.T) {
 	ts, _ := newRoomServer(t, &phx.Options{
 		MaxMessageSize:    64 << 10,
@@ -82,32 +83,32 @@ func TestBadInputCorpus(t *testing.T) {
 		proto []string
 		want  int
 	}{
-		{"1 origin not allowed", "vsn=2.0.0", origin("https://evil.example"), nil, 403},
-		{"2 origin null", "vsn=2.0.0", origin("null"), nil, 403},
-		{"2 origin file://", "vsn=2.0.0", origin("file://"), nil, 403},
-		{"5 vsn 123.1.1", "vsn=123.1.1", nil, nil, 403},
-		{"5 vsn abc", "vsn=abc", nil, nil, 403},
-		{"5 vsn missing is V1", "user=x", nil, nil, 101},
-		{"6 bad base64 token", "vsn=2.0.0", nil, []string{"phoenix", "base64url.bearer.phx.%%%"}, 403},
-		{"6 100 KB token", "vsn=2.0.0", nil, []string{"phoenix", "base64url.bearer.phx." + strings.Repeat("QUFB", 25000)}, 403},
-		{"8 connect refused", "user=bad&vsn=2.0.0", nil, nil, 403},
+		{"H3 origin not allowed", "vsn=2.0.0", origin("https://evil.example"), nil, 403},
+		{"H3 origin null", "vsn=2.0.0", origin("null"), nil, 403},
+		{"H3 origin file://", "vsn=2.0.0", origin("file://"), nil, 403},
+		{"H4 vsn 123.1.1", "vsn=123.1.1", nil, nil, 403},
+		{"H4 vsn abc", "vsn=abc", nil, nil, 403},
+		{"H4 vsn missing is V1", "user=x", nil, nil, 101},
+		{"H5 bad base64 token", "vsn=2.0.0", nil, []string{"phoenix", "base64url.bearer.phx.%%%"}, 403},
+		{"H5 100 KB token", "vsn=2.0.0", nil, []string{"phoenix", "base64url.bearer.phx." + strings.Repeat("QUFB", 25000)}, 403},
+		{"H6 connect refused", "user=bad&vsn=2.0.0", nil, nil, 403},
 	}
 	for _, h := range handshakes {
 		if got := handshake(h.query, h.hdr, h.proto); got != h.want {
 			t.Errorf("row %s: HTTP %d, want %d", h.row, got, h.want)
 		}
 	}
-	// Row 7: not an upgrade, or a broken one.
+	// H1 and H9: not an upgrade, or a broken one.
 	base := strings.Replace(ts.url, "ws://", "http://", 1) + "/websocket?vsn=2.0.0"
 	for _, tc := range []struct {
 		row, method string
 		hdr         map[string]string
 		want        int
 	}{
-		{"7 POST", "POST", nil, 400},
-		{"7 GET without upgrade", "GET", nil, 426},
-		{"7 missing key", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}, 400},
-		{"7 bad version", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, 400},
+		{"H1 POST", "POST", nil, 400},
+		{"H9 GET without upgrade", "GET", nil, 426},
+		{"H9 missing key", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}, 400},
+		{"H9 bad version", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, 400},
 	} {
 		req, _ := http.NewRequest(tc.method, base, nil)
 		for k, v := range tc.hdr {
@@ -128,23 +129,23 @@ func TestBadInputCorpus(t *testing.T) {
 		send func(*wsClient)
 		want websocket.StatusCode
 	}{
-		{"10 invalid UTF-8", text("[null,\"1\",\"ph\xc3\x28\",\"heartbeat\",{}]"), websocket.StatusInvalidFramePayloadData},
-		{"12 64 KiB + 1", text(`[null,"1","phoenix","heartbeat",{"p":"` + strings.Repeat("x", 64<<10) + `"}]`), websocket.StatusMessageTooBig},
-		{"16 binary length past the end", binary([]byte{0, 9, 1, 1, 1, 'a'}), websocket.StatusInvalidFramePayloadData},
-		{"16 binary unknown kind", binary([]byte{7, 0, 0, 0, 0}), websocket.StatusInvalidFramePayloadData},
-		{"16 empty binary frame", binary([]byte{}), websocket.StatusInvalidFramePayloadData},
-		{"17 not json", text("not json"), websocket.StatusInvalidFramePayloadData},
-		{"17 [1,2,3]", text("[1,2,3]"), websocket.StatusInvalidFramePayloadData},
-		{"17 []", text("[]"), websocket.StatusInvalidFramePayloadData},
-		{"17 {}", text("{}"), websocket.StatusInvalidFramePayloadData},
-		{"17 null", text("null"), websocket.StatusInvalidFramePayloadData},
-		{"17 trailing garbage", text(`[null,"1","phoenix","heartbeat",{}]]`), websocket.StatusInvalidFramePayloadData},
-		{"18 topic 42", text(`[null,"1",42,"x",{}]`), websocket.StatusInvalidFramePayloadData},
-		{"18 topic null", text(`[null,"1",null,"x",{}]`), websocket.StatusInvalidFramePayloadData},
-		{"18 topic {}", text(`[null,"1",{},"x",{}]`), websocket.StatusInvalidFramePayloadData},
-		{"18 topic 300 bytes", text(`[null,"1","` + strings.Repeat("t", 300) + `","x",{}]`), websocket.StatusInvalidFramePayloadData},
-		{"18 event not a string", text(`[null,"1","room:1",7,{}]`), websocket.StatusInvalidFramePayloadData},
-		{"29 flood", func(c *wsClient) {
+		{"F1 invalid UTF-8", text("[null,\"1\",\"ph\xc3\x28\",\"heartbeat\",{}]"), websocket.StatusInvalidFramePayloadData},
+		{"F5 64 KiB + 1", text(`[null,"1","phoenix","heartbeat",{"p":"` + strings.Repeat("x", 64<<10) + `"}]`), websocket.StatusMessageTooBig},
+		{"F4 binary length past the end", binary([]byte{0, 9, 1, 1, 1, 'a'}), websocket.StatusInvalidFramePayloadData},
+		{"F4 binary unknown kind", binary([]byte{7, 0, 0, 0, 0}), websocket.StatusInvalidFramePayloadData},
+		{"F4 empty binary frame", binary([]byte{}), websocket.StatusInvalidFramePayloadData},
+		{"F2 not json", text("not json"), websocket.StatusInvalidFramePayloadData},
+		{"F2 [1,2,3]", text("[1,2,3]"), websocket.StatusInvalidFramePayloadData},
+		{"F2 []", text("[]"), websocket.StatusInvalidFramePayloadData},
+		{"F2 {}", text("{}"), websocket.StatusInvalidFramePayloadData},
+		{"F2 null", text("null"), websocket.StatusInvalidFramePayloadData},
+		{"F2 trailing garbage", text(`[null,"1","phoenix","heartbeat",{}]]`), websocket.StatusInvalidFramePayloadData},
+		{"F3 topic 42", text(`[null,"1",42,"x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"F3 topic null", text(`[null,"1",null,"x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"F3 topic {}", text(`[null,"1",{},"x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"F3 topic 300 bytes", text(`[null,"1","` + strings.Repeat("t", 300) + `","x",{}]`), websocket.StatusInvalidFramePayloadData},
+		{"F3 event not a string", text(`[null,"1","room:1",7,{}]`), websocket.StatusInvalidFramePayloadData},
+		{"F7 flood", func(c *wsClient) {
 			for i := 0; i < 200; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				err := c.conn.Write(ctx, websocket.MessageText, []byte(`[null,"1","phoenix","heartbeat",{}]`))
@@ -164,21 +165,21 @@ func TestBadInputCorpus(t *testing.T) {
 	// Protocol rows: replies, and the connection stays up.
 	c := dial(t, ts.url, "user=proto&vsn=2.0.0", nil)
 	c.send("1", "1", "room:nojoin", "echo", map[string]any{})
-	c.expect(`[null,"1","room:nojoin","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`) // row 19
+	c.expect(`[null,"1","room:nojoin","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`) // P1
 	c.send(nil, "2", "other", "heartbeat", map[string]any{})
-	c.expect(`[null,"2","other","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`) // row 23
+	c.expect(`[null,"2","other","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`) // P7
 	c.send("3", "3", "room:p", "phx_join", "x")
-	c.expect(`["3","3","room:p","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`) // row 27
+	c.expect(`["3","3","room:p","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`) // P3
 	c.send("4", "4", "room:p", "phx_join", []int{1})
 	c.expect(`["4","4","room:p","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`)
 	c.join("room:p", "5", map[string]any{})
-	c.send("1", "6", "room:p", "echo", map[string]any{}) // row 22: stale join_ref: ignored
+	c.send("1", "6", "room:p", "echo", map[string]any{}) // P5: stale join_ref: ignored
 	c.send("9", "7", "room:q", "phx_leave", map[string]any{})
-	c.expect(`["9","7","room:q","phx_reply",{"status":"ok","response":{}}]`) // row 22: leave not joined
+	c.expect(`["9","7","room:q","phx_reply",{"status":"ok","response":{}}]`) // P6: leave not joined
 	c.send(nil, "8", "phoenix", "heartbeat", map[string]any{})
-	c.expect(`[null,"8","phoenix","phx_reply",{"status":"ok","response":{}}]`) // row 23
+	c.expect(`[null,"8","phoenix","phx_reply",{"status":"ok","response":{}}]`) // §5.1 heartbeat
 
-	// Row 20: 101 joins on one connection, in its own connection (the
+	// P4: 101 joins on one connection, in its own connection (the
 	// rate limit of this server is low, so pace the joins).
 	many := dial(t, ts.url, "user=many&vsn=2.0.0", nil)
 	for i := 1; i <= 101; i++ {

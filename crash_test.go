@@ -84,8 +84,8 @@ func newCrashServer(t *testing.T, opts *phx.Options) (*testServer, *recorder, *p
 	return ts, rec, p
 }
 
-// TestCrashContainment is RELIABILITY.md's panic table: a panic in any
-// hook we run takes down at most the channel it belongs to.
+// TestCrashContainment: a panic in any hook we run takes down at most the
+// channel it belongs to (docs/protocol.md §8, after the P rows).
 func TestCrashContainment(t *testing.T) {
 	t.Parallel()
 

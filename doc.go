@@ -45,6 +45,7 @@
 // unmatched topics behave as in Phoenix 1.8. Close codes are chosen so the
 // clients reconnect: 1001 for a disconnect, 1012 on shutdown, 1008 for a
 // slow client, 1007 for a malformed frame, 1009 for an oversize message.
+// docs/protocol.md in the repository describes the protocol frame by frame.
 //
 // # Delivery
 //

@@ -43,7 +43,7 @@ func openFDs(t *testing.T) int {
 	return len(entries)
 }
 
-// TestDrainManyClients is RELIABILITY.md F3 scaled to this machine: 2,000
+// TestDrainManyClients is a graceful drain scaled to this machine: 2,000
 // WebSocket clients each joined to two channels; Shutdown closes every one
 // with 1012, runs every Terminate, and returns in time.
 func TestDrainManyClients(t *testing.T) {
@@ -129,10 +129,10 @@ func TestDrainManyClients(t *testing.T) {
 	interopNoGoroutineLeak(t, baseline)
 }
 
-// TestClientKilledMidWrite is RELIABILITY.md F1: clients vanish while the
-// server is writing a large burst to them. Every channel terminates exactly
-// once, and goroutines and file descriptors return to their baseline (no
-// socket left in CLOSE_WAIT).
+// TestClientKilledMidWrite: clients vanish while the server is writing a
+// large burst to them. Every channel terminates exactly once, and goroutines
+// and file descriptors return to their baseline (no socket left in
+// CLOSE_WAIT).
 func TestClientKilledMidWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: skipped with -short")

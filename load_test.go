@@ -18,7 +18,8 @@ import (
 	"github.com/phxgo/phx"
 )
 
-// TestLoadPRTier is RELIABILITY.md's "PR" load tier, scaled to a 2-core
+// TestLoadPRTier is the load test run on every change (the pull-request
+// tier), scaled to a 2-core
 // machine under the race detector: WebSocket and long-poll clients joined
 // to several topics each, a publisher broadcasting sequence-numbered
 // messages into every topic, and clients pushing requests that must all be

@@ -18,7 +18,7 @@ import (
 	"github.com/phxgo/phx/token"
 )
 
-// The long-poll transport (PROTOCOL.md §5) serves <mount>/longpoll for
+// The long-poll transport (docs/protocol.md §6) serves <mount>/longpoll for
 // clients that cannot keep a WebSocket open. A session stands in for the
 // WebSocket connection: it is a conn like any other (same channels, same
 // bounded outbound queue, same Connect, ID, Disconnect and Shutdown), reached

@@ -22,7 +22,7 @@ import (
 )
 
 // The long-poll protocol spoken by hand with net/http, as phoenix.js's
-// LongPoll does (PROTOCOL.md §5).
+// LongPoll does (docs/protocol.md §6).
 
 // lpReply is a long-poll response body.
 type lpReply struct {

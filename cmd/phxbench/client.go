@@ -384,7 +384,7 @@ func (t *wsTransport) close() {
 	t.ws.Close(websocket.StatusNormalClosure, "")
 }
 
-// ---- Long-poll (PROTOCOL.md §5) ----
+// ---- Long-poll (docs/protocol.md §6) ----
 
 type lpTransport struct {
 	hc    *http.Client

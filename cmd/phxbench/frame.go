@@ -7,7 +7,7 @@ import (
 	"strconv"
 )
 
-// msg is one Phoenix message (PROTOCOL.md §2.1). Refs are kept as their
+// msg is one Phoenix message (docs/protocol.md §3.1). Refs are kept as their
 // string value; "" stands for null.
 type msg struct {
 	JoinRef string
@@ -17,7 +17,7 @@ type msg struct {
 	Payload []byte // raw JSON
 }
 
-// encodeV2 writes [join_ref, ref, topic, event, payload] (PROTOCOL.md §2.2);
+// encodeV2 writes [join_ref, ref, topic, event, payload] (docs/protocol.md §3.2);
 // an empty ref is null. payload must be a JSON value ("{}" when empty).
 func encodeV2(buf []byte, m msg) []byte {
 	buf = append(buf, '[')

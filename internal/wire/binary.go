@@ -2,7 +2,7 @@ package wire
 
 import "unicode/utf8"
 
-// encodeBinary writes a server→client binary frame (docs/protocol.md, "Binary frames"):
+// encodeBinary writes a server→client binary frame (docs/protocol.md §3.4):
 //
 //	push:      0 | len(join_ref) | len(topic) | len(event) | join_ref | topic | event | payload
 //	reply:     1 | len(join_ref) | len(ref) | len(topic) | len(status) | join_ref | ref | topic | status | payload

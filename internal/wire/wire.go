@@ -5,7 +5,7 @@
 //
 // Every encoder and decoder of the repository goes through this package: the
 // server runtime, the in-memory transport, phxtest and the tests' raw client.
-// docs/protocol.md describes the same protocol in prose.
+// docs/protocol.md describes the same protocol in prose (§3: frames).
 //
 // Decoding is done by a small strict scanner, not by encoding/json, because
 // encoding/json matches object keys case-insensitively, keeps the last of
@@ -16,7 +16,7 @@ package wire
 
 import "errors"
 
-// Limits applied to every incoming message.
+// Limits applied to every incoming message (docs/protocol.md §3.6 and §9).
 const (
 	// MaxFieldLen is the largest topic, event, join_ref or ref accepted, in
 	// bytes: the decoded length for strings, the token length for numbers.
@@ -27,7 +27,7 @@ const (
 	MaxPayloadDepth = 64
 )
 
-// Binary frame kinds: the first byte of a V2 binary frame.
+// Binary frame kinds: the first byte of a V2 binary frame (docs/protocol.md §3.4).
 const (
 	KindPush      = 0 // client → server and server → client push
 	KindReply     = 1 // server → client reply

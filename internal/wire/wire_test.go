@@ -287,7 +287,7 @@ type binaryCase struct {
 }
 
 var v2BinaryCases = []binaryCase{
-	// The example of docs/protocol.md, "Binary frames".
+	// join_ref "1", ref "2", topic "t", event "é" (2 bytes), payload 01 02 03.
 	{"protocol example", msgHex("00 01 01 01 02 31 32 74 c3 a9 01 02 03"), binMsg("1", "2", "t", "é", []byte{1, 2, 3})},
 	{"empty join_ref", msgHex("00 00 01 01 01 32 74 65 ff"), binMsg("", "2", "t", "e", []byte{0xff})},
 	{"empty payload", msgHex("00 01 01 01 01 31 32 74 65"), binMsg("1", "2", "t", "e", []byte{})},
@@ -346,7 +346,7 @@ func TestDecodeDoesNotLetAppendClobberFrame(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Decoding: malformed frames
+// Decoding: malformed frames (docs/protocol.md §8, rows F1-F4)
 
 type malformedCase struct {
 	name   string
@@ -365,7 +365,7 @@ func bc(name string, frame []byte, want string) malformedCase {
 }
 
 var malformedCases = []malformedCase{
-	// Text frames that are not a V2 array of the right shape.
+	// Row F2: not one value of the format.
 	mc("not json", V2, `not json`, "must be a JSON array"),
 	mc("[1,2,3]", V2, `[1,2,3]`, "topic must be a string, found a number"),
 	mc("[]", V2, `[]`, "0 elements"),
@@ -382,7 +382,7 @@ var malformedCases = []malformedCase{
 	mc("missing comma", V2, `["1","2","t","e" {}]`, "expected ',' or ']'"),
 	mc("unterminated array", V2, `["1","2","t","e",{}`, "expected ',' or ']'"),
 	mc("unterminated string", V2, `["1","2","t`, "unterminated string"),
-	// Fields of the wrong type or size.
+	// Row F3: fields of the wrong type or size.
 	mc("topic 42", V2, `["1","2",42,"e",{}]`, "topic must be a string, found a number"),
 	mc("topic null", V2, `["1","2",null,"e",{}]`, "topic must be a string, found null"),
 	mc("topic {}", V2, `["1","2",{},"e",{}]`, "topic must be a string, found an object"),
@@ -437,7 +437,7 @@ var malformedCases = []malformedCase{
 	mc("payload missing value", V2, `["1","2","t","e",{"a":}]`, "expected a JSON value"),
 	mc("payload unclosed", V2, `["1","2","t","e",{"a":[1,2}]`, "expected ',' or ']'"),
 	mc("missing payload", V2, `["1","2","t","e",]`, "payload: expected a JSON value"),
-	// Binary frames.
+	// Row F4: binary frames.
 	bc("empty binary frame", nil, "empty binary frame"),
 	bc("kind 1", msgHex("01 01 01 01 02 31 32 74 c3 a9"), "kind 1"),
 	bc("kind 2", msgHex("02 01 01 74 65"), "kind 2"),

@@ -26,7 +26,7 @@ scenario("crash", async () => {
   const ef = raw.find(m => m.event === "phx_error")
   assert.equal(ef.topic, `room:${ID}_crash`)
   assert.equal(ef.join_ref, firstRef)
-  conformance("PROTOCOL.md §3.5: phx_error after a crash has ref = join_ref", () =>
+  conformance("docs/protocol.md §5.6: phx_error after a crash has ref = join_ref", () =>
     assert.equal(ef.ref, firstRef))
 
   await until(() => oks === 2, "the automatic rejoin")
@@ -35,7 +35,7 @@ scenario("crash", async () => {
   assert.deepEqual(await push(crashing, "echo", {after: "crash"}), {status: "ok", response: {after: "crash"}})
   assert.deepEqual(await push(other, "echo", {other: true}), {status: "ok", response: {other: true}})
 
-  // PROTOCOL.md §3.6: a message carrying the crashed incarnation's join_ref
+  // docs/protocol.md §5.7: a message carrying the crashed incarnation's join_ref
   // is dropped without a reply; one with a null join_ref is delivered.
   const stale = socket.makeRef(), fresh = socket.makeRef()
   socket.push({topic: `room:${ID}_crash`, event: "echo", payload: {stale: true}, ref: stale, join_ref: firstRef})

@@ -32,7 +32,7 @@ scenario("duplicate_join", async () => {
   await until(() => firstClosed === 1, "phx_close for the first instance")
   const close = raw.find(m => m.event === "phx_close" && m.topic === rawTopic)
   assert.equal(close.join_ref, oldRef)
-  conformance("PROTOCOL.md §3.7: phx_close for the replaced instance has ref = its join_ref", () =>
+  conformance("docs/protocol.md §5.8: phx_close for the replaced instance has ref = its join_ref", () =>
     assert.equal(close.ref, oldRef))
   let stats = await ctl(`joins?topic=${encodeURIComponent(rawTopic)}`)
   log("raw topic server-side", JSON.stringify(stats))

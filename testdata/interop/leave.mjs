@@ -28,7 +28,7 @@ scenario("leave", async () => {
   assert.equal(raw[ri].join_ref, joinRef)
   assert.ok(ri < ci, "reply before phx_close")
   assert.equal(raw[ci].join_ref, joinRef)
-  conformance("PROTOCOL.md §3.4: phx_close after a leave has ref = join_ref", () =>
+  conformance("docs/protocol.md §5.5: phx_close after a leave has ref = join_ref", () =>
     assert.equal(raw[ci].ref, joinRef))
   await until(async () => (await ctl(`terminated?topic=${encodeURIComponent(topic)}`)).length === 1, "Terminate")
   assert.deepEqual(await ctl(`terminated?topic=${encodeURIComponent(topic)}`), ["left"])

@@ -26,7 +26,7 @@ scenario("server_stop", async () => {
   log("frames:", JSON.stringify(raw.slice(ri)))
   assert.ok(ri >= 0 && ri < ci, "phx_reply precedes phx_close")
   assert.equal(raw[ci].join_ref, joinRef)
-  conformance("PROTOCOL.md §3.5: phx_close after a stop has ref = join_ref", () =>
+  conformance("docs/protocol.md §5.6: phx_close after a stop has ref = join_ref", () =>
     assert.equal(raw[ci].ref, joinRef))
   assert.equal(channel.state, "closed")
 
