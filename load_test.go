@@ -42,8 +42,8 @@ func TestLoadPRTier(t *testing.T) {
 	)
 	baseline := runtime.NumGoroutine()
 	srv := phx.NewServer(&phx.Options{
-		Logger:         quietLogger(),
-		LongPollWindow: 2 * time.Second,
+		Logger:   quietLogger(),
+		LongPoll: phx.LongPollOptions{Window: 2 * time.Second},
 	})
 	srv.Channel("load:*", func() phx.Channel { return loadRoom{} })
 	mux := http.NewServeMux()

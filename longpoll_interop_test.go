@@ -33,8 +33,8 @@ const (
 func newLongPollInteropEnv(t *testing.T, tune func(*phx.Options)) *interopEnv {
 	t.Helper()
 	return newInteropEnv(t, func(o *phx.Options) {
-		o.LongPollWindow = lpInteropWindow
-		o.LongPollIdleTimeout = lpInteropIdle
+		o.LongPoll.Window = lpInteropWindow
+		o.LongPoll.IdleTimeout = lpInteropIdle
 		if tune != nil {
 			tune(o)
 		}

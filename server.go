@@ -119,31 +119,9 @@ type Options struct {
 	DrainBatchSize     int
 	DrainBatchInterval time.Duration
 
-	// LongPollSecret signs the long-poll session tokens (at least 32 random
-	// bytes; NewServer panics on a shorter one). nil means a random secret
-	// made by NewServer: sessions then do not survive a restart, and a
-	// token is only valid on the Server that made it. Sessions live in
-	// memory either way, so behind a load balancer long-poll clients need
-	// sticky routing.
-	LongPollSecret []byte
-
-	// LongPollWindow is how long a long-poll GET is held waiting for
-	// messages before it is answered with status 204, and how long a POST
-	// waits for its turn to dispatch before status 408. Default 10s, as
-	// Phoenix; keep it well under the client's 20s request timeout.
-	LongPollWindow time.Duration
-
-	// LongPollIdleTimeout closes a long-poll session that has not been
-	// polled for this long: its channels terminate with [ErrClosed] and the
-	// client's next poll opens a new session (the client rejoins). Default
-	// 15s, as Phoenix. It replaces HeartbeatTimeout for long-poll sessions,
-	// whose clients send no heartbeats.
-	LongPollIdleTimeout time.Duration
-
-	// MaxLongPollBody is the largest long-poll POST body accepted, in bytes;
-	// a larger one gets HTTP 413 and closes the session. Default 1 MiB.
-	// Negative disables the limit.
-	MaxLongPollBody int64
+	// LongPoll configures the long-poll transport; the zero value is
+	// Phoenix's defaults.
+	LongPoll LongPollOptions
 
 	// Serializers maps the protocol versions clients ask for (the `vsn`
 	// query parameter) to wire formats, like Phoenix's `serializer:` socket
@@ -154,15 +132,46 @@ type Options struct {
 	// malformed requirement or a nil Serializer.
 	Serializers []VersionedSerializer
 
-	// DisableLongPoll turns the long-poll transport off: <mount>/longpoll
-	// answers 404, as Phoenix's longpoll: false.
-	DisableLongPoll bool
-
 	// DisableWebSocket refuses WebSocket upgrades: <mount>/websocket
 	// answers 404, so clients that set longPollFallbackMs fall back to
 	// long-poll. For tests and for deployments behind proxies that break
 	// WebSockets.
 	DisableWebSocket bool
+}
+
+// LongPollOptions configures the long-poll transport (<mount>/longpoll),
+// grouped as net/http groups its HTTP/2 settings. The zero value is
+// Phoenix's defaults.
+type LongPollOptions struct {
+	// Disable turns the transport off: <mount>/longpoll answers 404, as
+	// Phoenix's longpoll: false.
+	Disable bool
+
+	// Secret signs the session tokens (at least 32 random
+	// bytes; NewServer panics on a shorter one). nil means a random secret
+	// made by NewServer: sessions then do not survive a restart, and a
+	// token is only valid on the Server that made it. Sessions live in
+	// memory either way, so behind a load balancer long-poll clients need
+	// sticky routing.
+	Secret []byte
+
+	// Window is how long a GET is held waiting for
+	// messages before it is answered with status 204, and how long a POST
+	// waits for its turn to dispatch before status 408. Default 10s, as
+	// Phoenix; keep it well under the client's 20s request timeout.
+	Window time.Duration
+
+	// IdleTimeout closes a session that has not been
+	// polled for this long: its channels terminate with [ErrClosed] and the
+	// client's next poll opens a new session (the client rejoins). Default
+	// 15s, as Phoenix. It replaces Options.HeartbeatTimeout for long-poll sessions,
+	// whose clients send no heartbeats.
+	IdleTimeout time.Duration
+
+	// MaxBody is the largest POST body accepted, in bytes;
+	// a larger one gets HTTP 413 and closes the session. Default 1 MiB.
+	// Negative disables the limit.
+	MaxBody int64
 }
 
 // Assigns is the data a connection carries from [Options.Connect] into every
@@ -271,7 +280,7 @@ func (s *Server) Stats() Stats {
 }
 
 // NewServer returns a Server configured by opts (nil for all defaults). It
-// panics if an AllowedOrigins entry is malformed or LongPollSecret is
+// panics if an AllowedOrigins entry is malformed or LongPoll.Secret is
 // shorter than 32 bytes.
 func NewServer(opts *Options) *Server {
 	var o Options
@@ -323,17 +332,17 @@ func NewServer(opts *Options) *Server {
 	if o.JoinTimeout == 0 {
 		o.JoinTimeout = 10 * time.Second
 	}
-	if o.LongPollWindow <= 0 {
-		o.LongPollWindow = 10 * time.Second
+	if o.LongPoll.Window <= 0 {
+		o.LongPoll.Window = 10 * time.Second
 	}
-	if o.LongPollIdleTimeout <= 0 {
-		o.LongPollIdleTimeout = 15 * time.Second
+	if o.LongPoll.IdleTimeout <= 0 {
+		o.LongPoll.IdleTimeout = 15 * time.Second
 	}
-	if o.MaxLongPollBody == 0 {
-		o.MaxLongPollBody = 1 << 20
+	if o.LongPoll.MaxBody == 0 {
+		o.LongPoll.MaxBody = 1 << 20
 	}
-	lp := newLongPoll(o.LongPollSecret)
-	o.LongPollSecret = nil // kept only as the signer's derived keys
+	lp := newLongPoll(o.LongPoll.Secret)
+	o.LongPoll.Secret = nil // kept only as the signer's derived keys
 	o.AllowedOrigins = append([]string(nil), o.AllowedOrigins...)
 	origins := make([]originPattern, len(o.AllowedOrigins))
 	for i, p := range o.AllowedOrigins {
@@ -413,12 +422,12 @@ func (s *Server) Disconnect(id string) error {
 // ServeHTTP serves the transports under the mount prefix: a request whose
 // path ends in /websocket is a WebSocket connection, one whose path ends in
 // /longpoll a long-poll request (see [Options.DisableWebSocket] and
-// [Options.DisableLongPoll]). Anything else gets 404.
+// [Options.LongPoll.Disable]). Anything else gets 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/websocket") && !s.opts.DisableWebSocket:
 		s.serveWebSocket(w, r)
-	case strings.HasSuffix(r.URL.Path, "/longpoll") && !s.opts.DisableLongPoll:
+	case strings.HasSuffix(r.URL.Path, "/longpoll") && !s.opts.LongPoll.Disable:
 		s.serveLongPoll(w, r)
 	default:
 		http.NotFound(w, r)

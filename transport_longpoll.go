@@ -27,7 +27,7 @@ import (
 //	GET  without a live session: run Connect, open a session, answer
 //	     {"status":410,"token":T,"messages":[]}
 //	GET  with a session: answer its queued frames at once
-//	     ({"status":200,...}), or hold up to LongPollWindow for some, then
+//	     ({"status":200,...}), or hold up to LongPoll.Window for some, then
 //	     {"status":204,...}
 //	POST with a session: dispatch the client's frames (ndjson, one per
 //	     line, base64 for binary frames; at most 100 lines, as Phoenix),
@@ -48,7 +48,7 @@ const (
 	lpTokenSalt = "phx long-poll session"
 	// lpTokenMaxAge is the session token's lifetime, Phoenix's default. A
 	// token is only honoured while its session lives, which ends after
-	// LongPollIdleTimeout without a poll.
+	// LongPoll.IdleTimeout without a poll.
 	lpTokenMaxAge = 14 * 24 * time.Hour
 )
 
@@ -77,7 +77,7 @@ func newLongPoll(secret []byte) *longPoll {
 	}
 	signer, err := token.NewSigner(secret, lpTokenSalt, &token.Options{MaxAge: lpTokenMaxAge})
 	if err != nil {
-		panic(fmt.Errorf("phx: invalid Options.LongPollSecret: %w", err))
+		panic(fmt.Errorf("phx: invalid Options.LongPoll.Secret: %w", err))
 	}
 	var id [8]byte
 	rand.Read(id[:])
@@ -285,7 +285,7 @@ func (s *Server) newLongPollSession(cd codec, id string, assigns Assigns) (*lpSe
 	s.lp.mu.Unlock()
 	c.start()
 	sess.mu.Lock()
-	sess.idle = time.AfterFunc(s.opts.LongPollIdleTimeout, func() { sess.checkIdle(s.opts.LongPollIdleTimeout) })
+	sess.idle = time.AfterFunc(s.opts.LongPoll.IdleTimeout, func() { sess.checkIdle(s.opts.LongPoll.IdleTimeout) })
 	sess.mu.Unlock()
 	go s.runLongPollSession(sess)
 	return sess, nil
@@ -366,7 +366,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 	c := sess.c
 	gen, superseded := sess.beginPoll()
 	defer sess.endPoll()
-	window := s.opts.LongPollWindow
+	window := s.opts.LongPoll.Window
 	s.longPollDeadlines(w)
 	timer := time.NewTimer(window)
 	defer timer.Stop()
@@ -410,7 +410,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 }
 
 // longPollDeadlines sets the connection deadlines of a poll or POST: reads
-// end LongPollWindow + WriteTimeout from now (20s by default, when
+// end LongPoll.Window + WriteTimeout from now (20s by default, when
 // phoenix.js gives up on a request), writes WriteTimeout later. A poll is
 // answered only after the window, and an http.Server ReadTimeout or
 // WriteTimeout shorter than that would otherwise cut it off (a read
@@ -419,7 +419,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 // still answered (400).
 func (s *Server) longPollDeadlines(w http.ResponseWriter) {
 	rc := http.NewResponseController(w)
-	read := time.Now().Add(s.opts.LongPollWindow + s.opts.WriteTimeout)
+	read := time.Now().Add(s.opts.LongPoll.Window + s.opts.WriteTimeout)
 	// Where unsupported, the server's own deadlines stay.
 	_ = rc.SetReadDeadline(read)
 	_ = rc.SetWriteDeadline(read.Add(s.opts.WriteTimeout))
@@ -445,14 +445,14 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	c := sess.c
 	s.longPollDeadlines(w)
 	body := r.Body
-	if limit := s.opts.MaxLongPollBody; limit > 0 {
+	if limit := s.opts.LongPoll.MaxBody; limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)
 	}
 	data, err := io.ReadAll(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			c.log.Info("phx: long-poll body too large; closing session", "max", s.opts.MaxLongPollBody)
+			c.log.Info("phx: long-poll body too large; closing session", "max", s.opts.LongPoll.MaxBody)
 			c.close(closeTooBig, "message too big", ErrClosed)
 			w.WriteHeader(http.StatusRequestEntityTooLarge)
 			return
@@ -471,7 +471,7 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	// One POST at a time hands frames to the conn, as a WebSocket's single
 	// reader does; a POST that cannot get its turn within the window gives
 	// up with 408.
-	timer := time.NewTimer(s.opts.LongPollWindow)
+	timer := time.NewTimer(s.opts.LongPoll.Window)
 	defer timer.Stop()
 	select {
 	case sess.dispatch <- struct{}{}:

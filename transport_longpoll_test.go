@@ -196,8 +196,8 @@ func lpOptions(o *phx.Options) *phx.Options {
 	if o == nil {
 		o = &phx.Options{}
 	}
-	if o.LongPollWindow == 0 {
-		o.LongPollWindow = 100 * time.Millisecond
+	if o.LongPoll.Window == 0 {
+		o.LongPoll.Window = 100 * time.Millisecond
 	}
 	return o
 }
@@ -207,7 +207,7 @@ func TestLongPollOpenAndEmptyPoll(t *testing.T) {
 	var mu sync.Mutex
 	var infos []phx.ConnectInfo
 	ts, _ := newRoomServer(t, lpOptions(&phx.Options{
-		LongPollWindow: 150 * time.Millisecond,
+		LongPoll: phx.LongPollOptions{Window: 150 * time.Millisecond},
 		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
 			mu.Lock()
 			infos = append(infos, *info)
@@ -425,8 +425,8 @@ func TestLongPollBadTokens(t *testing.T) {
 	ts, _ := newRoomServer(t, lpOptions(nil))
 	other, _ := newRoomServer(t, lpOptions(nil)) // another random secret
 	secret := bytes.Repeat([]byte{7}, 32)
-	shared1, _ := newRoomServer(t, lpOptions(&phx.Options{LongPollSecret: secret}))
-	shared2, _ := newRoomServer(t, lpOptions(&phx.Options{LongPollSecret: secret}))
+	shared1, _ := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Secret: secret}}))
+	shared2, _ := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Secret: secret}}))
 
 	good := lpOpen(t, ts, "user=t&vsn=2.0.0")
 	foreign := lpOpen(t, other, "user=t&vsn=2.0.0")
@@ -464,7 +464,7 @@ func TestLongPollStaleSessionOpensNewOne(t *testing.T) {
 	var mu sync.Mutex
 	var params []url.Values
 	ts, rec := newRoomServer(t, lpOptions(&phx.Options{
-		LongPollIdleTimeout: 100 * time.Millisecond,
+		LongPoll: phx.LongPollOptions{IdleTimeout: 100 * time.Millisecond},
 		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
 			mu.Lock()
 			params = append(params, info.Params)
@@ -648,7 +648,7 @@ func TestLongPollMalformedLineClosesSession(t *testing.T) {
 
 func TestLongPollBodyTooLarge(t *testing.T) {
 	t.Parallel()
-	ts, rec := newRoomServer(t, lpOptions(&phx.Options{MaxLongPollBody: 1024}))
+	ts, rec := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{MaxBody: 1024}}))
 	c := lpOpen(t, ts, "user=big&vsn=2.0.0")
 	c.join("room:big", "1")
 	r := lpDoRaw(t, ts, "POST", c.url(), map[string]string{"Content-Type": "application/x-ndjson"},
@@ -726,9 +726,8 @@ func TestLongPollIdleExpiry(t *testing.T) {
 	// HeartbeatTimeout is far shorter than the idle timeout: it must not
 	// apply to long-poll sessions, whose clients send no heartbeats.
 	ts, rec := newRoomServer(t, lpOptions(&phx.Options{
-		LongPollWindow:      50 * time.Millisecond,
-		LongPollIdleTimeout: 300 * time.Millisecond,
-		HeartbeatTimeout:    60 * time.Millisecond,
+		LongPoll:         phx.LongPollOptions{Window: 50 * time.Millisecond, IdleTimeout: 300 * time.Millisecond},
+		HeartbeatTimeout: 60 * time.Millisecond,
 	}))
 	idle := lpOpen(t, ts, "user=idle&vsn=2.0.0")
 	idle.join("room:idle", "1")
@@ -790,7 +789,7 @@ func waitReply(t *testing.T, ch <-chan lpReply, within time.Duration) lpReply {
 
 func TestLongPollOnlyNewestPollIsServed(t *testing.T) {
 	t.Parallel()
-	ts, _ := newRoomServer(t, lpOptions(&phx.Options{LongPollWindow: 5 * time.Second}))
+	ts, _ := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Window: 5 * time.Second}}))
 	c := lpOpen(t, ts, "user=two&vsn=2.0.0")
 	first := lpPollAsync(c)
 	time.Sleep(50 * time.Millisecond) // let the first poll be held
@@ -807,7 +806,7 @@ func TestLongPollOnlyNewestPollIsServed(t *testing.T) {
 
 func TestLongPollDisconnectByID(t *testing.T) {
 	t.Parallel()
-	ts, rec := newRoomServer(t, lpOptions(&phx.Options{LongPollWindow: 5 * time.Second}))
+	ts, rec := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Window: 5 * time.Second}}))
 	zed := lpOpen(t, ts, "user=zed&vsn=2.0.0")
 	zed.join("room:d", "1")
 	anon := lpOpen(t, ts, "vsn=2.0.0")
@@ -836,7 +835,7 @@ func TestLongPollDisconnectByID(t *testing.T) {
 
 func TestLongPollShutdown(t *testing.T) {
 	t.Parallel()
-	ts, rec := newRoomServer(t, lpOptions(&phx.Options{LongPollWindow: 5 * time.Second}))
+	ts, rec := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Window: 5 * time.Second}}))
 	const n = 5
 	var held []<-chan lpReply
 	for i := 0; i < n; i++ {
@@ -881,7 +880,7 @@ func TestLongPollDispatchTimeout(t *testing.T) {
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
-	ts, _ := newRoomServer(t, lpOptions(&phx.Options{LongPollWindow: 100 * time.Millisecond}))
+	ts, _ := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Window: 100 * time.Millisecond}}))
 	ts.Channel("block:*", func() phx.Channel {
 		<-release
 		return &room{}
@@ -925,9 +924,9 @@ func TestLongPollTransportSwitches(t *testing.T) {
 	c := lpOpen(t, noWS, "user=x&vsn=2.0.0")
 	c.join("room:x", "1")
 
-	noLP, _ := newRoomServer(t, lpOptions(&phx.Options{DisableLongPoll: true}))
+	noLP, _ := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Disable: true}}))
 	if r := lpDoRaw(t, noLP, "GET", lpURL(noLP)+"?vsn=2.0.0", nil, ""); r.StatusCode != 404 {
-		t.Fatalf("long-poll with DisableLongPoll: HTTP %d, want 404", r.StatusCode)
+		t.Fatalf("long-poll with LongPoll.Disable: HTTP %d, want 404", r.StatusCode)
 	}
 	dial(t, noLP.url, "", nil)
 }
@@ -936,10 +935,10 @@ func TestLongPollSecretTooShortPanics(t *testing.T) {
 	t.Parallel()
 	defer func() {
 		if recover() == nil {
-			t.Fatal("NewServer accepted a 16-byte LongPollSecret")
+			t.Fatal("NewServer accepted a 16-byte LongPoll.Secret")
 		}
 	}()
-	phx.NewServer(&phx.Options{Logger: quietLogger(), LongPollSecret: make([]byte, 16)})
+	phx.NewServer(&phx.Options{Logger: quietLogger(), LongPoll: phx.LongPollOptions{Secret: make([]byte, 16)}})
 }
 
 // An http.Server whose ReadTimeout and WriteTimeout are shorter than the
@@ -949,9 +948,9 @@ func TestLongPollServerTimeouts(t *testing.T) {
 	t.Parallel()
 	rec := newRecorder()
 	srv := phx.NewServer(&phx.Options{
-		Logger:         quietLogger(),
-		LongPollWindow: 300 * time.Millisecond,
-		WriteTimeout:   200 * time.Millisecond,
+		Logger:       quietLogger(),
+		LongPoll:     phx.LongPollOptions{Window: 300 * time.Millisecond},
+		WriteTimeout: 200 * time.Millisecond,
 	})
 	srv.Channel("room:*", func() phx.Channel { return &room{rec: rec} })
 	mux := http.NewServeMux()
@@ -1015,7 +1014,7 @@ func FuzzLongPollBody(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, body string) {
-		ts, _ := newRoomServer(t, lpOptions(&phx.Options{LongPollWindow: 20 * time.Millisecond}))
+		ts, _ := newRoomServer(t, lpOptions(&phx.Options{LongPoll: phx.LongPollOptions{Window: 20 * time.Millisecond}}))
 		c := lpOpen(t, ts, "user=fuzz&vsn=2.0.0")
 		c.join("room:f", "1")
 		rep := c.post("application/x-ndjson", body)
