@@ -28,7 +28,7 @@ import (
 // The state is a replicated set in the style of Phoenix.Tracker: every
 // entry is tagged with the replica (node) that owns it and a per-replica
 // clock, so deltas can be shipped to other nodes and merged there. Within
-// one process no replication is needed; see [PresenceDelta].
+// one process no replication is needed; see [Presence.Replicate].
 //
 // All methods are safe for concurrent use.
 type Presence struct {
@@ -46,7 +46,7 @@ type Presence struct {
 	remote   map[string]map[uint64]*presenceItem // remote replica -> clock -> entry
 	pending  map[string]*presenceDiff            // unsent diffs by topic
 	flushing bool                                // a flush is scheduled
-	deltaLog []PresenceDelta                     // local changes not yet taken by TakeDelta
+	deltaLog []presenceDelta                     // local changes not yet taken by takeDelta
 	onDelta  func()                              // replication seam: local change happened
 	ctxClock map[string]uint64                   // highest clock merged per remote replica
 }
@@ -161,7 +161,7 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta map[string]any)
 	it := p.newLocalItem(ch, topic, key, copyMeta(meta))
 	p.add(it)
 	p.byOwner[ch] = append(p.byOwner[ch], it)
-	p.record(PresenceDelta{Replica: p.replica, Clock: it.clock, Joins: []PresenceRecord{it.record()}})
+	p.record(presenceDelta{Replica: p.replica, Clock: it.clock, Joins: []presenceRecord{it.record()}})
 	p.mu.Unlock()
 
 	if first && !ch.onEnd(func() { p.untrackOwner(ch) }) {
@@ -194,8 +194,8 @@ func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta map[string]any
 		p.remove(old)
 		p.add(it)
 		items[i] = it
-		p.record(PresenceDelta{Replica: p.replica, Clock: it.clock,
-			Joins: []PresenceRecord{it.record()}, Leaves: []PresenceTag{old.tag()}})
+		p.record(presenceDelta{Replica: p.replica, Clock: it.clock,
+			Joins: []presenceRecord{it.record()}, Leaves: []presenceTag{old.tag()}})
 		return nil
 	}
 	return ErrNotTracked
@@ -217,7 +217,7 @@ func (p *Presence) UntrackTopic(s *Socket, topic, key string) error {
 			p.remove(it)
 			p.byOwner[ch] = append(items[:i:i], items[i+1:]...)
 			p.clock++
-			p.record(PresenceDelta{Replica: p.replica, Clock: p.clock, Leaves: []PresenceTag{it.tag()}})
+			p.record(presenceDelta{Replica: p.replica, Clock: p.clock, Leaves: []presenceTag{it.tag()}})
 			return nil
 		}
 	}
@@ -235,7 +235,7 @@ func (p *Presence) untrackOwner(ch *channel) {
 	}
 	delete(p.byOwner, ch)
 	p.clock++
-	d := PresenceDelta{Replica: p.replica, Clock: p.clock}
+	d := presenceDelta{Replica: p.replica, Clock: p.clock}
 	for _, it := range items {
 		p.remove(it)
 		d.Leaves = append(d.Leaves, it.tag())
@@ -419,54 +419,54 @@ func copyMeta(m map[string]any) Meta {
 	return c
 }
 
-func (it *presenceItem) tag() PresenceTag { return PresenceTag{Replica: it.replica, Clock: it.clock} }
+func (it *presenceItem) tag() presenceTag { return presenceTag{Replica: it.replica, Clock: it.clock} }
 
-func (it *presenceItem) record() PresenceRecord {
-	return PresenceRecord{Tag: it.tag(), Topic: it.topic, Key: it.key, Meta: it.meta}
+func (it *presenceItem) record() presenceRecord {
+	return presenceRecord{Tag: it.tag(), Topic: it.topic, Key: it.key, Meta: it.meta}
 }
 
 // Replication.
 //
-// Every local change is one PresenceDelta carrying the replica's clock
+// Every local change is one presenceDelta carrying the replica's clock
 // after the change. Deltas of one replica apply in clock order; a receiver
 // that sees a gap asks the owner for its whole state (Snapshot) instead.
 // This is the seam a distributed PubSub adapter uses to make presence
-// converge across nodes: it ships TakeDelta's output and heartbeats, calls
-// Merge on receipt, and ReplicaDown when a node stops heartbeating.
+// converge across nodes: it ships takeDelta's output and heartbeats, calls
+// merge on receipt, and replicaDown when a node stops heartbeating.
 
-// PresenceTag identifies one entry: the replica that owns it and that
+// presenceTag identifies one entry: the replica that owns it and that
 // replica's clock when the entry was added.
-type PresenceTag struct {
+type presenceTag struct {
 	Replica string `json:"r"`
 	Clock   uint64 `json:"c"`
 }
 
-// PresenceRecord is one entry in a delta or snapshot.
-type PresenceRecord struct {
-	Tag   PresenceTag `json:"t"`
+// presenceRecord is one entry in a delta or snapshot.
+type presenceRecord struct {
+	Tag   presenceTag `json:"t"`
 	Topic string      `json:"topic"`
 	Key   string      `json:"key"`
 	Meta  Meta        `json:"meta"`
 }
 
-// PresenceDelta is a batch of changes of one replica, ending at Clock.
+// presenceDelta is a batch of changes of one replica, ending at Clock.
 // A snapshot is a delta with Snapshot set: it replaces everything known of
 // the replica.
-type PresenceDelta struct {
+type presenceDelta struct {
 	Replica  string           `json:"replica"`
 	Clock    uint64           `json:"clock"`
 	From     uint64           `json:"from"` // the clock the delta starts after
-	Joins    []PresenceRecord `json:"joins,omitempty"`
-	Leaves   []PresenceTag    `json:"leaves,omitempty"`
+	Joins    []presenceRecord `json:"joins,omitempty"`
+	Leaves   []presenceTag    `json:"leaves,omitempty"`
 	Snapshot bool             `json:"snapshot,omitempty"`
 }
 
-// ErrPresenceGap is returned by Merge when a delta does not follow the
+// errPresenceGap is returned by merge when a delta does not follow the
 // last one merged from its replica: ask that replica for a Snapshot.
-var ErrPresenceGap = errors.New("phx: presence delta out of order")
+var errPresenceGap = errors.New("phx: presence delta out of order")
 
 // record appends a local change to the delta log (p.mu held).
-func (p *Presence) record(d PresenceDelta) {
+func (p *Presence) record(d presenceDelta) {
 	if p.onDelta == nil {
 		return // nobody replicates: keep no log
 	}
@@ -474,16 +474,16 @@ func (p *Presence) record(d PresenceDelta) {
 	p.onDelta()
 }
 
-// TakeDelta returns the local changes since the last call, folded into one
+// takeDelta returns the local changes since the last call, folded into one
 // delta (ok is false when there are none).
-func (p *Presence) TakeDelta() (d PresenceDelta, ok bool) {
+func (p *Presence) takeDelta() (d presenceDelta, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.deltaLog) == 0 {
-		return PresenceDelta{}, false
+		return presenceDelta{}, false
 	}
 	// Every local change advances the clock by one, so the log is contiguous.
-	d = PresenceDelta{Replica: p.replica, From: p.deltaLog[0].Clock - 1, Clock: p.clock}
+	d = presenceDelta{Replica: p.replica, From: p.deltaLog[0].Clock - 1, Clock: p.clock}
 	for _, x := range p.deltaLog {
 		d.Joins = append(d.Joins, x.Joins...)
 		d.Leaves = append(d.Leaves, x.Leaves...)
@@ -492,11 +492,11 @@ func (p *Presence) TakeDelta() (d PresenceDelta, ok bool) {
 	return d, true
 }
 
-// Snapshot returns this replica's own entries as a snapshot delta.
-func (p *Presence) Snapshot() PresenceDelta {
+// snapshot returns this replica's own entries as a snapshot delta.
+func (p *Presence) snapshot() presenceDelta {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	d := PresenceDelta{Replica: p.replica, Clock: p.clock, Snapshot: true}
+	d := presenceDelta{Replica: p.replica, Clock: p.clock, Snapshot: true}
 	for _, items := range p.byOwner {
 		for _, it := range items {
 			d.Joins = append(d.Joins, it.record())
@@ -506,22 +506,22 @@ func (p *Presence) Snapshot() PresenceDelta {
 	return d
 }
 
-// SetReplicator registers f to be called after every local change, so a
-// replicator knows a delta is ready to take with TakeDelta. f runs with the
+// setReplicator registers f to be called after every local change, so a
+// replicator knows a delta is ready to take with takeDelta. f runs with the
 // Presence locked: it must only signal (e.g. a non-blocking channel send),
 // never call back into the Presence. Until it is set, no delta log is kept.
-func (p *Presence) SetReplicator(f func()) {
+func (p *Presence) setReplicator(f func()) {
 	p.mu.Lock()
 	p.onDelta = f
 	p.mu.Unlock()
 }
 
-// Replica returns this node's replica name.
-func (p *Presence) Replica() string { return p.replica }
+// replicaName returns this node's replica name.
+func (p *Presence) replicaName() string { return p.replica }
 
-// Merge applies a delta or snapshot received from another replica; local
+// merge applies a delta or snapshot received from another replica; local
 // clients see the resulting joins and leaves as presence_diff.
-func (p *Presence) Merge(d PresenceDelta) error {
+func (p *Presence) merge(d presenceDelta) error {
 	if d.Replica == p.replica {
 		return nil
 	}
@@ -529,7 +529,7 @@ func (p *Presence) Merge(d PresenceDelta) error {
 	defer p.mu.Unlock()
 	seen := p.ctxClock[d.Replica]
 	if d.Snapshot {
-		keep := make(map[PresenceTag]bool, len(d.Joins))
+		keep := make(map[presenceTag]bool, len(d.Joins))
 		for _, r := range d.Joins {
 			keep[r.Tag] = true
 		}
@@ -550,7 +550,7 @@ func (p *Presence) Merge(d PresenceDelta) error {
 		return nil // already merged
 	}
 	if d.From != seen {
-		return fmt.Errorf("%w: replica %s at %d, delta from %d", ErrPresenceGap, d.Replica, seen, d.From)
+		return fmt.Errorf("%w: replica %s at %d, delta from %d", errPresenceGap, d.Replica, seen, d.From)
 	}
 	for _, r := range d.Joins {
 		if p.remote[d.Replica][r.Tag.Clock] == nil {
@@ -566,9 +566,9 @@ func (p *Presence) Merge(d PresenceDelta) error {
 	return nil
 }
 
-// ReplicaDown removes every entry of a replica (a node that stopped), so
+// replicaDown removes every entry of a replica (a node that stopped), so
 // local clients see its users leave.
-func (p *Presence) ReplicaDown(replica string) {
+func (p *Presence) replicaDown(replica string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, it := range p.remote[replica] {
@@ -578,6 +578,6 @@ func (p *Presence) ReplicaDown(replica string) {
 	delete(p.ctxClock, replica)
 }
 
-func remoteItem(r PresenceRecord) *presenceItem {
+func remoteItem(r presenceRecord) *presenceItem {
 	return &presenceItem{topic: r.Topic, key: r.Key, replica: r.Tag.Replica, clock: r.Tag.Clock, meta: r.Meta}
 }

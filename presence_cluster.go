@@ -35,7 +35,7 @@ type ReplicateOptions struct {
 
 // Events on the replication topic. Payloads are JSON objects.
 const (
-	replEventDelta     = "delta"        // a PresenceDelta; a snapshot answers a transfer request
+	replEventDelta     = "delta"        // a presenceDelta; a snapshot answers a transfer request
 	replEventHeartbeat = "heartbeat"    // replHeartbeat
 	replEventTransfer  = "transfer_req" // replTransfer: send your snapshot
 	replEventPermdown  = "permdown"     // replReplica: this replica stops; drop its entries
@@ -71,18 +71,18 @@ var replicating sync.Map // *Presence -> struct{}
 //
 // The protocol follows Phoenix.Tracker's, over PubSub broadcasts on Topic:
 //
-//   - Local changes go out as deltas ([Presence.TakeDelta]) as soon as they
-//     happen; other nodes [Presence.Merge] them.
+//   - Local changes go out as deltas ([Presence.takeDelta]) as soon as they
+//     happen; other nodes merge them.
 //   - Every HeartbeatPeriod each node broadcasts a heartbeat with its
-//     clock. A node that receives a delta out of order ([ErrPresenceGap]),
+//     clock. A node that receives a delta out of order ([errPresenceGap]),
 //     or a heartbeat from a replica it has no state for or whose clock is
 //     ahead of what it merged (lost messages, a broker outage), sends a
-//     transfer request; that replica answers with its [Presence.Snapshot],
+//     transfer request; that replica answers with its snapshot,
 //     which replaces what the others knew of it.
 //   - A node that starts announces its snapshot and asks every replica
 //     for theirs.
 //   - A replica not heard from for DownPeriod is down: its entries are
-//     removed ([Presence.ReplicaDown]) and this node's clients see its
+//     removed ([Presence.replicaDown]) and this node's clients see its
 //     users leave. If it comes back (a partition healed), its next
 //     heartbeat brings its entries back through a transfer.
 //   - stop (or the end of ctx) sends the pending changes and a permdown,
@@ -142,15 +142,15 @@ func (p *Presence) Replicate(ctx context.Context, ps PubSub, opts *ReplicateOpti
 		replicating.Delete(p)
 		return nil, err
 	}
-	p.SetReplicator(func() {
+	p.setReplicator(func() {
 		select {
 		case r.changed <- struct{}{}:
 		default:
 		}
 	})
 	// Everything logged so far is in the snapshot.
-	p.TakeDelta()
-	snap := p.Snapshot()
+	p.takeDelta()
+	snap := p.snapshot()
 	r.lastSent = snap.Clock
 	go r.run(ctx, snap)
 	var once sync.Once
@@ -207,7 +207,7 @@ func (r *presenceReplicator) Deliver(b *Broadcast) {
 	}
 }
 
-func (r *presenceReplicator) run(ctx context.Context, snap PresenceDelta) {
+func (r *presenceReplicator) run(ctx context.Context, snap presenceDelta) {
 	defer close(r.done)
 	r.publish(ctx, replEventDelta, snap)
 	r.publish(ctx, replEventTransfer, replTransfer{Replica: r.me})
@@ -236,7 +236,7 @@ func (r *presenceReplicator) run(ctx context.Context, snap PresenceDelta) {
 			// Send pending changes first, so the snapshot's clock is where the
 			// delta stream continues from.
 			r.sendDelta(ctx)
-			s := r.p.Snapshot()
+			s := r.p.snapshot()
 			r.lastSent = s.Clock
 			r.publish(ctx, replEventDelta, s)
 		}
@@ -245,7 +245,7 @@ func (r *presenceReplicator) run(ctx context.Context, snap PresenceDelta) {
 
 func (r *presenceReplicator) shutdown(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
-	r.p.SetReplicator(nil)
+	r.p.setReplicator(nil)
 	r.sendDelta(ctx)
 	r.publish(ctx, replEventPermdown, replReplica{Replica: r.me})
 	_ = r.ps.Unsubscribe(r.o.Topic, r)
@@ -266,7 +266,7 @@ func (r *presenceReplicator) publish(ctx context.Context, event string, payload 
 }
 
 func (r *presenceReplicator) sendDelta(ctx context.Context) {
-	d, ok := r.p.TakeDelta()
+	d, ok := r.p.takeDelta()
 	if !ok {
 		return
 	}
@@ -288,7 +288,7 @@ func (r *presenceReplicator) checkDown() {
 			r.log.Warn("phx: presence replica down; removing its entries", "replica", name,
 				"unheard_for", now.Sub(peer.lastSeen).Round(time.Millisecond))
 			delete(r.peers, name)
-			r.p.ReplicaDown(name)
+			r.p.replicaDown(name)
 		}
 	}
 }
@@ -337,7 +337,7 @@ func (r *presenceReplicator) ask(ctx context.Context, name string, peer *replPee
 func (r *presenceReplicator) handle(ctx context.Context, b *Broadcast) {
 	switch b.Event {
 	case replEventDelta:
-		var d PresenceDelta
+		var d presenceDelta
 		if err := b.Payload.Decode(&d); err != nil || d.Replica == "" {
 			r.log.Debug("phx: bad presence delta", "err", err)
 			return
@@ -346,8 +346,8 @@ func (r *presenceReplicator) handle(ctx context.Context, b *Broadcast) {
 			return
 		}
 		peer := r.peer(d.Replica)
-		err := r.p.Merge(d)
-		if errors.Is(err, ErrPresenceGap) {
+		err := r.p.merge(d)
+		if errors.Is(err, errPresenceGap) {
 			r.log.Debug("phx: presence delta out of order; asking for a snapshot", "replica", d.Replica, "err", err)
 			r.ask(ctx, d.Replica, peer)
 			return
@@ -385,6 +385,6 @@ func (r *presenceReplicator) handle(ctx context.Context, b *Broadcast) {
 			r.log.Info("phx: presence replica left; removing its entries", "replica", x.Replica)
 			delete(r.peers, x.Replica)
 		}
-		r.p.ReplicaDown(x.Replica)
+		r.p.replicaDown(x.Replica)
 	}
 }

@@ -76,7 +76,7 @@ func waitLists(t *testing.T, topic, want string, d time.Duration, ps ...*phx.Pre
 		var got []string
 		for _, p := range ps {
 			k := keys(p.List(topic))
-			got = append(got, p.Replica()+"="+k)
+			got = append(got, phx.PresenceReplicaName(p)+"="+k)
 			if k != want {
 				ok = false
 			}

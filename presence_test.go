@@ -249,12 +249,12 @@ func TestPresenceReplication(t *testing.T) {
 		default:
 		}
 	}
-	pa.SetReplicator(signal)
-	pb.SetReplicator(signal)
+	phx.PresenceSetReplicator(pa, signal)
+	phx.PresenceSetReplicator(pb, signal)
 	ship := func() {
 		for _, pair := range [][2]*phx.Presence{{pa, pb}, {pb, pa}} {
-			if d, ok := pair[0].TakeDelta(); ok {
-				if err := pair[1].Merge(d); err != nil {
+			if d, ok := phx.PresenceTakeDelta(pair[0]); ok {
+				if err := phx.PresenceMerge(pair[1], d); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -305,18 +305,18 @@ func TestPresenceReplication(t *testing.T) {
 	a2 := dial(t, tsA.url, "user=cat&vsn=2.0.0", nil)
 	a2.join("room:r", "1", map[string]any{})
 	time.Sleep(50 * time.Millisecond)
-	pa.TakeDelta() // lost in transit
+	phx.PresenceTakeDelta(pa) // lost in transit
 	a3 := dial(t, tsA.url, "user=dan&vsn=2.0.0", nil)
 	a3.join("room:r", "1", map[string]any{})
 	time.Sleep(50 * time.Millisecond)
-	d, ok := pa.TakeDelta()
+	d, ok := phx.PresenceTakeDelta(pa)
 	if !ok {
 		t.Fatal("no delta after a join")
 	}
-	if err := pb.Merge(d); err == nil {
+	if err := phx.PresenceMerge(pb, d); err == nil {
 		t.Fatal("Merge accepted a delta after a gap")
 	}
-	if err := pb.Merge(pa.Snapshot()); err != nil {
+	if err := phx.PresenceMerge(pb, phx.PresenceSnapshot(pa)); err != nil {
 		t.Fatal(err)
 	}
 	same()
@@ -324,7 +324,7 @@ func TestPresenceReplication(t *testing.T) {
 		t.Fatalf("B lists %v after snapshot", keys(l))
 	}
 	// Node A goes down: B drops its entries.
-	pb.ReplicaDown("A")
+	phx.PresenceReplicaDown(pb, "A")
 	if l := pb.List("room:r"); keys(l) != "bob" {
 		t.Fatalf("B lists %v after A went down", keys(l))
 	}
