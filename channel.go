@@ -67,7 +67,7 @@ type InfoHandler interface {
 }
 
 // Terminator is told when a channel whose Join accepted ends, and why:
-// [ErrLeft], [ErrClosed], [ErrShutdown], [ErrDuplicateJoin], [ErrStopped],
+// [ErrLeft], [ErrClosed], [ErrServerClosed], [ErrDuplicateJoin], [ErrStopped],
 // [ErrChannelOverloaded], [ErrJoinTimeout], the error given to
 // [Socket.Stop], or a
 // [*PanicError] after a crash. Terminate runs on the channel's goroutine

@@ -405,7 +405,7 @@ func (ch *channel) finish(reason error) {
 	_ = c.srv.pubsub.Unsubscribe(ch.topic, ch)
 	c.unregister(ch)
 	closeMsg := errors.Is(reason, ErrLeft) || errors.Is(reason, ErrStopped)
-	crashed := !closeMsg && !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrShutdown) &&
+	crashed := !closeMsg && !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrServerClosed) &&
 		!errors.Is(reason, ErrDuplicateJoin)
 	switch {
 	case closeMsg:

@@ -42,8 +42,6 @@ var (
 	// ErrClosed: the connection closed (client went away, idle timeout,
 	// Disconnect, or a slow or misbehaving client was dropped).
 	ErrClosed = errors.New("phx: connection closed")
-	// ErrShutdown: the server is shutting down.
-	ErrShutdown = errors.New("phx: server shutdown")
 	// ErrDuplicateJoin: the client joined the same topic again on the same
 	// connection; the earlier channel is closed.
 	ErrDuplicateJoin = errors.New("phx: duplicate join")
@@ -67,8 +65,10 @@ var (
 	ErrNotTracked     = errors.New("phx: presence not tracked for this channel, topic and key")
 )
 
-// ErrServerClosed is returned for work refused because the server is
-// shutting down.
+// ErrServerClosed means the server is shutting down: it is the reason
+// Terminate receives for every channel during [Server.Shutdown], and the
+// error returned for work refused once Shutdown has begun (as
+// http.ErrServerClosed).
 var ErrServerClosed = errors.New("phx: server shutting down")
 
 // ErrPubSubClosed is returned by a PubSub that has been closed.

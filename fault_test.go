@@ -122,7 +122,7 @@ func TestDrainManyClients(t *testing.T) {
 		t.Fatalf("close codes %v, want %d × 1012", got, n)
 	}
 	if c := termCount(terms, "shutdown"); c != 2*n {
-		t.Fatalf("%d Terminate(ErrShutdown) calls when Shutdown returned, want %d", c, 2*n)
+		t.Fatalf("%d Terminate(ErrServerClosed) calls when Shutdown returned, want %d", c, 2*n)
 	}
 	t.Logf("Shutdown of %d connections (%d channels) took %v", n, 2*n, took.Round(time.Millisecond))
 	hs.Close()

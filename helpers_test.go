@@ -267,7 +267,7 @@ func reasonName(err error) string {
 		return "left"
 	case errors.Is(err, phx.ErrClosed):
 		return "closed"
-	case errors.Is(err, phx.ErrShutdown):
+	case errors.Is(err, phx.ErrServerClosed):
 		return "shutdown"
 	case errors.Is(err, phx.ErrDuplicateJoin):
 		return "duplicate_join"

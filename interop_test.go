@@ -727,7 +727,7 @@ func TestInterop(t *testing.T) {
 
 // TestInteropShutdown: Server.Shutdown closes the official clients with
 // 1012; they try to reconnect (and are refused while the server drains);
-// every channel terminates with ErrShutdown. Each client gets its own server.
+// every channel terminates with ErrServerClosed. Each client gets its own server.
 func TestInteropShutdown(t *testing.T) {
 	requireInteropNode(t)
 	for _, c := range interopClients {

@@ -439,7 +439,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // code 1012, DrainBatchSize at a time, DrainBatchInterval apart (the
 // clients reconnect, to another instance if there is one); long-poll
 // sessions are closed (a pending poll answers status 410); every channel's
-// Terminate runs with [ErrShutdown]. Shutdown returns once all of that is
+// Terminate runs with [ErrServerClosed]. Shutdown returns once all of that is
 // done, or with ctx's error when ctx ends first (the remaining connections
 // are then closed at once). http.Server.Shutdown does not close WebSocket
 // connections: call both.
@@ -457,12 +457,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			case <-time.After(s.opts.DrainBatchInterval):
 			case <-ctx.Done():
 				for _, c := range conns[i:] { // out of time: close the rest now
-					c.close(closeServiceRestart, "server shutting down", ErrShutdown)
+					c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
 				}
 				return ctx.Err()
 			}
 		}
-		c.close(closeServiceRestart, "server shutting down", ErrShutdown)
+		c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
