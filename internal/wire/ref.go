@@ -6,10 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// Message is one decoded client message.
-//
-// JoinRef, Ref and Payload.Data share memory with the frame they were decoded
-// from: the frame must not be modified or reused while the message is in use.
+// Message is one decoded client message; phx.Message has the same fields.
+// JoinRef, Ref and Payload.Data share memory with the frame.
 type Message struct {
 	JoinRef Ref
 	Ref     Ref
@@ -18,12 +16,9 @@ type Message struct {
 	Payload Payload
 }
 
-// Ref is a message reference exactly as the client sent it: the raw JSON
-// token, such as `"3"` (with the quotes) or `12` for a JSON number. The zero
-// value (nil) means null or absent.
-//
-// Refs are echoed back byte for byte, so a client that sent a number gets a
-// number back: phoenix.js compares refs with ===.
+// Ref is a ref as the client sent it, the raw JSON token (`"3"`, `12`); nil
+// means null. phx.Ref documents it for users; it converts to and from this
+// type for free.
 type Ref []byte
 
 // IsNull reports whether r means "no ref": nil, `null`, or the empty JSON
