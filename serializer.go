@@ -203,19 +203,24 @@ func compileSerializers(list []VersionedSerializer) ([]versionedCodec, error) {
 
 // negotiate picks the codec for a client's vsn query values, as Phoenix
 // does: the last vsn wins; a missing vsn means 1.0.0; an empty or non-string
-// one (vsn=, vsn[]=...) is refused; otherwise the first entry whose
-// requirement matches. Errors wrap [ErrUnsupportedVsn].
+// one (vsn=, vsn[]=...) is refused; otherwise negotiateVsn. Errors wrap
+// [ErrUnsupportedVsn].
 func negotiate(list []versionedCodec, query map[string][]string) (codec, error) {
 	vsn, err := wire.VsnFromQuery(query)
 	if err != nil {
 		return codec{}, err
 	}
-	ok, err := false, error(nil)
+	return negotiateVsn(list, vsn)
+}
+
+// negotiateVsn picks the first entry whose requirement vsn matches.
+func negotiateVsn(list []versionedCodec, vsn string) (codec, error) {
+	v, err := wire.ParseVersion(vsn)
+	if err != nil {
+		return codec{}, err
+	}
 	for _, e := range list {
-		if ok, err = e.req.Match(vsn); err != nil {
-			return codec{}, err
-		}
-		if ok {
+		if e.req.Match(v) {
 			return e.codec, nil
 		}
 	}

@@ -40,7 +40,7 @@ func (s *Server) dialMemory(assigns Assigns, id string) (*memConn, error) {
 		id = s.opts.ID(assigns)
 	}
 	// phxtest speaks V2, through whatever serializer the server maps it to.
-	cd, err := negotiate(s.serializers, map[string][]string{"vsn": {"2.0.0"}})
+	cd, err := negotiateVsn(s.serializers, "2.0.0")
 	if err != nil {
 		return nil, err
 	}

@@ -5,10 +5,6 @@ import "unicode/utf8"
 // v1Serializer is the legacy V1 protocol: JSON objects, no binary frames.
 type v1Serializer struct{}
 
-func (v1Serializer) Vsn() string { return "1.0.0" }
-
-func (v1Serializer) Format() Format { return FormatV1 }
-
 func (v1Serializer) Decode(data []byte, binary bool) (Message, error) {
 	if binary {
 		return Message{}, malformed("binary frame on a V1 (vsn 1.0.0) connection")

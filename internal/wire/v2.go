@@ -5,10 +5,6 @@ import "unicode/utf8"
 // v2Serializer is the V2 protocol: JSON arrays and binary frames.
 type v2Serializer struct{}
 
-func (v2Serializer) Vsn() string { return "2.0.0" }
-
-func (v2Serializer) Format() Format { return FormatV2 }
-
 func (v2Serializer) Decode(data []byte, binary bool) (Message, error) {
 	if binary {
 		return decodeV2Binary(data)

@@ -6,6 +6,23 @@ import (
 	"strings"
 )
 
+// Version is a parsed semantic version, as a [Requirement] matches it.
+type Version struct {
+	core [3]string // MAJOR, MINOR, PATCH without leading zeros
+	pre  bool      // has a pre-release part
+}
+
+// ParseVersion parses v as Elixir's Version.parse does: MAJOR.MINOR.PATCH
+// without leading zeros, an optional -pre-release and +build (ignored). An
+// unparsable v gives an error wrapping [ErrUnsupportedVsn].
+func ParseVersion(v string) (Version, error) {
+	major, minor, patch, pre, ok := parseVersion(v)
+	if !ok {
+		return Version{}, fmt.Errorf("%w: %q is not a semantic version", ErrUnsupportedVsn, v)
+	}
+	return Version{core: [3]string{major, minor, patch}, pre: pre != ""}, nil
+}
+
 // parseVersion splits a semantic version as Elixir's Version.parse does.
 // Numbers are returned as text without leading zeros, so they compare as
 // numbers when equal length; pre is the pre-release part or "".
@@ -106,19 +123,13 @@ func ParseRequirement(s string) (Requirement, error) {
 // String returns the requirement as it was written.
 func (r Requirement) String() string { return r.text }
 
-// Match reports whether vsn satisfies r. A vsn that is not a semantic
-// version gives an error wrapping [ErrUnsupportedVsn].
-func (r Requirement) Match(vsn string) (bool, error) {
-	major, minor, patch, pre, ok := parseVersion(vsn)
-	if !ok {
-		return false, fmt.Errorf("%w: %q is not a semantic version", ErrUnsupportedVsn, vsn)
+// Match reports whether v satisfies r.
+func (r Requirement) Match(v Version) bool {
+	lo := compareVersion(v.core, r.lower)
+	if lo < 0 || (lo == 0 && v.pre) {
+		return false
 	}
-	v := [3]string{major, minor, patch}
-	lo := compareVersion(v, r.lower)
-	if lo < 0 || (lo == 0 && pre != "") {
-		return false, nil
-	}
-	return compareVersion(v, r.upper) < 0, nil
+	return compareVersion(v.core, r.upper) < 0
 }
 
 // compareVersion compares two MAJOR.MINOR.PATCH triples numerically.

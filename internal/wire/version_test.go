@@ -25,9 +25,12 @@ func TestRequirement(t *testing.T) {
 		if err != nil {
 			t.Fatalf("ParseRequirement(%q): %v", tc.req, err)
 		}
-		got, err := r.Match(tc.vsn)
-		if err != nil || got != tc.want {
-			t.Errorf("%q.Match(%q) = %v, %v; want %v", tc.req, tc.vsn, got, err, tc.want)
+		v, err := ParseVersion(tc.vsn)
+		if err != nil {
+			t.Fatalf("ParseVersion(%q): %v", tc.vsn, err)
+		}
+		if got := r.Match(v); got != tc.want {
+			t.Errorf("%q.Match(%q) = %v; want %v", tc.req, tc.vsn, got, tc.want)
 		}
 	}
 	for _, bad := range []string{"", "2.0.0", "~>", "~> 2", "~> 2.0.0.0", "~> 02.0", "~> a.b", ">= 2.0.0", "~> 2.0.0-rc.1"} {

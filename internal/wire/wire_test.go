@@ -793,66 +793,6 @@ func TestRefEcho(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------
-// Version negotiation
-
-func TestSerializerFor(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		vsn  string
-		want Serializer // nil: refused
-	}{
-		{"", V1},
-		{"1.0.0", V1},
-		{"1.0.3", V1},
-		{"1.0.12", V1},
-		{"2.0.0", V2},
-		{"2.0.3", V2},
-		{"2.0.0+build.1", V2},
-		{"2.0.1-rc.1", V2},
-		{"2.0.99999999999999999999999", V2},
-		{"2.0.0-rc.1", nil}, // pre-release of 2.0.0 is < 2.0.0
-		{"1.0.0-beta", nil},
-		{"2.1.0", nil},
-		{"3.0.0", nil},
-		{"1.1.0", nil},
-		{"0.0.1", nil},
-		{"123.1.1", nil},
-		{"abc", nil},
-		{"2", nil},
-		{"2.0", nil},
-		{"v2.0.0", nil},
-		{"2.0.0.0", nil},
-		{"02.0.0", nil},
-		{"2.00.0", nil},
-		{"2.0.00", nil},
-		{"2.0.0-", nil},
-		{"2.0.0+", nil},
-		{"2.0.1-01", nil},
-		{"2.0.1-a..b", nil},
-		{"2.0.1-a_b", nil},
-		{" 2.0.0", nil},
-		{"2.0.0 ", nil},
-		{"2.0.x", nil},
-		{"-2.0.0", nil},
-	}
-	for _, tc := range cases {
-		got, err := Negotiate(tc.vsn)
-		if tc.want == nil {
-			if err == nil || !errors.Is(err, ErrUnsupportedVsn) || got != nil {
-				t.Errorf("Negotiate(%q) = (%v, %v), want ErrUnsupportedVsn", tc.vsn, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tc.want {
-			t.Errorf("Negotiate(%q) = (%v, %v), want %v", tc.vsn, got, err, tc.want.Vsn())
-		}
-	}
-	if V1.Vsn() != "1.0.0" || V2.Vsn() != "2.0.0" {
-		t.Errorf("vsn() = %q, %q", V1.Vsn(), V2.Vsn())
-	}
-}
-
-// ---------------------------------------------------------------------------
 // Golden frames
 
 // Client frames: inputs captured from the phoenix.js 1.8.16 Serializer (and a
