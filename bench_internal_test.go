@@ -26,7 +26,7 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 				conns[i] = c
 			}
 			payload := map[string]any{"body": "hello world", "user": "ann", "id": 42}
-			var batch []frame
+			var batch []Frame
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

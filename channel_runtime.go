@@ -135,7 +135,7 @@ func (ch *channel) Deliver(b *Broadcast) {
 		ch.log.Debug("phx: broadcast not sent to this client", "event", b.Event, "err", err)
 		return
 	}
-	ch.conn.enqueue(frame{data: f.Data, binary: f.Binary})
+	ch.conn.enqueue(f)
 }
 
 func (ch *channel) pushPayload(event string, p Payload) error {

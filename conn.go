@@ -34,13 +34,6 @@ const (
 
 var emptyPayload = Payload{Data: []byte("{}")}
 
-// frame is one encoded message ready for the transport. data may be shared
-// by many connections (fastlane broadcasts) and is never modified.
-type frame struct {
-	data   []byte
-	binary bool
-}
-
 // conn is one client connection, independent of its transport: it decodes
 // frames, routes them to channels, and queues outgoing frames for the
 // transport's writer. Frames are handled in order by one goroutine (the
@@ -213,9 +206,9 @@ func (c *conn) teardown() {
 
 // enqueue queues a frame for the transport. A full queue makes the
 // connection a slow consumer: it is closed, and enqueue reports false.
-func (c *conn) enqueue(f frame) bool {
-	if f.binary && c.textOnly {
-		c.log.Debug("phx: binary frame dropped: the transport carries text only", "bytes", len(f.data))
+func (c *conn) enqueue(f Frame) bool {
+	if f.Binary && c.textOnly {
+		c.log.Debug("phx: binary frame dropped: the transport carries text only", "bytes", len(f.Data))
 		return true
 	}
 	switch c.out.push(f) {
@@ -236,7 +229,7 @@ func (c *conn) reply(joinRef, ref Ref, topic, status string, response Payload) e
 	if err != nil {
 		return err
 	}
-	if !c.enqueue(frame{data: f.Data, binary: f.Binary}) {
+	if !c.enqueue(f) {
 		return ErrClosed
 	}
 	return nil
@@ -258,7 +251,7 @@ func (c *conn) message(joinRef, ref Ref, topic, event string, payload Payload) e
 	if err != nil {
 		return err
 	}
-	if !c.enqueue(frame{data: f.Data, binary: f.Binary}) {
+	if !c.enqueue(f) {
 		return ErrClosed
 	}
 	return nil

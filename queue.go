@@ -5,7 +5,7 @@ import "sync"
 // outQueue is a connection's bounded queue of outgoing frames.
 type outQueue struct {
 	mu          sync.Mutex
-	frames      []frame
+	frames      []Frame
 	bytes       int
 	maxMessages int
 	maxBytes    int
@@ -19,7 +19,7 @@ type outQueue struct {
 	// ready instead.
 	startWriter func()
 	writing     bool
-	spare       []frame // the last written batch's array, reused
+	spare       []Frame // the last written batch's array, reused
 }
 
 type pushResult int
@@ -35,18 +35,18 @@ func (q *outQueue) init(maxMessages, maxBytes int) {
 	q.ready = make(chan struct{}, 1)
 }
 
-func (q *outQueue) push(f frame) pushResult {
+func (q *outQueue) push(f Frame) pushResult {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return pushClosed
 	}
-	if len(q.frames) >= q.maxMessages || q.bytes+len(f.data) > q.maxBytes {
+	if len(q.frames) >= q.maxMessages || q.bytes+len(f.Data) > q.maxBytes {
 		q.mu.Unlock()
 		return pushFull
 	}
 	q.frames = append(q.frames, f)
-	q.bytes += len(f.data)
+	q.bytes += len(f.Data)
 	if q.startWriter != nil {
 		if !q.writing {
 			q.writing = true
@@ -64,7 +64,7 @@ func (q *outQueue) push(f frame) pushResult {
 }
 
 // take moves every queued frame into buf (reset to length 0) and returns it.
-func (q *outQueue) take(buf []frame) []frame {
+func (q *outQueue) take(buf []Frame) []Frame {
 	q.mu.Lock()
 	buf = append(buf[:0], q.frames...)
 	clear(q.frames)
@@ -78,7 +78,7 @@ func (q *outQueue) take(buf []frame) []frame {
 // and takes back done, the batch it has written. When there is nothing to
 // write, or the queue is closed, the writer is done: it must return, and
 // the next push starts another.
-func (q *outQueue) takeOrIdle(done []frame) ([]frame, bool) {
+func (q *outQueue) takeOrIdle(done []Frame) ([]Frame, bool) {
 	clear(done)
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -43,7 +43,8 @@ type Serializer interface {
 }
 
 // A Frame is one encoded message, as a transport writes it: a text frame,
-// or a binary one when Binary is true.
+// or a binary one when Binary is true. Data may be shared by many
+// connections (a broadcast is encoded once) and is never modified.
 type Frame struct {
 	Data   []byte
 	Binary bool

@@ -349,7 +349,7 @@ func (sess *lpSession) endPoll() {
 }
 
 // take moves the queued frames into buf if gen is still the current poll.
-func (sess *lpSession) take(gen uint64, buf []frame) ([]frame, bool) {
+func (sess *lpSession) take(gen uint64, buf []Frame) ([]Frame, bool) {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if gen != sess.pollGen {
@@ -370,7 +370,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 	s.longPollDeadlines(w)
 	timer := time.NewTimer(window)
 	defer timer.Stop()
-	var frames []frame
+	var frames []Frame
 	for {
 		if c.ctx.Err() != nil {
 			lpWriteMessages(w, 410, sess.token, nil)
@@ -565,19 +565,19 @@ func lpWriteStatus(w http.ResponseWriter, status int) {
 // lpWriteMessages writes {"status":N,"token":T,"messages":[...]}, each
 // frame as a JSON string. Binary frames cannot be represented and are
 // skipped (conn.enqueue already drops them for long-poll sessions).
-func lpWriteMessages(w http.ResponseWriter, status int, token string, frames []frame) {
+func lpWriteMessages(w http.ResponseWriter, status int, token string, frames []Frame) {
 	n := 64 + len(token)
 	for _, f := range frames {
-		n += len(f.data) + len(f.data)/8 + 3
+		n += len(f.Data) + len(f.Data)/8 + 3
 	}
 	buf := wire.AppendPollHead(make([]byte, 0, n), status, token)
 	i := 0
 	for j, f := range frames {
-		if !f.binary {
-			buf = wire.AppendPollMessage(buf, i, f.data)
+		if !f.Binary {
+			buf = wire.AppendPollMessage(buf, i, f.Data)
 			i++
 		}
-		frames[j] = frame{} // release the frame's memory with the response
+		frames[j] = Frame{} // release the frame's memory with the response
 	}
 	lpWrite(w, wire.AppendPollTail(buf))
 }

@@ -60,7 +60,7 @@ func (s *Server) dialMemory(assigns Assigns, id string) (*memConn, error) {
 
 func (m *memConn) writeLoop() {
 	defer close(m.writer)
-	var batch []frame
+	var batch []Frame
 	for {
 		select {
 		case <-m.c.ctx.Done():
@@ -70,7 +70,7 @@ func (m *memConn) writeLoop() {
 		batch = m.c.out.take(batch)
 		for _, f := range batch {
 			select {
-			case m.frames <- bridge.Frame{Data: f.data, Binary: f.binary}:
+			case m.frames <- bridge.Frame{Data: f.Data, Binary: f.Binary}:
 			case <-m.c.ctx.Done():
 				return
 			}

@@ -159,7 +159,7 @@ func (c *conn) readLoopWS(ws *websocket.Conn) {
 // within WriteTimeout.
 func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
 	defer c.writers.Done()
-	var batch []frame
+	var batch []Frame
 	for {
 		var ok bool
 		if batch, ok = c.out.takeOrIdle(batch); !ok {
@@ -172,13 +172,13 @@ func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
 		var err error
 		for _, f := range batch {
 			typ := websocket.MessageText
-			if f.binary {
+			if f.Binary {
 				typ = websocket.MessageBinary
 			}
 			// coder/websocket writes into out's buffer here; out reaches
 			// the socket only past wsMaxBatchBytes, under its own write
 			// deadline, so this context needs none.
-			if err = ws.Write(context.Background(), typ, f.data); err != nil {
+			if err = ws.Write(context.Background(), typ, f.Data); err != nil {
 				break
 			}
 		}
