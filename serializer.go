@@ -161,11 +161,10 @@ var (
 	codecV2 = codec{ser: v2JSON, key: uint64(wire.FormatV2)}
 )
 
-// lastCodecKey numbers registered custom serializers across all servers, so
-// that two of them never share a broadcast's cached frame.
-var lastCodecKey atomic.Uint64
-
-func init() { lastCodecKey.Store(uint64(wire.NumFormats) - 1) }
+// customCodecs numbers registered custom serializers across all servers, so
+// that two of them never share a broadcast's cached frame; their keys start
+// above the built-in formats'.
+var customCodecs atomic.Uint64
 
 // versionedCodec is one compiled entry of Options.Serializers.
 type versionedCodec struct {
@@ -195,7 +194,7 @@ func compileSerializers(list []VersionedSerializer) ([]versionedCodec, error) {
 		case v2JSON:
 			c = codecV2
 		default:
-			c = codec{ser: vs.Serializer, key: lastCodecKey.Add(1)}
+			c = codec{ser: vs.Serializer, key: uint64(wire.NumFormats) + customCodecs.Add(1)}
 		}
 		out = append(out, versionedCodec{req: req, codec: c})
 	}

@@ -3,8 +3,6 @@ package wire
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"strconv"
 	"unicode/utf8"
 )
@@ -79,33 +77,4 @@ func DecodePostLine(line []byte) (data []byte, binary bool, err error) {
 		return nil, false, malformed("long-poll line is neither a JSON frame nor base64")
 	}
 	return dec[:n], true, nil
-}
-
-// AppendPostLine appends one frame as a line of an ndjson POST body, as
-// phoenix.js sends it: a text frame as is, a binary frame in base64; then
-// "\n".
-func AppendPostLine(dst []byte, data []byte, binary bool) []byte {
-	if binary {
-		dst = base64.StdEncoding.AppendEncode(dst, data)
-	} else {
-		dst = append(dst, data...)
-	}
-	return append(dst, '\n')
-}
-
-// PollAnswer is a poll or post answer as a client reads it.
-type PollAnswer struct {
-	Status   int      `json:"status"`
-	Token    string   `json:"token"`
-	Messages []string `json:"messages"`
-}
-
-// DecodePollAnswer parses the body of a long-poll answer (the client half of
-// AppendPollHead and AppendPollStatus).
-func DecodePollAnswer(body []byte) (PollAnswer, error) {
-	var a PollAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return a, fmt.Errorf("long-poll answer %q: %w", body, err)
-	}
-	return a, nil
 }
