@@ -1,11 +1,11 @@
-// Package wire is the Phoenix Channels wire protocol: messages and refs, the
-// V1 (JSON object) and V2 (JSON array and binary) serializers, version
-// negotiation, long-poll bodies, the authToken subprotocol, and the client
-// half of each format, as phoenix.js speaks it.
+// Package wire is the Phoenix Channels wire protocol, server side: messages
+// and refs, the V1 (JSON object) and V2 (JSON array and binary) serializers,
+// version requirements, long-poll bodies and the authToken subprotocol.
 //
-// Every encoder and decoder of the repository goes through this package: the
-// server runtime, the in-memory transport, phxtest and the tests' raw client.
-// docs/protocol.md describes the same protocol in prose (§3: frames).
+// The server runtime and its transports encode and decode only through this
+// package. (The raw test clients still carry codecs of their own; moving
+// them onto a client half here is open work.) docs/protocol.md describes the
+// same protocol in prose (§3: frames).
 //
 // Decoding is done by a small strict scanner, not by encoding/json, because
 // encoding/json matches object keys case-insensitively, keeps the last of
