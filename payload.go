@@ -93,6 +93,3 @@ func toPayload(v any) (Payload, error) {
 	}
 	return Payload{Data: data}, nil
 }
-
-// wire returns p as the codec's payload type (the same fields).
-func (p Payload) wire() wire.Payload { return wire.Payload(p) }
