@@ -147,30 +147,29 @@ type LongPollOptions struct {
 	// Phoenix's longpoll: false.
 	Disable bool
 
-	// Secret signs the session tokens (at least 32 random
-	// bytes; NewServer panics on a shorter one). nil means a random secret
-	// made by NewServer: sessions then do not survive a restart, and a
-	// token is only valid on the Server that made it. Sessions live in
-	// memory either way, so behind a load balancer long-poll clients need
-	// sticky routing.
+	// Secret signs the session tokens (at least 32 random bytes; NewServer
+	// panics on a shorter one). nil means a random secret made by
+	// NewServer: sessions then do not survive a restart, and a token is
+	// only valid on the Server that made it. Sessions live in memory either
+	// way, so behind a load balancer long-poll clients need sticky routing.
 	Secret []byte
 
-	// Window is how long a GET is held waiting for
-	// messages before it is answered with status 204, and how long a POST
-	// waits for its turn to dispatch before status 408. Default 10s, as
-	// Phoenix; keep it well under the client's 20s request timeout.
+	// Window is how long a GET is held waiting for messages before it is
+	// answered with status 204, and how long a POST waits for its turn to
+	// dispatch before status 408. Default 10s, as Phoenix; keep it well
+	// under the client's 20s request timeout.
 	Window time.Duration
 
-	// IdleTimeout closes a session that has not been
-	// polled for this long: its channels terminate with [ErrClosed] and the
-	// client's next poll opens a new session (the client rejoins). Default
-	// 15s, as Phoenix. It replaces Options.HeartbeatTimeout for long-poll sessions,
-	// whose clients send no heartbeats.
+	// IdleTimeout closes a session that has not been polled for this long:
+	// its channels terminate with [ErrClosed] and the client's next poll
+	// opens a new session (the client rejoins). Default 15s, as Phoenix. It
+	// replaces Options.HeartbeatTimeout for long-poll sessions, whose
+	// clients send no heartbeats.
 	IdleTimeout time.Duration
 
-	// MaxBody is the largest POST body accepted, in bytes;
-	// a larger one gets HTTP 413 and closes the session. Default 1 MiB.
-	// Negative disables the limit.
+	// MaxBody is the largest POST body accepted, in bytes; a larger one
+	// gets HTTP 413 and closes the session. Default 1 MiB. Negative
+	// disables the limit.
 	MaxBody int64
 }
 
@@ -280,8 +279,8 @@ func (s *Server) Stats() Stats {
 }
 
 // NewServer returns a Server configured by opts (nil for all defaults). It
-// panics if an AllowedOrigins entry is malformed or LongPoll.Secret is
-// shorter than 32 bytes.
+// panics if an AllowedOrigins entry is malformed, LongPoll.Secret is
+// shorter than 32 bytes, or a Serializers entry is invalid.
 func NewServer(opts *Options) *Server {
 	var o Options
 	if opts != nil {
