@@ -36,7 +36,7 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 				}
 				srv.pubsub.Broadcast(context.Background(), bc, nil)
 				for _, c := range conns {
-					batch = c.out.take(batch)
+					batch, _ = c.out.takeOrIdle(batch)
 				}
 			}
 			b.StopTimer()

@@ -55,19 +55,21 @@ type conn struct {
 	mu       sync.Mutex
 	channels map[string]*channel // current channel per topic
 	chWG     sync.WaitGroup      // channels not yet released
-	writers  sync.WaitGroup      // transport writer goroutines (WebSocket)
 
 	closeOnce  sync.Once
 	closeCode  int
 	closeText  string
 	termReason atomic.Pointer[error] // Terminate reason for channels when the conn closes
 
-	// closeTransport asks the transport to close with a code; set by the
-	// transport, before start or with setCloseTransport. closing: close
-	// has run (under transportMu, with closeTransport read).
-	transportMu    sync.Mutex
-	closeTransport func(code int, reason string)
-	closing        bool
+	// tr is the transport, set by attach; closing: close has run. Both
+	// under transportMu, so that a close that races attach reaches the
+	// transport exactly once.
+	transportMu sync.Mutex
+	tr          Transport
+	closing     bool
+
+	pub     Conn        // the transport's handle; pub.c is this conn
+	serving atomic.Bool // Serve has been called
 
 	limits inboundLimits // rate limit and protocol-error budget
 
@@ -75,10 +77,10 @@ type conn struct {
 	idleTimer *time.Timer
 	idSub     Subscriber
 
-	// Set by the transport before start. textOnly: binary frames cannot be
-	// carried (long-poll) and are dropped at enqueue. noIdleTimer: the
-	// transport judges liveness itself (long-poll: polls, not frames), so
-	// HeartbeatTimeout does not apply.
+	// From TransportFeatures, set by Serve before start. textOnly: binary
+	// frames cannot be carried (long-poll) and are dropped at enqueue.
+	// noIdleTimer: the transport judges liveness itself (long-poll: polls,
+	// not frames), so HeartbeatTimeout does not apply.
 	textOnly    bool
 	noIdleTimer bool
 }
@@ -95,6 +97,7 @@ func newConn(srv *Server, cd codec, id string, assigns Assigns, transport string
 		cancel:    cancel,
 		channels:  make(map[string]*channel),
 	}
+	c.pub.c = c
 	c.log = srv.log.With("transport", transport)
 	if id != "" {
 		c.log = c.log.With("socket_id", id)
@@ -156,26 +159,26 @@ func (c *conn) close(code int, text string, reason error) {
 		c.cancel()
 		c.out.close()
 		c.transportMu.Lock()
-		closeTransport := c.closeTransport
+		tr := c.tr
 		c.closing = true
 		c.transportMu.Unlock()
-		if closeTransport != nil {
-			closeTransport(code, text)
+		if tr != nil {
+			tr.Close(code, text)
 		}
 	})
 }
 
-// setCloseTransport installs the transport's close once the transport is
-// ready (the WebSocket upgrade is done after start). If the connection
-// started closing before, f runs now with that close's code; either way
-// it runs once.
-func (c *conn) setCloseTransport(f func(code int, reason string)) {
+// attach makes t the connection's transport: frames queued from now on
+// wake it, and a close reaches it. If the connection started closing
+// before, t.Close runs now with that close's code; either way it runs once.
+func (c *conn) attach(t Transport) {
+	c.out.setWake(t.Wake)
 	c.transportMu.Lock()
-	c.closeTransport = f
+	c.tr = t
 	closing := c.closing
 	c.transportMu.Unlock()
 	if closing {
-		f(c.closeCode, c.closeText)
+		t.Close(c.closeCode, c.closeText)
 	}
 }
 

@@ -5,6 +5,7 @@ package phx
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/phxgo/phx/internal/wire"
 )
@@ -30,9 +31,31 @@ var (
 	ErrBinaryUnsupported = wire.ErrBinaryUnsupported
 
 	// ErrUnsupportedVsn is wrapped by the error for a `vsn` query value that
-	// selects no serializer; the connection is refused with 400 Bad Request.
+	// selects no serializer; the connection is refused with 403 Forbidden
+	// (a [*RefusedError] from [Server.Accept]).
 	ErrUnsupportedVsn = wire.ErrUnsupportedVsn
+
+	// ErrMessageTooBig is returned by [Conn.Receive] for a frame over
+	// [Options.MaxMessageSize]; the connection is closed with 1009.
+	ErrMessageTooBig = errors.New("phx: message too big")
 )
+
+// RefusedError is the error [Server.Accept] returns when it refuses a
+// connection: a vsn no serializer matches (403), or [Options.Connect]
+// returned an error (403, or the error's StatusCode() when it has one of
+// 400 or more; 500 when Connect panicked). Err is the cause.
+type RefusedError struct {
+	Status int   // the HTTP status to answer with
+	Err    error // why
+}
+
+// Error implements error.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("phx: connection refused (%d): %v", e.Status, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *RefusedError) Unwrap() error { return e.Err }
 
 // Errors a channel's Terminate receives as its reason, and that methods
 // return once a channel or connection has ended.

@@ -3,13 +3,38 @@ package phx
 import (
 	"bytes"
 	"log/slog"
+	"net/url"
+	"sync"
 	"testing"
 	"time"
-
-	"github.com/phxgo/phx/internal/bridge"
 )
 
-func frameOf(data []byte, binary bool) bridge.Frame { return bridge.Frame{Data: data, Binary: binary} }
+// discardTransport is a Transport whose client never reads: it drops every
+// frame the server writes. The test goroutine calls Receive itself.
+type discardTransport struct {
+	conn    *Conn
+	started chan struct{}
+	writers sync.WaitGroup
+}
+
+func (d *discardTransport) Serve(conn *Conn) error {
+	close(d.started)
+	<-conn.Done()
+	return nil
+}
+
+func (d *discardTransport) Wake() {
+	d.writers.Add(1)
+	go func() {
+		defer d.writers.Done()
+		var batch []Frame
+		for ok := true; ok; {
+			batch, ok = d.conn.TakeFrames(batch)
+		}
+	}()
+}
+
+func (d *discardTransport) Close(int, string) {}
 
 // fuzzRoom is a channel whose events exercise every reply path.
 type fuzzRoom struct{}
@@ -54,27 +79,32 @@ func FuzzSession(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler), MaxChannels: 3})
 		srv.Channel("room:*", func() Channel { return fuzzRoom{} })
-		m, err := srv.dialMemory(nil, "fuzz")
+		info := &ConnectInfo{Params: url.Values{"vsn": {"2.0.0"}}, Transport: "fuzz"}
+		conn, err := srv.AcceptAuthenticated(info, nil, "fuzz")
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() {
-			for range m.Frames() {
-			}
-		}()
+		d := &discardTransport{conn: conn, started: make(chan struct{})}
+		served := make(chan error, 1)
+		go func() { served <- conn.Serve(d, TransportFeatures{}) }()
+		<-d.started
 		for _, line := range bytes.Split(data, []byte("\n")) {
 			binary := len(line) > 0 && line[0] == 0
-			if m.Send(frameOf(line, binary)) != nil {
+			if conn.Receive(Frame{Data: line, Binary: binary}) != nil {
 				break
 			}
-			m.c.mu.Lock()
-			n := len(m.c.channels)
-			m.c.mu.Unlock()
+			conn.c.mu.Lock()
+			n := len(conn.c.channels)
+			conn.c.mu.Unlock()
 			if n > 3 {
 				t.Fatalf("%d channels joined, limit 3", n)
 			}
 		}
-		m.Close()
+		conn.Close(closeGoingAway, "client closed")
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+		d.writers.Wait()
 		done := make(chan error, 1)
 		go func() { done <- srv.Shutdown(t.Context()) }()
 		select {

@@ -10,16 +10,15 @@ type outQueue struct {
 	maxMessages int
 	maxBytes    int
 	closed      bool
-	ready       chan struct{} // signalled (capacity 1) when frames arrive
 
-	// startWriter, when set (WebSocket), is called with mu held when
-	// frames arrive and no writer is running: it starts a goroutine that
-	// drains the queue with takeOrIdle, so that an idle connection has no
-	// writer goroutine. Without it (long-poll, in-memory) push signals
-	// ready instead.
-	startWriter func()
-	writing     bool
-	spare       []Frame // the last written batch's array, reused
+	// wake is the transport's Wake, called with mu held when frames arrive
+	// and the transport's writer is idle (writing false): the writer then
+	// drains the queue with takeOrIdle until it reports false. An idle
+	// connection needs no writer goroutine. Until the transport is
+	// attached, wake is nil and frames wait.
+	wake    func()
+	writing bool
+	spare   []Frame // the last written batch's array, reused
 }
 
 type pushResult int
@@ -32,52 +31,42 @@ const (
 
 func (q *outQueue) init(maxMessages, maxBytes int) {
 	q.maxMessages, q.maxBytes = maxMessages, maxBytes
-	q.ready = make(chan struct{}, 1)
+}
+
+// setWake installs the transport's wake, and wakes it if frames are
+// already waiting.
+func (q *outQueue) setWake(wake func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.wake = wake
+	if len(q.frames) > 0 && !q.writing && !q.closed {
+		q.writing = true
+		wake()
+	}
 }
 
 func (q *outQueue) push(f Frame) pushResult {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	if q.closed {
-		q.mu.Unlock()
 		return pushClosed
 	}
 	if len(q.frames) >= q.maxMessages || q.bytes+len(f.Data) > q.maxBytes {
-		q.mu.Unlock()
 		return pushFull
 	}
 	q.frames = append(q.frames, f)
 	q.bytes += len(f.Data)
-	if q.startWriter != nil {
-		if !q.writing {
-			q.writing = true
-			q.startWriter()
-		}
-		q.mu.Unlock()
-		return pushOK
-	}
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if !q.writing && q.wake != nil {
+		q.writing = true
+		q.wake()
 	}
 	return pushOK
 }
 
-// take moves every queued frame into buf (reset to length 0) and returns it.
-func (q *outQueue) take(buf []Frame) []Frame {
-	q.mu.Lock()
-	buf = append(buf[:0], q.frames...)
-	clear(q.frames)
-	q.frames = q.frames[:0]
-	q.bytes = 0
-	q.mu.Unlock()
-	return buf
-}
-
-// takeOrIdle hands the writer started by startWriter every queued frame,
-// and takes back done, the batch it has written. When there is nothing to
-// write, or the queue is closed, the writer is done: it must return, and
-// the next push starts another.
+// takeOrIdle hands the transport's writer every queued frame, and takes
+// back done, the batch it has written. When there is nothing to write, or
+// the queue is closed, the writer is done: it must stop, and the next push
+// wakes it again.
 func (q *outQueue) takeOrIdle(done []Frame) ([]Frame, bool) {
 	clear(done)
 	q.mu.Lock()

@@ -209,10 +209,25 @@ type ConnectInfo struct {
 	Origin string
 	// RemoteAddr is the client's network address (http.Request.RemoteAddr).
 	RemoteAddr string
-	// Transport is "websocket" or "longpoll".
+	// Transport is "websocket", "longpoll", "memory" (phxtest) or the
+	// name a custom [Transport] gives.
 	Transport string
 	// Request is the HTTP request. Do not keep it past Connect.
 	Request *http.Request
+}
+
+// newConnectInfo describes an HTTP request that opens a connection.
+func newConnectInfo(r *http.Request, params url.Values, authToken, transport string) *ConnectInfo {
+	return &ConnectInfo{
+		Context:    r.Context(),
+		Params:     params,
+		AuthToken:  authToken,
+		Header:     r.Header,
+		Origin:     r.Header.Get("Origin"),
+		RemoteAddr: r.RemoteAddr,
+		Transport:  transport,
+		Request:    r,
+	}
 }
 
 // Server is a Phoenix socket handler: it accepts connections from the

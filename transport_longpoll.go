@@ -123,9 +123,15 @@ func (lp *longPoll) remove(sess *lpSession) {
 // lpSession is one long-poll client: its conn, and the bookkeeping of the
 // requests that reach it.
 type lpSession struct {
-	id    string
-	token string
-	c     *conn
+	id        string
+	token     string
+	c         *conn
+	lp        *longPoll
+	idleAfter time.Duration // LongPoll.IdleTimeout
+
+	started chan struct{} // closed when Serve has made the session reachable
+	served  bool          // Serve was called (read once Serve returned)
+	wake    chan struct{} // signalled (capacity 1) by Wake when frames arrive
 
 	// dispatch is held (capacity 1) while a POST hands frames to the conn,
 	// so frames are handled one at a time and in order, as on a WebSocket;
@@ -211,53 +217,49 @@ func (s *Server) longPollGet(w http.ResponseWriter, r *http.Request) {
 // longPollOpen runs Connect and opens a session, as a WebSocket upgrade
 // does.
 func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Values) {
-	if s.isDraining() {
-		// No session may open. 500 makes the client retry with backoff.
-		lpWriteStatus(w, 500)
-		return
-	}
-	codec, err := negotiate(s.serializers, q)
+	conn, err := s.Accept(newConnectInfo(r, q, r.Header.Get(lpAuthHeader), "longpoll"))
 	if err != nil {
-		s.log.Info("phx: long-poll connection refused", "err", err, "remote", r.RemoteAddr)
-		lpWriteStatus(w, 403)
-		return
-	}
-	info := &ConnectInfo{
-		Context:    r.Context(),
-		Params:     q,
-		AuthToken:  r.Header.Get(lpAuthHeader),
-		Header:     r.Header,
-		Origin:     r.Header.Get("Origin"),
-		RemoteAddr: r.RemoteAddr,
-		Transport:  "longpoll",
-		Request:    r,
-	}
-	assigns, id, status, err := s.connect(info)
-	if err != nil {
-		s.log.Info("phx: long-poll connection refused by Connect", "err", err, "remote", r.RemoteAddr)
-		if status >= 500 {
-			lpWriteStatus(w, 500)
-		} else {
+		var refused *RefusedError
+		switch {
+		case errors.As(err, &refused) && refused.Status < 500:
+			s.log.Info("phx: long-poll connection refused", "err", err, "remote", r.RemoteAddr)
 			lpWriteStatus(w, 403) // the client knows no other refusal
+		default:
+			// Shutdown has begun, or Connect failed: 500 makes the client
+			// retry with backoff.
+			s.log.Info("phx: long-poll connection refused", "err", err, "remote", r.RemoteAddr)
+			lpWriteStatus(w, 500)
 		}
 		return
 	}
-	sess, err := s.newLongPollSession(codec, id, assigns)
+	sess, err := s.newLongPollSession(conn)
 	if err != nil {
 		s.log.Error("phx: cannot open long-poll session", "err", err)
 		lpWriteStatus(w, 500)
 		return
 	}
-	if sess == nil { // Shutdown began after the check above
+	// The session lives on a goroutine of its own, across requests; this
+	// one answers once it is registered and subscribed to its socket ID.
+	failed := make(chan error, 1)
+	go func() {
+		if err := conn.Serve(sess, TransportFeatures{TextOnly: true, OwnLiveness: true}); err == ErrServerClosed && !sess.served {
+			failed <- err // never served: Shutdown began after Accept
+			return
+		}
+		conn.c.log.Debug("phx: disconnected", "reason", conn.c.closeText)
+	}()
+	select {
+	case <-sess.started:
+	case <-failed:
 		lpWriteStatus(w, 500)
 		return
 	}
-	sess.c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", q.Get("vsn"))
+	conn.c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", q.Get("vsn"))
 	lpWriteMessages(w, 410, sess.token, nil)
 }
 
-// newLongPollSession opens a session; nil when the server is draining.
-func (s *Server) newLongPollSession(cd codec, id string, assigns Assigns) (*lpSession, error) {
+// newLongPollSession makes the session that carries conn.
+func (s *Server) newLongPollSession(conn *Conn) (*lpSession, error) {
 	var sid [16]byte
 	rand.Read(sid[:])
 	sessID := base64.RawURLEncoding.EncodeToString(sid[:])
@@ -265,50 +267,54 @@ func (s *Server) newLongPollSession(cd codec, id string, assigns Assigns) (*lpSe
 	if err != nil {
 		return nil, err
 	}
-	c := newConn(s, cd, id, assigns, "longpoll")
-	c.textOnly = true    // frames travel as JSON strings
-	c.noIdleTimer = true // polls, not heartbeats, show the client is alive
-	sess := &lpSession{
+	return &lpSession{
 		id:         sessID,
 		token:      token,
-		c:          c,
+		c:          conn.c,
+		lp:         s.lp,
+		idleAfter:  s.opts.LongPoll.IdleTimeout,
+		started:    make(chan struct{}),
+		wake:       make(chan struct{}, 1),
 		dispatch:   make(chan struct{}, 1),
 		lastPoll:   time.Now(),
 		superseded: make(chan struct{}),
-	}
-	if !s.register(c) {
-		c.cancel()
-		return nil, nil
-	}
-	s.lp.mu.Lock()
-	s.lp.sessions[sessID] = sess
-	s.lp.mu.Unlock()
-	c.start()
-	sess.mu.Lock()
-	sess.idle = time.AfterFunc(s.opts.LongPoll.IdleTimeout, func() { sess.checkIdle(s.opts.LongPoll.IdleTimeout) })
-	sess.mu.Unlock()
-	go s.runLongPollSession(sess)
-	return sess, nil
+	}, nil
 }
 
-// runLongPollSession waits for the session to close (idle timeout,
-// Disconnect, Shutdown, a slow or misbehaving client), then tears it down.
-// It plays the part of a WebSocket's serving goroutine.
-func (s *Server) runLongPollSession(sess *lpSession) {
-	c := sess.c
-	defer s.unregister(c)
-	<-c.ctx.Done()
+// Serve implements [Transport]. It makes the session reachable by its
+// token, waits for it to close (idle timeout, Disconnect, Shutdown, a slow
+// or misbehaving client), then makes it unreachable. Requests do the
+// reading and writing.
+func (sess *lpSession) Serve(conn *Conn) error {
+	sess.served = true
+	sess.lp.mu.Lock()
+	sess.lp.sessions[sess.id] = sess
+	sess.lp.mu.Unlock()
+	sess.mu.Lock()
+	sess.idle = time.AfterFunc(sess.idleAfter, sess.checkIdle)
+	sess.mu.Unlock()
+	close(sess.started)
+
+	<-conn.Done()
 	sess.mu.Lock()
 	sess.idle.Stop()
 	sess.mu.Unlock()
-	s.lp.remove(sess)
+	sess.lp.remove(sess)
 	sess.dispatch <- struct{}{} // wait out a POST being dispatched; never released
-	c.teardown()
-	c.log.Debug("phx: disconnected", "reason", c.closeText)
+	return nil
 }
 
-// checkIdle closes the session if it has not been polled for timeout.
-func (sess *lpSession) checkIdle(timeout time.Duration) {
+// Wake implements [Transport]: it signals the poll waiting, if any.
+func (sess *lpSession) Wake() { lpSignal(sess) }
+
+// Close implements [Transport]. Nothing to do: a poll being held sees the
+// connection's Done and answers 410, and so does every later request.
+func (sess *lpSession) Close(code int, reason string) {}
+
+// checkIdle closes the session if it has not been polled for its idle
+// timeout.
+func (sess *lpSession) checkIdle() {
+	timeout := sess.idleAfter
 	sess.mu.Lock()
 	next := timeout
 	idle := time.Since(sess.lastPoll)
@@ -348,14 +354,16 @@ func (sess *lpSession) endPoll() {
 	sess.mu.Unlock()
 }
 
-// take moves the queued frames into buf if gen is still the current poll.
-func (sess *lpSession) take(gen uint64, buf []Frame) ([]Frame, bool) {
+// take takes the queued frames if gen is still the current poll; more is
+// false when there are none.
+func (sess *lpSession) take(gen uint64) (frames []Frame, current, more bool) {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if gen != sess.pollGen {
-		return buf[:0], false
+		return nil, false, false
 	}
-	return sess.c.out.take(buf), true
+	frames, more = sess.c.pub.TakeFrames(nil)
+	return frames, true, more
 }
 
 // longPollPoll answers a GET for a live session: its queued frames now, or
@@ -370,35 +378,33 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 	s.longPollDeadlines(w)
 	timer := time.NewTimer(window)
 	defer timer.Stop()
-	var frames []Frame
 	for {
 		if c.ctx.Err() != nil {
 			lpWriteMessages(w, 410, sess.token, nil)
 			return
 		}
-		var current bool
-		frames, current = sess.take(gen, frames)
+		frames, current, more := sess.take(gen)
 		if !current {
-			// A newer poll is being served. The ready signal this poll may
+			// A newer poll is being served. The wake signal this poll may
 			// have consumed belongs to it.
-			lpSignal(c)
+			lpSignal(sess)
 			lpWriteMessages(w, 204, sess.token, nil)
 			return
 		}
-		if len(frames) > 0 {
+		if more {
 			lpWriteMessages(w, 200, sess.token, frames)
 			return
 		}
 		select {
-		case <-c.out.ready:
+		case <-sess.wake:
 		case <-c.ctx.Done():
 		case <-superseded:
 		case <-timer.C:
-			if frames, current = sess.take(gen, frames); current && len(frames) > 0 {
+			if frames, current, more = sess.take(gen); current && more {
 				lpWriteMessages(w, 200, sess.token, frames)
 			} else {
 				if !current {
-					lpSignal(c)
+					lpSignal(sess)
 				}
 				lpWriteMessages(w, 204, sess.token, nil)
 			}
@@ -425,11 +431,11 @@ func (s *Server) longPollDeadlines(w http.ResponseWriter) {
 	_ = rc.SetWriteDeadline(read.Add(s.opts.WriteTimeout))
 }
 
-// lpSignal passes on the queue's ready signal, which a poll that gave way
-// to a newer one may have consumed.
-func lpSignal(c *conn) {
+// lpSignal signals the session's wake channel: frames arrived, or a poll
+// that gave way to a newer one passes on the signal it may have consumed.
+func lpSignal(sess *lpSession) {
 	select {
-	case c.out.ready <- struct{}{}:
+	case sess.wake <- struct{}{}:
 	default:
 	}
 }
@@ -489,7 +495,7 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 
 	if !ndjson {
 		// Legacy clients: the body is one text frame.
-		if st := s.longPollDispatch(c, data, false); st != 0 {
+		if st := longPollDispatch(c, data, false); st != 0 {
 			lpWriteFailure(w, st)
 			return
 		}
@@ -505,11 +511,11 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 		n++
 		frame, binary, err := wire.DecodePostLine(line)
 		if err != nil {
-			s.longPollMalformed(c, fmt.Errorf("line %d: %w", n, err))
+			c.malformed(fmt.Errorf("line %d: %w", n, err))
 			lpWriteStatus(w, 410)
 			return
 		}
-		if st := s.longPollDispatch(c, frame, binary); st != 0 {
+		if st := longPollDispatch(c, frame, binary); st != 0 {
 			lpWriteFailure(w, st)
 			return
 		}
@@ -521,21 +527,15 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 // answer to give when the session is closing: 413 for a frame larger than
 // MaxMessageSize (a WebSocket is closed with 1009 for that), 410 when the
 // frame was malformed or something else closed the session.
-func (s *Server) longPollDispatch(c *conn, data []byte, binary bool) int {
+func longPollDispatch(c *conn, data []byte, binary bool) int {
 	if c.ctx.Err() != nil {
 		return 410
 	}
-	if limit := s.opts.MaxMessageSize; limit > 0 && int64(len(data)) > limit {
-		c.log.Info("phx: message too big; closing long-poll session", "max", limit)
-		c.close(closeTooBig, "message too big", ErrClosed)
+	if err := c.pub.Receive(Frame{Data: data, Binary: binary}); errors.Is(err, ErrMessageTooBig) {
 		return http.StatusRequestEntityTooLarge
 	}
-	if err := c.handleFrame(data, binary); err != nil {
-		s.longPollMalformed(c, err)
-		return 410
-	}
 	if c.ctx.Err() != nil {
-		return 410
+		return 410 // malformed, or something else closed the session
 	}
 	return 0
 }
@@ -547,14 +547,6 @@ func lpWriteFailure(w http.ResponseWriter, status int) {
 		return
 	}
 	lpWriteStatus(w, status)
-}
-
-// longPollMalformed closes a session that sent a frame it cannot decode, as
-// a WebSocket is closed with 1007; its next GET gets 410.
-func (s *Server) longPollMalformed(c *conn, err error) {
-	c.log.Info("phx: malformed frame; closing long-poll session", "err", err)
-	s.metrics.badFrames.Add(1)
-	c.close(closeInvalidData, "malformed message", ErrClosed)
 }
 
 // lpWriteStatus writes {"status":N}.

@@ -32,13 +32,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
-	query := r.URL.Query()
-	codec, err := negotiate(s.serializers, query)
-	if err != nil {
-		s.log.Info("phx: connection refused", "err", err, "remote", r.RemoteAddr)
-		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
-		return
-	}
 	offered := headerList(r.Header, "Sec-WebSocket-Protocol")
 	authToken, rest, err := wire.ExtractAuthToken(offered)
 	if err != nil || (len(offered) > 0 && !slices.Contains(rest, "phoenix")) {
@@ -46,33 +39,51 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
-	info := &ConnectInfo{
-		Context:    r.Context(),
-		Params:     query,
-		AuthToken:  authToken,
-		Header:     r.Header,
-		Origin:     r.Header.Get("Origin"),
-		RemoteAddr: r.RemoteAddr,
-		Transport:  "websocket",
-		Request:    r,
-	}
-	assigns, id, status, err := s.connect(info)
+	conn, err := s.Accept(newConnectInfo(r, r.URL.Query(), authToken, "websocket"))
 	if err != nil {
-		s.log.Info("phx: connection refused by Connect", "err", err, "remote", r.RemoteAddr)
-		http.Error(w, http.StatusText(status), status)
+		s.refuse(w, r, err)
 		return
 	}
-
-	c := newConn(s, codec, id, assigns, "websocket")
-	if !s.register(c) {
+	t := &wsTransport{handshake: make(chan *websocket.Conn)}
+	// The connection outlives this request: Serve runs on a goroutine of
+	// its own, so that net/http's connection goroutine, its request and
+	// response state are freed once the upgrade is done (the connection is
+	// hijacked, net/http is done with it). The upgrade itself is done here,
+	// while w is valid, when Serve asks for it: by then the connection is
+	// subscribed to its ID, so a Disconnect made once the client has its
+	// 101 reaches it.
+	go func() {
+		if err := conn.Serve(t, TransportFeatures{}); err == ErrServerClosed && t.conn == nil {
+			close(t.handshake) // never served: this request answers 503
+			return
+		}
+		if t.ws != nil {
+			t.ws.CloseNow()
+		}
+		t.writers.Wait()
+		conn.c.log.Debug("phx: disconnected", "code", conn.c.closeCode)
+	}()
+	if _, ok := <-t.handshake; !ok {
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	// Subscribed to its ID before the 101 goes out: a Disconnect made once
-	// the client has its connection reaches it. A close requested before
-	// the upgrade completes is carried out by setCloseTransport.
-	c.start()
+	t.handshake <- s.upgrade(w, r, t)
+}
 
+// refuse answers a request whose connection Accept refused.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusServiceUnavailable
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		status = refused.Status
+	}
+	s.log.Info("phx: connection refused", "err", err, "remote", r.RemoteAddr)
+	http.Error(w, http.StatusText(status), status)
+}
+
+// upgrade completes the WebSocket handshake: nil when it failed (the
+// response is written either way).
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport) *websocket.Conn {
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 	ws, err := websocket.Accept(uw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{"phoenix"},
@@ -80,93 +91,121 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.log.Debug("phx: WebSocket upgrade failed", "err", err, "remote", r.RemoteAddr)
-		c.teardown()
-		s.unregister(c)
-		return // Accept wrote the response
+		return nil
 	}
 	limit := s.opts.MaxMessageSize
 	if limit < 0 {
 		limit = -1
 	}
 	ws.SetReadLimit(limit)
+	t.out = uw.out
+	t.conn.Logger().Debug("phx: connected", "remote", r.RemoteAddr, "vsn", r.URL.Query().Get("vsn"))
+	return ws
+}
 
-	out := uw.out
-	// Made once: "go c.writeWS(ws, out)" would allocate its closure on
-	// every start, once per connection per broadcast.
-	write := func() { c.writeWS(ws, out) }
-	c.out.startWriter = func() { // called with the queue's lock held
-		c.writers.Add(1)
-		go write()
+// wsTransport is the WebSocket [Transport]: one goroutine reads (Serve),
+// writers come and go as frames are queued (see write).
+type wsTransport struct {
+	conn *Conn
+	// handshake: Serve asks for the upgrade (a nil send) and receives the
+	// upgraded connection, nil if the upgrade failed. Unused afterwards.
+	handshake chan *websocket.Conn
+	ws        *websocket.Conn
+	out       *batchWriter
+	write     func() // t.write as a func value, made once (see Wake)
+	writers   sync.WaitGroup
+
+	mu          sync.Mutex
+	closeCode   int // a Close that came before the upgrade finished
+	closeReason string
+	closed      bool
+}
+
+var errUpgradeFailed = errors.New("phx: WebSocket upgrade failed")
+
+// Serve implements [Transport]: it has the upgrade done, then reads frames
+// until the connection fails or finishes closing.
+func (t *wsTransport) Serve(conn *Conn) error {
+	t.conn = conn
+	t.handshake <- nil
+	ws := <-t.handshake
+	t.handshake = nil
+	if ws == nil {
+		return errUpgradeFailed
 	}
-	c.setCloseTransport(func(code int, reason string) {
+	// Made once: "go t.write()" would allocate its closure on every
+	// start, once per connection per broadcast.
+	t.write = t.writeLoop
+	t.mu.Lock()
+	t.ws = ws
+	closed, code, reason := t.closed, t.closeCode, t.closeReason
+	t.mu.Unlock()
+	if closed {
 		go ws.Close(websocket.StatusCode(code), reason)
-	})
-	c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", query.Get("vsn"))
-	// The connection outlives this request: return, so that net/http's
-	// connection goroutine, its request and response state are freed (the
-	// connection is hijacked, net/http is done with it), and serve it on a
-	// goroutine of our own.
-	go c.serveWS(ws)
+	}
+	t.readLoop(ws)
+	return nil
 }
 
-// serveWS runs a WebSocket connection until it closes: this goroutine
-// reads, writers come and go as frames are queued (see writeWS), and
-// teardown runs every Terminate before the server forgets the connection.
-func (c *conn) serveWS(ws *websocket.Conn) {
-	defer c.srv.unregister(c)
-	c.readLoopWS(ws)
-	c.teardown()
-	ws.CloseNow()
-	c.writers.Wait()
-	c.log.Debug("phx: disconnected", "code", c.closeCode)
+// Wake implements [Transport]: it starts a writer.
+func (t *wsTransport) Wake() {
+	t.writers.Add(1)
+	go t.write()
 }
 
-// readLoopWS reads frames until the connection fails or finishes closing.
+// Close implements [Transport]: the close handshake runs on a goroutine of
+// its own; Serve's read returns when it is done.
+func (t *wsTransport) Close(code int, reason string) {
+	t.mu.Lock()
+	ws := t.ws
+	if ws == nil {
+		t.closed, t.closeCode, t.closeReason = true, code, reason
+	}
+	t.mu.Unlock()
+	if ws != nil {
+		go ws.Close(websocket.StatusCode(code), reason)
+	}
+}
+
+// readLoop reads frames until the connection fails or finishes closing.
 // It reads with a context that never ends: coder/websocket kills the
-// connection when a read's context ends, and closing is done with
-// close codes instead.
-func (c *conn) readLoopWS(ws *websocket.Conn) {
+// connection when a read's context ends, and closing is done with close
+// codes instead.
+func (t *wsTransport) readLoop(ws *websocket.Conn) {
 	ctx := context.Background()
 	for {
 		typ, data, err := ws.Read(ctx)
 		if err != nil {
 			switch status := websocket.CloseStatus(err); {
 			case status == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig):
-				c.log.Info("phx: message too big", "max", c.srv.opts.MaxMessageSize)
-				c.close(closeTooBig, "message too big", ErrClosed)
+				t.conn.c.log.Info("phx: message too big", "max", t.conn.c.srv.opts.MaxMessageSize)
+				t.conn.Close(closeTooBig, "message too big")
 			case status != -1:
-				c.log.Debug("phx: client closed", "code", int(status))
+				t.conn.c.log.Debug("phx: client closed", "code", int(status))
 			default:
-				c.log.Debug("phx: read failed", "err", err)
+				t.conn.c.log.Debug("phx: read failed", "err", err)
 			}
 			return
 		}
-		if c.ctx.Err() != nil {
-			continue // closing: drain until the close handshake ends
-		}
-		if err := c.handleFrame(data, typ == websocket.MessageBinary); err != nil {
-			c.log.Info("phx: malformed frame; closing connection", "err", err)
-			c.srv.metrics.badFrames.Add(1)
-			c.close(closeInvalidData, "malformed message", ErrClosed)
-		}
+		// A malformed frame closes the connection (Receive did): keep
+		// reading until the close handshake ends.
+		_ = t.conn.Receive(Frame{Data: data, Binary: typ == websocket.MessageBinary})
 	}
 }
 
-// writeWS writes queued frames until the queue is empty, then returns:
+// writeLoop writes queued frames until the queue is empty, then returns:
 // the next frame queued starts another writer. Frames taken together are
 // written with one system call (or one per wsMaxBatchBytes): out is corked
 // while coder/websocket frames them, and each socket write must finish
 // within WriteTimeout.
-func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
-	defer c.writers.Done()
+func (t *wsTransport) writeLoop() {
+	defer t.writers.Done()
+	conn, ws, out := t.conn, t.ws, t.out
 	var batch []Frame
 	for {
 		var ok bool
-		if batch, ok = c.out.takeOrIdle(batch); !ok {
+		if batch, ok = conn.TakeFrames(batch); !ok {
 			return
-		}
-		if c.ctx.Err() != nil {
-			continue // closing: what is queued is dropped (takeOrIdle ends us)
 		}
 		out.cork()
 		var err error
@@ -185,13 +224,13 @@ func (c *conn) writeWS(ws *websocket.Conn, out *batchWriter) {
 		if ferr := out.uncork(); err == nil {
 			err = ferr
 		}
-		if err != nil && c.ctx.Err() == nil {
-			c.log.Info("phx: write failed; closing connection", "err", err)
-			c.close(closeGoingAway, "write failed", ErrClosed)
+		if err != nil && conn.c.ctx.Err() == nil {
+			conn.c.log.Info("phx: write failed; closing connection", "err", err)
+			conn.Close(closeGoingAway, "write failed")
 			ws.CloseNow()
 		}
 		// After a failure, or while closing (the close handshake is under
-		// way), the queue is closed: takeOrIdle ends this writer.
+		// way), the queue is closed: TakeFrames ends this writer.
 	}
 }
 

@@ -26,8 +26,8 @@ import (
 // The server functions whose goroutines TestIdleConnectionsKeepOnlyTheirReader
 // counts.
 const (
-	fnReadLoop = "github.com/phxgo/phx.(*conn).readLoopWS"
-	fnWriter   = "github.com/phxgo/phx.(*conn).writeWS"
+	fnReadLoop = "github.com/phxgo/phx.(*wsTransport).readLoop"
+	fnWriter   = "github.com/phxgo/phx.(*wsTransport).writeLoop"
 	fnRun      = "github.com/phxgo/phx.(*channel).run"
 	fnDrain    = "github.com/phxgo/phx.(*channel).drain"
 )

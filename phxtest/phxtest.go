@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/phxgo/phx"
-	"github.com/phxgo/phx/internal/bridge"
 )
 
 // DefaultTimeout is how long Await and Assert methods wait by default.
@@ -74,7 +73,7 @@ type Socket struct {
 	Timeout time.Duration
 
 	t    testing.TB
-	conn bridge.Conn
+	conn *memoryConn
 
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -95,7 +94,7 @@ func NewSocket(t testing.TB, srv *phx.Server, assigns phx.Assigns) *Socket {
 // NewSocketID is NewSocket with an explicit socket ID.
 func NewSocketID(t testing.TB, srv *phx.Server, assigns phx.Assigns, id string) *Socket {
 	t.Helper()
-	conn, err := bridge.Dial(srv, assigns, id)
+	conn, err := dialMemory(srv, assigns, id)
 	if err != nil {
 		t.Fatalf("phxtest: connect: %v", err)
 	}
@@ -107,7 +106,7 @@ func NewSocketID(t testing.TB, srv *phx.Server, assigns phx.Assigns, id string) 
 }
 
 func (s *Socket) readLoop() {
-	for f := range s.conn.Frames() {
+	for f := range s.conn.frames {
 		m, err := decode(f)
 		s.mu.Lock()
 		if err != nil && s.bad == nil {
@@ -126,7 +125,7 @@ func (s *Socket) readLoop() {
 
 // Close closes the connection from the client side and waits until every
 // channel has terminated. Calling it again does nothing.
-func (s *Socket) Close() { s.conn.Close() }
+func (s *Socket) Close() { s.conn.close() }
 
 // AwaitClosed waits for the server to close the connection and returns the
 // close code (1001 after a Disconnect, 1012 after Shutdown, ...).
@@ -140,7 +139,7 @@ func (s *Socket) AwaitClosed() int {
 			s.t.Fatalf("phxtest: the server did not close the connection within %v", s.Timeout)
 		}
 	}
-	return s.conn.CloseCode()
+	return s.conn.closeCode()
 }
 
 // waitUntil waits on the condition until deadline; false on timeout. s.mu
@@ -238,7 +237,7 @@ func (s *Socket) send(joinRef, ref, topic, event string, payload any) {
 	if err != nil {
 		s.t.Fatalf("phxtest: encode frame: %v", err)
 	}
-	if err := s.conn.Send(bridge.Frame{Data: frame}); err != nil {
+	if err := s.conn.send(phx.Frame{Data: frame}); err != nil {
 		s.t.Fatalf("phxtest: send %s on %s: %v", event, topic, err)
 	}
 }
@@ -256,7 +255,7 @@ func (s *Socket) sendBinary(joinRef, ref, topic, event string, payload []byte) {
 	b = append(b, topic...)
 	b = append(b, event...)
 	b = append(b, payload...)
-	if err := s.conn.Send(bridge.Frame{Data: b, Binary: true}); err != nil {
+	if err := s.conn.send(phx.Frame{Data: b, Binary: true}); err != nil {
 		s.t.Fatalf("phxtest: send %s on %s: %v", event, topic, err)
 	}
 }
@@ -454,7 +453,7 @@ func compact(b []byte) string {
 }
 
 // decode parses a V2 frame as the official client does.
-func decode(f bridge.Frame) (Message, error) {
+func decode(f phx.Frame) (Message, error) {
 	if f.Binary {
 		return decodeBinary(f.Data)
 	}
