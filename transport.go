@@ -121,6 +121,19 @@ type Conn struct {
 // server is shutting down. Call Serve once per Conn.
 func (p *Conn) Serve(t Transport, features TransportFeatures) error {
 	c := p.c
+	if err := c.begin(t, features); err != nil {
+		return err
+	}
+	// Kept small: t.Serve's reads, and every frame they dispatch, run on
+	// top of this frame for the connection's life.
+	err := t.Serve(p)
+	c.teardown()
+	c.srv.unregister(c)
+	return err
+}
+
+// begin registers the connection, attaches t and starts the connection.
+func (c *conn) begin(t Transport, features TransportFeatures) error {
 	if !c.serving.CompareAndSwap(false, true) {
 		return errConnServed
 	}
@@ -130,12 +143,9 @@ func (p *Conn) Serve(t Transport, features TransportFeatures) error {
 		c.cancel()
 		return ErrServerClosed
 	}
-	defer c.srv.unregister(c)
 	c.attach(t)
 	c.start()
-	err := t.Serve(p)
-	c.teardown()
-	return err
+	return nil
 }
 
 var errConnServed = errors.New("phx: Conn.Serve called twice")
@@ -150,16 +160,24 @@ var errConnServed = errors.New("phx: Conn.Serve called twice")
 // frame's bytes may be reused once Receive returns.
 func (p *Conn) Receive(f Frame) error {
 	c := p.c
-	if limit := c.srv.opts.MaxMessageSize; limit > 0 && int64(len(f.Data)) > limit && c.ctx.Err() == nil {
-		c.log.Info("phx: message too big; closing connection", "bytes", len(f.Data), "max", limit)
-		c.close(closeTooBig, "message too big", ErrClosed)
-		return ErrMessageTooBig
+	if limit := c.srv.opts.MaxMessageSize; limit > 0 && int64(len(f.Data)) > limit {
+		return c.tooBig(len(f.Data), limit)
 	}
 	if err := c.handleFrame(f.Data, f.Binary); err != nil {
 		c.malformed(err)
 		return err
 	}
 	return nil
+}
+
+// tooBig closes a connection that sent a frame over MaxMessageSize.
+func (c *conn) tooBig(n int, limit int64) error {
+	if c.ctx.Err() != nil {
+		return nil // closing: late frames are ignored
+	}
+	c.log.Info("phx: message too big; closing connection", "bytes", n, "max", limit)
+	c.close(closeTooBig, "message too big", ErrClosed)
+	return ErrMessageTooBig
 }
 
 // TakeFrames returns the frames queued for the client, in order, and takes

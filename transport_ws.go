@@ -52,17 +52,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	// while w is valid, when Serve asks for it: by then the connection is
 	// subscribed to its ID, so a Disconnect made once the client has its
 	// 101 reaches it.
-	go func() {
-		if err := conn.Serve(t, TransportFeatures{}); err == ErrServerClosed && t.conn == nil {
-			close(t.handshake) // never served: this request answers 503
-			return
-		}
-		if t.ws != nil {
-			t.ws.CloseNow()
-		}
-		t.writers.Wait()
-		conn.c.log.Debug("phx: disconnected", "code", conn.c.closeCode)
-	}()
+	go t.run(conn)
 	if _, ok := <-t.handshake; !ok {
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
@@ -123,6 +113,25 @@ type wsTransport struct {
 
 var errUpgradeFailed = errors.New("phx: WebSocket upgrade failed")
 
+// run serves conn over t, on the connection's own goroutine.
+func (t *wsTransport) run(conn *Conn) {
+	if err := conn.Serve(t, TransportFeatures{}); err == ErrServerClosed && t.conn == nil {
+		close(t.handshake) // never served: the request answers 503
+		return
+	}
+	t.finish()
+}
+
+// finish closes the socket once the connection is torn down, and waits for
+// the writer.
+func (t *wsTransport) finish() {
+	if t.ws != nil {
+		t.ws.CloseNow()
+	}
+	t.writers.Wait()
+	t.conn.c.log.Debug("phx: disconnected", "code", t.conn.c.closeCode)
+}
+
 // Serve implements [Transport]: it has the upgrade done, then reads frames
 // until the connection fails or finishes closing.
 func (t *wsTransport) Serve(conn *Conn) error {
@@ -133,6 +142,14 @@ func (t *wsTransport) Serve(conn *Conn) error {
 	if ws == nil {
 		return errUpgradeFailed
 	}
+	t.attachSocket(ws)
+	t.readLoop(ws)
+	return nil
+}
+
+// attachSocket makes ws the transport's socket, and carries out a Close
+// that came before it.
+func (t *wsTransport) attachSocket(ws *websocket.Conn) {
 	// Made once: "go t.write()" would allocate its closure on every
 	// start, once per connection per broadcast.
 	t.write = t.writeLoop
@@ -143,8 +160,6 @@ func (t *wsTransport) Serve(conn *Conn) error {
 	if closed {
 		go ws.Close(websocket.StatusCode(code), reason)
 	}
-	t.readLoop(ws)
-	return nil
 }
 
 // Wake implements [Transport]: it starts a writer.
@@ -172,24 +187,30 @@ func (t *wsTransport) Close(code int, reason string) {
 // connection when a read's context ends, and closing is done with close
 // codes instead.
 func (t *wsTransport) readLoop(ws *websocket.Conn) {
-	ctx := context.Background()
 	for {
-		typ, data, err := ws.Read(ctx)
+		typ, data, err := ws.Read(context.Background())
 		if err != nil {
-			switch status := websocket.CloseStatus(err); {
-			case status == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig):
-				t.conn.c.log.Info("phx: message too big", "max", t.conn.c.srv.opts.MaxMessageSize)
-				t.conn.Close(closeTooBig, "message too big")
-			case status != -1:
-				t.conn.c.log.Debug("phx: client closed", "code", int(status))
-			default:
-				t.conn.c.log.Debug("phx: read failed", "err", err)
-			}
+			t.readFailed(err)
 			return
 		}
 		// A malformed frame closes the connection (Receive did): keep
 		// reading until the close handshake ends.
 		_ = t.conn.Receive(Frame{Data: data, Binary: typ == websocket.MessageBinary})
+	}
+}
+
+// readFailed logs why reading ended, and closes with 1009 for a message
+// over MaxMessageSize.
+func (t *wsTransport) readFailed(err error) {
+	c := t.conn.c
+	switch status := websocket.CloseStatus(err); {
+	case status == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig):
+		c.log.Info("phx: message too big", "max", c.srv.opts.MaxMessageSize)
+		t.conn.Close(closeTooBig, "message too big")
+	case status != -1:
+		c.log.Debug("phx: client closed", "code", int(status))
+	default:
+		c.log.Debug("phx: read failed", "err", err)
 	}
 }
 
