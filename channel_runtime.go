@@ -11,7 +11,61 @@ import (
 	"time"
 )
 
-// channel is the runtime of one joined topic on one connection.
+// channel is the runtime of one joined topic on one connection. Its life is
+// a small state machine (a channelState in state). At most one goroutine
+// works on a channel at a time: run's, or one started by post or
+// requestStop when the channel is idle.
+//
+//	 handleJoin: go run
+//	        |
+//	        v
+//	+--------------+  Join refused or panicked, Subscribe failed:
+//	| joining      |-------- phx_reply error ----------------------------+
+//	| Join,        |  JoinTimeout passed first: the timer sends          |
+//	| Intercept;   |  phx_reply error "join timeout"; when Join returns, |
+//	| pushes held  |-------- Terminate(ErrJoinTimeout) if it accepted ---+
+//	+--------------+                                                     |
+//	   |       |  stopped during Join (no join reply):                   |
+//	   |       +-------- endJoined(stop reason) ----------------------+  |
+//	   |                                                              |  |
+//	   | Join accepted: Subscribe, phx_reply ok, held pushes          |  |
+//	   | (stopping instead if a stop came in meanwhile)               |  |
+//	   v                                                              |  |
+//	+--------------+  mailbox empty  +------+                         |  |
+//	| draining     |---------------->| idle |  no goroutine           |  |
+//	| HandleIn,    |<----------------|      |                         |  |
+//	| HandleOut,   |  post           +------+                         |  |
+//	| HandleInfo   |                    |                             |  |
+//	+--------------+                    | requestStop                 |  |
+//	   |       |  requestStop           v                             |  |
+//	   |       +--------------->+----------+                          |  |
+//	   |                        | stopping |                          |  |
+//	   |                        +----------+                          |  |
+//	   |                             |  before the next item:         |  |
+//	   |                             |  endJoined(stop reason)        |  |
+//	   | phx_leave (phx_reply ok),   |                                |  |
+//	   | a hook panicked:            |                                |  |
+//	   | endJoined(reason)           |                                |  |
+//	   v                             v                                v  v
+//	+---------------------------------------------------------------------+
+//	| ended: the mailbox is closed (queued items dropped), pushes and     |
+//	| replies fail, onEnd cleanups run. Through endJoined, the channel    |
+//	| unsubscribed and told the client (below) before; Terminate after.   |
+//	| Last, release: the context is cancelled; teardown stops waiting.    |
+//	+---------------------------------------------------------------------+
+//
+// What the client gets when a joined channel ends (endJoined):
+//   - [ErrLeft] (phx_leave, after its phx_reply ok), [ErrStopped]
+//     (Stop(nil)): phx_close; the client does not rejoin.
+//   - [ErrClosed], [ErrServerClosed]: nothing, the connection is closing;
+//     [ErrDuplicateJoin]: nothing from the channel, the connection sends the
+//     old channel's phx_close itself.
+//   - anything else (a panic, Stop(err), [ErrChannelOverloaded]):
+//     phx_error; the client rejoins.
+//
+// While joining, a stop request (duplicate join, connection closing,
+// Socket.Stop) waits for Join to return; items posted while joining are
+// handled once joined. In stopping, the items still queued are dropped.
 type channel struct {
 	conn    *conn
 	topic   string
@@ -23,12 +77,15 @@ type channel struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	joined    atomic.Bool // Join accepted; pushes go straight out
-	answered  atomic.Bool // the join reply (or the timeout reply) was sent
-	ended     atomic.Bool // finished; sends fail
-	intercept map[string]bool
+	// state is a channelState: changed under mu only, read with or without
+	// it (pushes and replies check it without locking).
+	state atomic.Uint32
+	// joinAnswered: the join's reply (ok, error or the timeout's) was sent
+	// or is being sent; Join's result and the JoinTimeout timer race for it.
+	joinAnswered atomic.Bool
+	intercept    map[string]bool
 
-	joinPushes []Payload // pushes made during Join, with events below
+	joinPushes []Payload // pushes made while joining, with events below
 	joinEvents []string
 
 	curRef Ref // ref of the event HandleIn is handling
@@ -37,16 +94,38 @@ type channel struct {
 	cleanups []func() // run once when the channel ends (presence untrack)
 	items    []mailItem
 	spare    []mailItem // the drained batch's array, reused for items
-	closed   bool       // mailbox closed: nothing more accepted
-	// running: a goroutine owns the channel (Join, draining the mailbox,
-	// or finishing). When it is false the channel is idle and has no
-	// goroutine; post and requestStop start one. It stays true once the
-	// channel has ended, so that nothing starts again.
-	running  bool
-	stopErr  error
-	stopping chan struct{} // closed on stop request
-	stopOnce sync.Once
+	stopErr  error      // the first stop request's reason
 }
+
+// channelState is where a channel is in its life; see [channel].
+type channelState uint32
+
+const (
+	// stateJoining: run's goroutine is in Join. Pushes are held until the
+	// join reply; posted items wait.
+	stateJoining channelState = iota
+	// stateDraining: joined, and a goroutine is handling the mailbox.
+	stateDraining
+	// stateIdle: joined, the mailbox is empty and no goroutine runs; post
+	// and requestStop start one.
+	stateIdle
+	// stateStopping: joined and asked to stop; the goroutine ends the
+	// channel before handling another item.
+	stateStopping
+	// stateEnded: the mailbox is closed and sends fail; Terminate runs
+	// (if Join accepted), then the channel is released. Final: nothing
+	// starts a goroutine again.
+	stateEnded
+)
+
+// loadState returns the channel's state; with mu held it is stable.
+func (ch *channel) loadState() channelState { return channelState(ch.state.Load()) }
+
+// setState moves the channel to s; mu must be held.
+func (ch *channel) setState(s channelState) { ch.state.Store(uint32(s)) }
+
+// hasEnded reports whether the channel has ended: sends fail.
+func (ch *channel) hasEnded() bool { return ch.loadState() == stateEnded }
 
 type itemKind uint8
 
@@ -68,16 +147,16 @@ type mailItem struct {
 func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
 	ctx, cancel := context.WithCancel(c.ctx)
 	ch := &channel{
-		conn:     c,
-		topic:    topic,
-		joinRef:  joinRef,
-		impl:     impl,
-		ctx:      ctx,
-		cancel:   cancel,
-		log:      c.log.With("topic", topic),
-		stopping: make(chan struct{}),
-		running:  true, // run's goroutine, started by the connection
+		conn:    c,
+		topic:   topic,
+		joinRef: joinRef,
+		impl:    impl,
+		ctx:     ctx,
+		cancel:  cancel,
+		log:     c.log.With("topic", topic),
 	}
+	// The zero state is stateJoining: run's goroutine, started by the
+	// connection, owns the channel.
 	ch.sock = &Socket{ch: ch, Assigns: c.assigns.clone()}
 	return ch
 }
@@ -87,7 +166,7 @@ func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
 // channel.
 func (ch *channel) post(it mailItem) bool {
 	ch.mu.Lock()
-	if ch.closed {
+	if ch.loadState() == stateEnded {
 		ch.mu.Unlock()
 		return false
 	}
@@ -98,8 +177,10 @@ func (ch *channel) post(it mailItem) bool {
 		return false
 	}
 	ch.items = append(ch.items, it)
-	start := !ch.running
-	ch.running = true
+	start := ch.loadState() == stateIdle
+	if start {
+		ch.setState(stateDraining)
+	}
 	ch.mu.Unlock()
 	if start {
 		go ch.drain()
@@ -107,20 +188,25 @@ func (ch *channel) post(it mailItem) bool {
 	return true
 }
 
-// requestStop asks the goroutine to finish with err (the first request
-// wins), starting one if the channel is idle.
+// requestStop asks the channel to end with err, which is not nil (the
+// first request wins), starting a goroutine if the channel is idle. While
+// joining, the request waits for Join to return; once ended, it does
+// nothing.
 func (ch *channel) requestStop(err error) {
-	ch.stopOnce.Do(func() {
-		ch.mu.Lock()
-		ch.stopErr = err
-		close(ch.stopping)
-		start := !ch.running
-		ch.running = true
+	ch.mu.Lock()
+	if ch.stopErr != nil {
 		ch.mu.Unlock()
-		if start {
-			go ch.drain()
-		}
-	})
+		return
+	}
+	ch.stopErr = err
+	st := ch.loadState()
+	if st == stateDraining || st == stateIdle {
+		ch.setState(stateStopping)
+	}
+	ch.mu.Unlock()
+	if st == stateIdle {
+		go ch.drain()
+	}
 }
 
 // Deliver implements Subscriber: fastlane for plain broadcasts, the mailbox
@@ -138,17 +224,23 @@ func (ch *channel) Deliver(b *Broadcast) {
 	ch.conn.enqueue(f)
 }
 
+// pushPayload sends a push to the client; while joining it is held until
+// the join reply.
 func (ch *channel) pushPayload(event string, p Payload) error {
-	if ch.ended.Load() {
+	switch ch.loadState() {
+	case stateEnded:
 		return ErrChannelClosed
-	}
-	if !ch.joined.Load() {
+	case stateJoining:
 		ch.mu.Lock()
-		if !ch.joined.Load() { // still joining: send after the join reply
+		switch ch.loadState() {
+		case stateJoining: // send after the join reply
 			ch.joinEvents = append(ch.joinEvents, event)
 			ch.joinPushes = append(ch.joinPushes, p)
 			ch.mu.Unlock()
 			return nil
+		case stateEnded:
+			ch.mu.Unlock()
+			return ErrChannelClosed
 		}
 		ch.mu.Unlock()
 	}
@@ -168,15 +260,17 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 }
 
 // release marks the channel's end for its connection (teardown waits for
-// every channel's release) and cancels its context.
+// every channel's release) and cancels its context. It is the last thing
+// the channel's last goroutine does.
 func (ch *channel) release() {
 	ch.cancel()
 	ch.conn.chWG.Done()
 }
 
 // join runs Join and answers the client. It reports whether the channel
-// joined and goes on; false means it has ended (refused, crashed, timed out
-// or stopped during Join) and everything owed to the client was sent.
+// joined (it is then draining or stopping) and goes on; false means it has
+// ended (refused, crashed, timed out or stopped during Join) and everything
+// owed to the client was sent.
 func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	c := ch.conn
 
@@ -185,11 +279,10 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		defer t.Stop()
 	}
 	reply, err, crashed := ch.callJoin(payload)
-	if !ch.answered.CompareAndSwap(false, true) {
+	if !ch.joinAnswered.CompareAndSwap(false, true) {
 		// Too late: the client was told "join timeout" and may have
 		// rejoined. Discard the result.
-		ch.ended.Store(true)
-		ch.closeMailbox()
+		ch.markEnded()
 		if err == nil && crashed == nil {
 			if t, ok := ch.impl.(Terminator); ok {
 				ch.safeTerminate(t, ErrJoinTimeout)
@@ -198,8 +291,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		return false
 	}
 	if err != nil || crashed != nil {
-		ch.ended.Store(true)
-		ch.closeMailbox()
+		ch.markEnded()
 		c.unregister(ch)
 		resp := replyJoinCrashed
 		var re *ReplyError
@@ -222,11 +314,10 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", resp)
 		return false
 	}
-	select {
-	case <-ch.stopping: // replaced by a duplicate join, or the connection closed, during Join
-		ch.finish(ch.stopReason())
+	// Replaced by a duplicate join, or the connection closed, during Join.
+	if reason := ch.stopReason(); reason != nil {
+		ch.endJoined(reason)
 		return false
-	default:
 	}
 	replyPayload, perr := toPayload(reply)
 	if perr != nil {
@@ -243,8 +334,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	}
 	if err := c.srv.pubsub.Subscribe(ch.topic, ch); err != nil {
 		ch.log.Error("phx: subscribe failed", "err", err)
-		ch.ended.Store(true)
-		ch.closeMailbox()
+		ch.markEnded()
 		c.unregister(ch)
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
 		return false
@@ -253,7 +343,11 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	ch.mu.Lock()
 	events, pushes := ch.joinEvents, ch.joinPushes
 	ch.joinEvents, ch.joinPushes = nil, nil
-	ch.joined.Store(true)
+	if ch.stopErr != nil { // stopped since the check above: drain ends it
+		ch.setState(stateStopping)
+	} else {
+		ch.setState(stateDraining)
+	}
 	ch.mu.Unlock()
 	for i := range pushes {
 		_ = c.push(ch.joinRef, ch.topic, events[i], pushes[i])
@@ -265,7 +359,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 // joinTimedOut answers a join whose Join is still running after
 // JoinTimeout, and drops the channel from its connection.
 func (ch *channel) joinTimedOut(joinMsgRef Ref) {
-	if !ch.answered.CompareAndSwap(false, true) {
+	if !ch.joinAnswered.CompareAndSwap(false, true) {
 		return
 	}
 	c := ch.conn
@@ -276,22 +370,22 @@ func (ch *channel) joinTimedOut(joinMsgRef Ref) {
 	ch.requestStop(ErrJoinTimeout)
 }
 
-// drain handles mailbox items, in order, until the mailbox is empty (the
-// goroutine then ends, leaving the channel idle) or the channel must end
-// (it then finishes and is released). Only one goroutine drains a channel
-// at a time: running is set by whoever starts it.
+// drain handles mailbox items, in order, while the channel is draining. It
+// returns when the mailbox is empty (the channel is then idle and the
+// goroutine ends) or once the channel has ended and been released
+// (stopping, phx_leave, or a hook panicked). Only one goroutine drains a
+// channel at a time: whoever moves it out of idle starts it.
 func (ch *channel) drain() {
 	for {
 		ch.mu.Lock()
-		select {
-		case <-ch.stopping:
+		if ch.loadState() == stateStopping {
+			reason := ch.stopErr
 			ch.mu.Unlock()
-			ch.end(ch.stopReason())
+			ch.exit(reason)
 			return
-		default:
 		}
 		if len(ch.items) == 0 {
-			ch.running = false
+			ch.setState(stateIdle)
 			ch.mu.Unlock()
 			return
 		}
@@ -299,14 +393,12 @@ func (ch *channel) drain() {
 		ch.items, ch.spare = ch.spare[:0], nil
 		ch.mu.Unlock()
 		for i := range batch {
-			select {
-			case <-ch.stopping:
-				ch.end(ch.stopReason())
+			if ch.loadState() == stateStopping {
+				ch.exit(ch.stopReason())
 				return
-			default:
 			}
 			if r := ch.handle(&batch[i]); r != nil {
-				ch.end(r)
+				ch.exit(r)
 				return
 			}
 		}
@@ -322,12 +414,14 @@ func (ch *channel) drain() {
 // maxSpareMailbox bounds the mailbox array an idle channel keeps for reuse.
 const maxSpareMailbox = 64
 
-// end finishes the channel and releases it.
-func (ch *channel) end(reason error) {
-	ch.finish(reason)
+// exit is the draining goroutine's last act: it ends the joined channel
+// with reason and releases it.
+func (ch *channel) exit(reason error) {
+	ch.endJoined(reason)
 	ch.release()
 }
 
+// stopReason returns the first stop request's reason, nil if none.
 func (ch *channel) stopReason() error {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -399,8 +493,10 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) {
 	}
 }
 
-// finish ends the channel: tell the client, unsubscribe, run Terminate.
-func (ch *channel) finish(reason error) {
+// endJoined ends a channel whose Join accepted, for reason: unsubscribe,
+// tell the client (phx_close, phx_error or nothing; see [channel]), mark it
+// ended, run Terminate.
+func (ch *channel) endJoined(reason error) {
 	c := ch.conn
 	_ = c.srv.pubsub.Unsubscribe(ch.topic, ch)
 	c.unregister(ch)
@@ -413,19 +509,19 @@ func (ch *channel) finish(reason error) {
 	case crashed:
 		_ = c.lifecycle(ch.joinRef, ch.topic, eventError, replyChannelCrash)
 	}
-	ch.ended.Store(true)
-	ch.closeMailbox()
+	ch.markEnded()
 	if t, ok := ch.impl.(Terminator); ok {
 		ch.safeTerminate(t, reason)
 	}
 	ch.log.Debug("phx: channel ended", "reason", reason)
 }
 
-// closeMailbox stops accepting items and runs the cleanups registered with
-// onEnd.
-func (ch *channel) closeMailbox() {
+// markEnded moves the channel to ended: the mailbox is closed (queued items
+// are dropped, post fails), sends fail, and the cleanups registered with
+// onEnd run.
+func (ch *channel) markEnded() {
 	ch.mu.Lock()
-	ch.closed = true
+	ch.setState(stateEnded)
 	ch.items = nil
 	cleanups := ch.cleanups
 	ch.cleanups = nil
@@ -440,7 +536,7 @@ func (ch *channel) closeMailbox() {
 func (ch *channel) onEnd(f func()) bool {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.closed {
+	if ch.loadState() == stateEnded {
 		return false
 	}
 	ch.cleanups = append(ch.cleanups, f)

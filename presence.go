@@ -48,6 +48,7 @@ type Presence struct {
 	flushing bool                                // a flush is scheduled
 	deltaLog []presenceDelta                     // local changes not yet taken by takeDelta
 	onDelta  func()                              // replication seam: local change happened
+	notify   bool                                // a change was logged: unlock calls onDelta
 	ctxClock map[string]uint64                   // highest clock merged per remote replica
 }
 
@@ -162,7 +163,7 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta map[string]any)
 	p.add(it)
 	p.byOwner[ch] = append(p.byOwner[ch], it)
 	p.record(presenceDelta{Replica: p.replica, Clock: it.clock, Joins: []presenceRecord{it.record()}})
-	p.mu.Unlock()
+	p.unlock()
 
 	if first && !ch.onEnd(func() { p.untrackOwner(ch) }) {
 		p.untrackOwner(ch) // the channel ended meanwhile
@@ -182,7 +183,7 @@ func (p *Presence) Update(s *Socket, key string, meta map[string]any) error {
 func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta map[string]any) error {
 	ch := s.ch
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	items := p.byOwner[ch]
 	for i, old := range items {
 		if old.topic != topic || old.key != key {
@@ -210,7 +211,7 @@ func (p *Presence) Untrack(s *Socket, key string) error {
 func (p *Presence) UntrackTopic(s *Socket, topic, key string) error {
 	ch := s.ch
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	items := p.byOwner[ch]
 	for i, it := range items {
 		if it.topic == topic && it.key == key {
@@ -227,7 +228,7 @@ func (p *Presence) UntrackTopic(s *Socket, topic, key string) error {
 // untrackOwner removes every entry of a channel that ended.
 func (p *Presence) untrackOwner(ch *channel) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	defer p.unlock()
 	items := p.byOwner[ch]
 	if len(items) == 0 {
 		delete(p.byOwner, ch)
@@ -465,13 +466,30 @@ type presenceDelta struct {
 // last one merged from its replica: ask that replica for a Snapshot.
 var errPresenceGap = errors.New("phx: presence delta out of order")
 
-// record appends a local change to the delta log (p.mu held).
+// record appends a local change to the delta log (p.mu held). The
+// replicator hears of it when the caller releases p.mu with unlock.
 func (p *Presence) record(d presenceDelta) {
 	if p.onDelta == nil {
 		return // nobody replicates: keep no log
 	}
 	p.deltaLog = append(p.deltaLog, d)
-	p.onDelta()
+	p.notify = true
+}
+
+// unlock releases p.mu and then, if changes were recorded meanwhile, calls
+// the replicator's callback: it never runs with p.mu held, so it may call
+// back into the Presence (takeDelta, List). Order is kept by the log, not
+// by the calls: each change is logged in clock order under p.mu before
+// its callback runs, and takeDelta takes the whole log, so a callback finds
+// its change either in the delta it takes or in one taken before.
+func (p *Presence) unlock() {
+	f := p.onDelta
+	notify := p.notify && f != nil
+	p.notify = false
+	p.mu.Unlock()
+	if notify {
+		f()
+	}
 }
 
 // takeDelta returns the local changes since the last call, folded into one
@@ -507,9 +525,13 @@ func (p *Presence) snapshot() presenceDelta {
 }
 
 // setReplicator registers f to be called after every local change, so a
-// replicator knows a delta is ready to take with takeDelta. f runs with the
-// Presence locked: it must only signal (e.g. a non-blocking channel send),
-// never call back into the Presence. Until it is set, no delta log is kept.
+// replicator knows a delta is ready to take with takeDelta. f runs on the
+// goroutine that made the change, before its Track, Update, Untrack (or
+// the channel's end) returns, and after the Presence is unlocked: it may
+// call back into the Presence, but it should be quick (e.g. a non-blocking
+// channel send). Changes on several goroutines may call f concurrently, and
+// a change under way when f is replaced may still call the old f once.
+// Until f is set, no delta log is kept; with nil, logging stops.
 func (p *Presence) setReplicator(f func()) {
 	p.mu.Lock()
 	p.onDelta = f

@@ -156,7 +156,7 @@ func FuzzPresenceDiff(f *testing.F) {
 				}
 				delete(model, [2]int{owner, key})
 			case 3: // the channel ends: all its entries leave
-				s.ch.closeMailbox()
+				s.ch.markEnded()
 				for kk := range model {
 					if kk[0] == owner {
 						delete(model, kk)

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,6 +235,70 @@ func TestPresenceBatchesDiffs(t *testing.T) {
 	if diffs > 5 { // one per join without batching
 		t.Fatalf("%d joins took %d diffs; want them coalesced", n, diffs)
 	}
+}
+
+// TestPresenceReplicatorCallsBack: the replication callback runs with the
+// Presence unlocked, so it may call back into it. Here it takes the delta
+// at once and merges it into a second Presence, as a synchronous
+// replicator would, and lists the topic. Track (in Join), Update, Untrack
+// and a crash (the channel's end) each reach it; the deltas it takes merge
+// without a gap, so they come in clock order.
+func TestPresenceReplicatorCallsBack(t *testing.T) {
+	t.Parallel()
+	ts, pa := newPresenceServer(t, &phx.PresenceOptions{Replica: "A"})
+	_, pb := newPresenceServer(t, &phx.PresenceOptions{Replica: "B"})
+	var (
+		mu    sync.Mutex
+		calls int
+		errs  []error
+	)
+	phx.PresenceSetReplicator(pa, func() {
+		pa.List("room:r") // deadlocks if the Presence is locked
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if d, ok := phx.PresenceTakeDelta(pa); ok {
+			if err := phx.PresenceMerge(pb, d); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	})
+	same := func(step string, want string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			n, e := calls, errs
+			mu.Unlock()
+			if len(e) > 0 {
+				t.Fatalf("%s: merge: %v", step, e)
+			}
+			la, lb := pa.List("room:r"), pb.List("room:r")
+			if n > 0 && keys(la) == want && reflect.DeepEqual(la, lb) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: after %d calls A lists %v, B lists %v; want %s on both", step, n, la, lb, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ann := dial(t, ts.url, "user=ann&vsn=2.0.0", nil)
+	ann.join("room:r", "1", map[string]any{})
+	bob := dial(t, ts.url, "user=bob&vsn=2.0.0", nil)
+	bob.join("room:r", "1", map[string]any{})
+	same("track", "ann,bob")
+	ann.send("1", "2", "room:r", "away", map[string]any{})
+	ann.awaitReply("2")
+	same("update", "ann,bob")
+	if m := pb.List("room:r")["ann"].Metas; len(m) != 1 || m[0]["status"] != "away" {
+		t.Fatalf("B has ann's metas %v after the update", m)
+	}
+	ann.send("1", "3", "room:r", "untrack", map[string]any{})
+	ann.awaitReply("3")
+	same("untrack", "bob")
+	bob.send("1", "2", "room:r", "crash", map[string]any{})
+	same("channel end", "")
 }
 
 // TestPresenceReplication wires two servers' Presence together by hand,

@@ -133,7 +133,7 @@ func (r ReplyRef) Reply(status string, response any) error {
 	if err != nil {
 		return err
 	}
-	if r.ch.ended.Load() {
+	if r.ch.hasEnded() {
 		return ErrChannelClosed
 	}
 	return r.ch.conn.reply(r.ch.joinRef, r.ref, r.ch.topic, status, p)

@@ -16,14 +16,17 @@ import (
 )
 
 // Atom is an Erlang atom in the data of a [PhoenixSigner] token, such as
-// Elixir's :user_id. The atoms nil, true and false are Go's nil, true and
-// false instead. Only use atoms that the Elixir application already knows:
-// Phoenix.Token.verify refuses terms with unknown atoms.
-type Atom = etf.Atom
+// Elixir's :user_id: Sign writes an Atom as an atom (a plain string is a
+// binary, an Elixir string), and Verify returns atoms as Atom. The atoms
+// nil, true and false are Go's nil, true and false instead. Only use atoms
+// that the Elixir application already knows: Phoenix.Token.verify refuses
+// terms with unknown atoms.
+type Atom string
 
 // Tuple is an Erlang tuple in the data of a [PhoenixSigner] token, such as
-// Elixir's {:user, 7}.
-type Tuple = etf.Tuple
+// Elixir's {:user, 7}: Sign writes a Tuple as a tuple (other slices are
+// lists), and Verify returns tuples as Tuple.
+type Tuple []any
 
 // Phoenix.Token's defaults (Plug.Crypto.KeyGenerator, MessageVerifier).
 const (
@@ -103,7 +106,7 @@ func (s *PhoenixSigner) Sign(data any) (string, error) {
 	default:
 		maxAge = s.maxAge.Seconds()
 	}
-	term, err := etf.Encode(Tuple{data, s.now().UnixMilli(), maxAge})
+	term, err := etf.Encode[Atom, Tuple](Tuple{data, s.now().UnixMilli(), maxAge})
 	if err != nil {
 		return "", fmt.Errorf("token: data: %w", err)
 	}
@@ -169,7 +172,7 @@ func (s *PhoenixSigner) verify(token string, maxAge time.Duration, override bool
 	if err != nil {
 		return nil, ErrInvalid
 	}
-	term, err := etf.Decode(plain)
+	term, err := etf.Decode[Atom, Tuple](plain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}

@@ -58,7 +58,7 @@ func phxTokForge(t testing.TB, header string, h func() hash.Hash, plain []byte) 
 // phxTokTerm encodes a term, failing the test on error.
 func phxTokTerm(t testing.TB, v any) []byte {
 	t.Helper()
-	b, err := etf.Encode(v)
+	b, err := etf.Encode[token.Atom, token.Tuple](v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +199,11 @@ func TestPhoenixSignMaxAge(t *testing.T) {
 			t.Fatal(err)
 		}
 		plain, _ := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
-		term, err := etf.Decode(plain)
+		term, err := etf.Decode[token.Atom, token.Tuple](plain)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (etf.Tuple{"x", int64(phxTokSignedMs), tc.want}); !reflect.DeepEqual(term, want) {
+		if want := (token.Tuple{"x", int64(phxTokSignedMs), tc.want}); !reflect.DeepEqual(term, want) {
 			t.Errorf("MaxAge %v: term %#v, want %#v", tc.maxAge, term, want)
 		}
 	}
@@ -232,35 +232,35 @@ func TestPhoenixClaims(t *testing.T) {
 		term   any
 		checks []check
 	}{
-		{"3-tuple", etf.Tuple{"d", int64(ms), 60}, []check{{0, ok}, {time.Minute, ok}, {time.Minute + time.Millisecond, expired}}},
-		{"infinity", etf.Tuple{"d", int64(ms), etf.Atom("infinity")}, []check{{0, ok}, {100000 * day, ok}, {-2 * time.Minute, invalid}}},
-		{"max age 0", etf.Tuple{"d", int64(ms), 0}, []check{{0, expired}, {-time.Second, expired}}},
-		{"negative max age", etf.Tuple{"d", int64(ms), -5}, []check{{0, expired}}},
-		{"float max age", etf.Tuple{"d", int64(ms), 0.5}, []check{{500 * time.Millisecond, ok}, {501 * time.Millisecond, expired}}},
-		{"tiny float max age", etf.Tuple{"d", int64(ms), 0.0001}, []check{{0, ok}, {time.Millisecond, expired}}},
-		{"negative float", etf.Tuple{"d", int64(ms), -0.5}, []check{{0, expired}}},
-		{"huge max age", etf.Tuple{"d", int64(ms), int64(math.MaxInt64)}, []check{{100000 * day, ok}}},
-		{"huge float max age", etf.Tuple{"d", int64(ms), 1e300}, []check{{100000 * day, ok}}},
-		{"big max age", etf.Tuple{"d", int64(ms), new(big.Int).Lsh(big.NewInt(1), 70)}, []check{{100000 * day, ok}}},
-		{"negative big max age", etf.Tuple{"d", int64(ms), new(big.Int).Lsh(big.NewInt(-1), 70)}, []check{{0, expired}}},
-		{"legacy 2-tuple", etf.Tuple{"d", int64(ms)}, []check{{day, ok}, {day + time.Millisecond, expired}}},
-		{"legacy map", map[etf.Atom]any{"data": "d", "signed": int64(ms)}, []check{{day, ok}, {day + time.Millisecond, expired}}},
-		{"legacy map extra key", map[etf.Atom]any{"data": "d", "signed": int64(ms), "x": 1}, []check{{0, ok}}},
-		{"future", etf.Tuple{"d", int64(ms), 60}, []check{{-time.Minute, ok}, {-time.Minute - time.Millisecond, invalid}}},
-		{"far future", etf.Tuple{"d", int64(math.MaxInt64), 60}, []check{{0, invalid}}},
-		{"far past", etf.Tuple{"d", int64(math.MinInt64), etf.Atom("infinity")}, []check{{0, ok}}},
-		{"far past expired", etf.Tuple{"d", int64(math.MinInt64), 60}, []check{{0, expired}}},
-		{"far past huge max age", etf.Tuple{"d", int64(math.MinInt64), int64(math.MaxInt64)}, []check{{0, ok}}},
-		{"4-tuple", etf.Tuple{"d", int64(ms), 60, 1}, []check{{0, invalid}}},
-		{"1-tuple", etf.Tuple{"d"}, []check{{0, invalid}}},
+		{"3-tuple", token.Tuple{"d", int64(ms), 60}, []check{{0, ok}, {time.Minute, ok}, {time.Minute + time.Millisecond, expired}}},
+		{"infinity", token.Tuple{"d", int64(ms), token.Atom("infinity")}, []check{{0, ok}, {100000 * day, ok}, {-2 * time.Minute, invalid}}},
+		{"max age 0", token.Tuple{"d", int64(ms), 0}, []check{{0, expired}, {-time.Second, expired}}},
+		{"negative max age", token.Tuple{"d", int64(ms), -5}, []check{{0, expired}}},
+		{"float max age", token.Tuple{"d", int64(ms), 0.5}, []check{{500 * time.Millisecond, ok}, {501 * time.Millisecond, expired}}},
+		{"tiny float max age", token.Tuple{"d", int64(ms), 0.0001}, []check{{0, ok}, {time.Millisecond, expired}}},
+		{"negative float", token.Tuple{"d", int64(ms), -0.5}, []check{{0, expired}}},
+		{"huge max age", token.Tuple{"d", int64(ms), int64(math.MaxInt64)}, []check{{100000 * day, ok}}},
+		{"huge float max age", token.Tuple{"d", int64(ms), 1e300}, []check{{100000 * day, ok}}},
+		{"big max age", token.Tuple{"d", int64(ms), new(big.Int).Lsh(big.NewInt(1), 70)}, []check{{100000 * day, ok}}},
+		{"negative big max age", token.Tuple{"d", int64(ms), new(big.Int).Lsh(big.NewInt(-1), 70)}, []check{{0, expired}}},
+		{"legacy 2-tuple", token.Tuple{"d", int64(ms)}, []check{{day, ok}, {day + time.Millisecond, expired}}},
+		{"legacy map", map[token.Atom]any{"data": "d", "signed": int64(ms)}, []check{{day, ok}, {day + time.Millisecond, expired}}},
+		{"legacy map extra key", map[token.Atom]any{"data": "d", "signed": int64(ms), "x": 1}, []check{{0, ok}}},
+		{"future", token.Tuple{"d", int64(ms), 60}, []check{{-time.Minute, ok}, {-time.Minute - time.Millisecond, invalid}}},
+		{"far future", token.Tuple{"d", int64(math.MaxInt64), 60}, []check{{0, invalid}}},
+		{"far past", token.Tuple{"d", int64(math.MinInt64), token.Atom("infinity")}, []check{{0, ok}}},
+		{"far past expired", token.Tuple{"d", int64(math.MinInt64), 60}, []check{{0, expired}}},
+		{"far past huge max age", token.Tuple{"d", int64(math.MinInt64), int64(math.MaxInt64)}, []check{{0, ok}}},
+		{"4-tuple", token.Tuple{"d", int64(ms), 60, 1}, []check{{0, invalid}}},
+		{"1-tuple", token.Tuple{"d"}, []check{{0, invalid}}},
 		{"bare data", "d", []check{{0, invalid}}},
 		{"list", []any{"d", int64(ms), 60}, []check{{0, invalid}}},
-		{"signed float", etf.Tuple{"d", float64(ms), 60}, []check{{0, invalid}}},
-		{"signed string", etf.Tuple{"d", "1700000000000", 60}, []check{{0, invalid}}},
-		{"max age atom", etf.Tuple{"d", int64(ms), etf.Atom("forever")}, []check{{0, invalid}}},
-		{"max age string", etf.Tuple{"d", int64(ms), "60"}, []check{{0, invalid}}},
-		{"max age nil", etf.Tuple{"d", int64(ms), nil}, []check{{0, invalid}}},
-		{"map without signed", map[etf.Atom]any{"data": "d"}, []check{{0, invalid}}},
+		{"signed float", token.Tuple{"d", float64(ms), 60}, []check{{0, invalid}}},
+		{"signed string", token.Tuple{"d", "1700000000000", 60}, []check{{0, invalid}}},
+		{"max age atom", token.Tuple{"d", int64(ms), token.Atom("forever")}, []check{{0, invalid}}},
+		{"max age string", token.Tuple{"d", int64(ms), "60"}, []check{{0, invalid}}},
+		{"max age nil", token.Tuple{"d", int64(ms), nil}, []check{{0, invalid}}},
+		{"map without signed", map[token.Atom]any{"data": "d"}, []check{{0, invalid}}},
 		{"map with string keys", map[string]any{"data": "d", "signed": int64(ms)}, []check{{0, invalid}}},
 	}
 	for _, tc := range tests {
@@ -279,7 +279,7 @@ func TestPhoenixClaims(t *testing.T) {
 func TestPhoenixVerifyMaxAge(t *testing.T) {
 	t.Parallel()
 	tok, _ := phxTokSigner(t, phxTokSignedAt, 0).Sign(1) // embedded max age 86400
-	inf := phxTokForge(t, "SFMyNTY", sha256.New, phxTokTerm(t, etf.Tuple{1, int64(phxTokSignedMs), etf.Atom("infinity")}))
+	inf := phxTokForge(t, "SFMyNTY", sha256.New, phxTokTerm(t, token.Tuple{1, int64(phxTokSignedMs), token.Atom("infinity")}))
 	v := phxTokSigner(t, phxTokSignedAt.Add(2*time.Hour), 0)
 	tests := []struct {
 		tok    string
@@ -305,7 +305,7 @@ func TestPhoenixVerifyMaxAge(t *testing.T) {
 
 func TestPhoenixDigests(t *testing.T) {
 	t.Parallel()
-	plain := phxTokTerm(t, etf.Tuple{"d", int64(phxTokSignedMs), 60})
+	plain := phxTokTerm(t, token.Tuple{"d", int64(phxTokSignedMs), 60})
 	v := phxTokSigner(t, phxTokSignedAt, 0)
 	for _, d := range []struct {
 		header string
@@ -330,7 +330,7 @@ func TestPhoenixDigests(t *testing.T) {
 // decoder refuses are invalid, and that nothing panics.
 func TestPhoenixStrictTerm(t *testing.T) {
 	t.Parallel()
-	good := phxTokTerm(t, etf.Tuple{"d", int64(phxTokSignedMs), 60})
+	good := phxTokTerm(t, token.Tuple{"d", int64(phxTokSignedMs), 60})
 	nest := []byte{131, 104, 3}
 	for range 40 {
 		nest = append(nest, 108, 0, 0, 0, 1)
@@ -441,7 +441,7 @@ func FuzzVerifyPhoenixToken(f *testing.F) {
 		valid[tok] = true
 		f.Add(tok)
 	}
-	plain := phxTokTerm(f, etf.Tuple{"d", int64(phxTokSignedMs), etf.Atom("infinity")})
+	plain := phxTokTerm(f, token.Tuple{"d", int64(phxTokSignedMs), token.Atom("infinity")})
 	for _, d := range []struct {
 		header string
 		h      func() hash.Hash

@@ -2,21 +2,28 @@
 // (the output of :erlang.term_to_binary/1) that Phoenix tokens carry: numbers,
 // atoms, binaries, lists, tuples and maps.
 //
+// The package has no atom or tuple type of its own: [Encode] and [Decode]
+// take the caller's as type parameters, A (a string type) for atoms and T
+// (a []any type) for tuples, so that a public package (such as token, with
+// token.Atom and token.Tuple) exposes only its own types. A and T must be
+// defined types, not string or []any themselves, or strings and lists would
+// be taken for atoms and tuples.
+//
 // Go values map to terms as follows:
 //
 //	nil, true, false         atoms nil, true, false (and back)
-//	Atom                     atom (SMALL_ATOM_UTF8_EXT, or ATOM_UTF8_EXT if over 255 bytes)
+//	A                        atom (SMALL_ATOM_UTF8_EXT, or ATOM_UTF8_EXT if over 255 bytes)
 //	signed/unsigned integers SMALL_INTEGER_EXT, INTEGER_EXT or SMALL_BIG_EXT, as Erlang picks
 //	*big.Int                 integer, at most 255 bytes of magnitude
 //	float32, float64         NEW_FLOAT_EXT (NaN and infinities are refused)
 //	string, []byte           binary (an Elixir string)
-//	Tuple                    tuple
+//	T                        tuple
 //	[]any, other slices      list; NIL_EXT when empty, STRING_EXT when every element
 //	and arrays               is an integer in 0..255 and there are at most 65535 (as Erlang)
 //	maps                     map, keys written in a deterministic order
 //
 // Decode returns int64 for integers that fit (*big.Int otherwise), float64,
-// string for binaries, Atom, nil, bool, Tuple, []any for lists (a STRING_EXT,
+// string for binaries, A, nil, bool, T, []any for lists (a STRING_EXT,
 // Erlang's compact form of a list of bytes, is a list too: []any of int64) and
 // map[any]any for maps. Map keys must be scalars (numbers, atoms, binaries);
 // maps with list, tuple or map keys are refused, as are duplicate keys.
@@ -45,13 +52,6 @@ import (
 	"slices"
 	"unicode/utf8"
 )
-
-// Atom is an Erlang atom, such as Elixir's :user_id. The atoms nil, true and
-// false are written for the Go values nil, true and false, and decoded to them.
-type Atom string
-
-// Tuple is an Erlang tuple, such as Elixir's {:ok, 1}.
-type Tuple []any
 
 // Limits enforced by Decode and, for MaxDepth, by Encode.
 const (
@@ -88,8 +88,9 @@ const (
 
 // Decode decodes one term, encoded with its version byte as by
 // :erlang.term_to_binary/1, and refuses anything outside the subset described
-// in the package documentation.
-func Decode(data []byte) (any, error) {
+// in the package documentation. Atoms decode to A (except nil, true and
+// false), tuples to T.
+func Decode[A ~string, T ~[]any](data []byte) (any, error) {
 	if len(data) == 0 || data[0] != tagVersion {
 		return nil, errors.New("etf: missing version byte 131")
 	}
@@ -100,7 +101,7 @@ func Decode(data []byte) (any, error) {
 			return nil, err
 		}
 	}
-	d := decoder{b: b}
+	d := decoder[A, T]{b: b}
 	v := d.term(0)
 	if d.err == nil && d.off != len(d.b) {
 		d.fail("%d trailing bytes", len(d.b)-d.off)
@@ -138,20 +139,20 @@ func inflate(b []byte) ([]byte, error) {
 
 // decoder reads terms from b. The first error sticks: later reads return
 // zero values, so callers check err once after a group of reads.
-type decoder struct {
+type decoder[A ~string, T ~[]any] struct {
 	b     []byte
 	off   int
 	elems int
 	err   error
 }
 
-func (d *decoder) fail(format string, args ...any) {
+func (d *decoder[A, T]) fail(format string, args ...any) {
 	if d.err == nil {
 		d.err = fmt.Errorf("etf: "+format+" (offset %d)", append(args, d.off)...)
 	}
 }
 
-func (d *decoder) read(n int) []byte {
+func (d *decoder[A, T]) read(n int) []byte {
 	if d.err != nil {
 		return nil
 	}
@@ -164,7 +165,7 @@ func (d *decoder) read(n int) []byte {
 	return p
 }
 
-func (d *decoder) uint(size int) uint64 {
+func (d *decoder[A, T]) uint(size int) uint64 {
 	var n uint64
 	for _, c := range d.read(size) {
 		n = n<<8 | uint64(c)
@@ -174,7 +175,7 @@ func (d *decoder) uint(size int) uint64 {
 
 // length reads a size-byte length field and checks that the remaining input
 // can hold that many items of at least unit bytes each.
-func (d *decoder) length(size, unit int) int {
+func (d *decoder[A, T]) length(size, unit int) int {
 	n := d.uint(size)
 	if d.err == nil && n*uint64(unit) > uint64(len(d.b)-d.off) {
 		d.fail("declared length %d exceeds the input", n)
@@ -186,7 +187,7 @@ func (d *decoder) length(size, unit int) int {
 }
 
 // count reserves n more terms against MaxElements.
-func (d *decoder) count(n int) {
+func (d *decoder[A, T]) count(n int) {
 	if n > MaxElements-d.elems {
 		d.fail("more than %d terms", MaxElements)
 		return
@@ -195,13 +196,13 @@ func (d *decoder) count(n int) {
 }
 
 // enter checks that a container may start at depth.
-func (d *decoder) enter(depth int) {
+func (d *decoder[A, T]) enter(depth int) {
 	if depth >= MaxDepth {
 		d.fail("nesting deeper than %d", MaxDepth)
 	}
 }
 
-func (d *decoder) term(depth int) any {
+func (d *decoder[A, T]) term(depth int) any {
 	d.count(1)
 	tag := d.uint(1)
 	if d.err != nil {
@@ -268,9 +269,9 @@ func (d *decoder) term(depth int) any {
 		}
 		return l
 	case tagSmallTuple:
-		return Tuple(d.elements(d.length(1, 1), depth))
+		return T(d.elements(d.length(1, 1), depth))
 	case tagLargeTuple:
-		return Tuple(d.elements(d.length(4, 1), depth))
+		return T(d.elements(d.length(4, 1), depth))
 	case tagMap:
 		return d.mapTerm(d.length(4, 2), depth)
 	}
@@ -279,7 +280,7 @@ func (d *decoder) term(depth int) any {
 	return nil
 }
 
-func (d *decoder) atom(p []byte, isUTF8 bool) any {
+func (d *decoder[A, T]) atom(p []byte, isUTF8 bool) any {
 	if d.err != nil {
 		return nil
 	}
@@ -306,10 +307,10 @@ func (d *decoder) atom(p []byte, isUTF8 bool) any {
 	case "false":
 		return false
 	}
-	return Atom(name)
+	return A(name)
 }
 
-func (d *decoder) elements(n, depth int) []any {
+func (d *decoder[A, T]) elements(n, depth int) []any {
 	d.enter(depth)
 	if d.err != nil {
 		return nil
@@ -327,7 +328,7 @@ func (d *decoder) elements(n, depth int) []any {
 	return l
 }
 
-func (d *decoder) mapTerm(n, depth int) any {
+func (d *decoder[A, T]) mapTerm(n, depth int) any {
 	d.enter(depth)
 	if d.err != nil {
 		return nil
@@ -344,7 +345,7 @@ func (d *decoder) mapTerm(n, depth int) any {
 			return nil
 		}
 		switch k := k.(type) {
-		case []any, Tuple, map[any]any:
+		case []any, T, map[any]any:
 			d.fail("map key is a list, tuple or map")
 			return nil
 		case *big.Int:
@@ -372,18 +373,18 @@ func (d *decoder) mapTerm(n, depth int) any {
 // unsupported types (structs, pointers other than *big.Int, channels, ...),
 // non-finite floats, invalid atoms, maps whose keys collide once encoded or
 // are lists, tuples or maps, and nesting deeper than [MaxDepth] (which also
-// stops cyclic values).
-func Encode(v any) ([]byte, error) {
-	e := encoder{b: []byte{tagVersion}}
+// stops cyclic values). Values of type A are atoms, of type T tuples.
+func Encode[A ~string, T ~[]any](v any) ([]byte, error) {
+	e := encoder[A, T]{b: []byte{tagVersion}}
 	if err := e.term(v, 0); err != nil {
 		return nil, err
 	}
 	return e.b, nil
 }
 
-type encoder struct{ b []byte }
+type encoder[A ~string, T ~[]any] struct{ b []byte }
 
-func (e *encoder) term(v any, depth int) error {
+func (e *encoder[A, T]) term(v any, depth int) error {
 	switch x := v.(type) {
 	case nil:
 		return e.atom("nil")
@@ -392,14 +393,14 @@ func (e *encoder) term(v any, depth int) error {
 			return e.atom("true")
 		}
 		return e.atom("false")
-	case Atom:
+	case A:
 		return e.atom(string(x))
 	case *big.Int:
 		if x == nil {
 			return e.atom("nil")
 		}
 		return e.bigInt(x)
-	case Tuple:
+	case T:
 		return e.seq(reflect.ValueOf(x), depth, true)
 	}
 	rv := reflect.ValueOf(v)
@@ -438,7 +439,7 @@ func (e *encoder) term(v any, depth int) error {
 	return fmt.Errorf("etf: cannot encode %T", v)
 }
 
-func (e *encoder) atom(name string) error {
+func (e *encoder[A, T]) atom(name string) error {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > 255 {
 		return fmt.Errorf("etf: invalid atom %q: not UTF-8 or longer than 255 characters", name)
 	}
@@ -451,7 +452,7 @@ func (e *encoder) atom(name string) error {
 	return nil
 }
 
-func (e *encoder) binary(s string) error {
+func (e *encoder[A, T]) binary(s string) error {
 	if uint64(len(s)) > math.MaxUint32 {
 		return errors.New("etf: binary too long")
 	}
@@ -460,7 +461,7 @@ func (e *encoder) binary(s string) error {
 	return nil
 }
 
-func (e *encoder) int(i int64) {
+func (e *encoder[A, T]) int(i int64) {
 	switch {
 	case i >= 0 && i <= 255:
 		e.b = append(e.b, tagSmallInteger, byte(i))
@@ -476,7 +477,7 @@ func (e *encoder) int(i int64) {
 }
 
 // bigMagnitude writes a SMALL_BIG_EXT of u (non-zero) with the fewest bytes.
-func (e *encoder) bigMagnitude(u uint64, neg bool) {
+func (e *encoder[A, T]) bigMagnitude(u uint64, neg bool) {
 	n := (bits.Len64(u) + 7) / 8
 	e.b = append(e.b, tagSmallBig, byte(n), b2u8(neg))
 	for range n {
@@ -485,7 +486,7 @@ func (e *encoder) bigMagnitude(u uint64, neg bool) {
 	}
 }
 
-func (e *encoder) bigInt(x *big.Int) error {
+func (e *encoder[A, T]) bigInt(x *big.Int) error {
 	if x.IsInt64() {
 		e.int(x.Int64())
 		return nil
@@ -510,7 +511,7 @@ func b2u8(b bool) byte {
 
 // seq writes a tuple or a list; lists of at most 65535 integers in 0..255
 // become STRING_EXT, as Erlang writes them.
-func (e *encoder) seq(rv reflect.Value, depth int, tuple bool) error {
+func (e *encoder[A, T]) seq(rv reflect.Value, depth int, tuple bool) error {
 	if depth >= MaxDepth {
 		return fmt.Errorf("etf: nesting deeper than %d", MaxDepth)
 	}
@@ -577,7 +578,7 @@ func byteList(rv reflect.Value) ([]byte, bool) {
 	return s, true
 }
 
-func (e *encoder) mapValue(rv reflect.Value, depth int) error {
+func (e *encoder[A, T]) mapValue(rv reflect.Value, depth int) error {
 	if depth >= MaxDepth {
 		return fmt.Errorf("etf: nesting deeper than %d", MaxDepth)
 	}
@@ -587,7 +588,7 @@ func (e *encoder) mapValue(rv reflect.Value, depth int) error {
 	}
 	entries := make([]entry, 0, rv.Len())
 	for it := rv.MapRange(); it.Next(); {
-		var ke encoder
+		var ke encoder[A, T]
 		if err := ke.term(it.Key().Interface(), depth+1); err != nil {
 			return err
 		}

@@ -88,7 +88,7 @@ var knownTerms = []struct {
 func TestEncodeKnown(t *testing.T) {
 	t.Parallel()
 	for _, tc := range knownTerms {
-		got, err := Encode(tc.in)
+		got, err := encode(tc.in)
 		if err != nil {
 			t.Errorf("%s: Encode: %v", tc.name, err)
 			continue
@@ -102,7 +102,7 @@ func TestEncodeKnown(t *testing.T) {
 func TestDecodeKnown(t *testing.T) {
 	t.Parallel()
 	for _, tc := range knownTerms {
-		got, err := Decode(unhex(t, tc.hex))
+		got, err := decode(unhex(t, tc.hex))
 		if err != nil {
 			t.Errorf("%s: Decode: %v", tc.name, err)
 			continue
@@ -136,7 +136,7 @@ func TestDecodeOtherForms(t *testing.T) {
 		{"long atom", append(unhex(t, "83 76 01 90"), long...), Atom(long)},
 	}
 	for _, tc := range tests {
-		got, err := Decode(tc.in)
+		got, err := decode(tc.in)
 		if err != nil {
 			t.Errorf("%s: %v", tc.name, err)
 		} else if !reflect.DeepEqual(got, tc.want) {
@@ -157,7 +157,7 @@ func compressed(t testing.TB, term []byte, size uint32, extra []byte) []byte {
 func TestDecodeCompressed(t *testing.T) {
 	t.Parallel()
 	inner := unhex(t, "68 02 77 02 6F 6B 6D 00 00 00 03 61 62 63")
-	got, err := Decode(compressed(t, inner, uint32(len(inner)), nil))
+	got, err := decode(compressed(t, inner, uint32(len(inner)), nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestDecodeCompressed(t *testing.T) {
 	nested := compressed(t, inner, uint32(len(inner)), nil)[1:] // without version byte
 	bad["nested compression"] = compressed(t, nested, uint32(len(nested)), nil)
 	for name, in := range bad {
-		if v, err := Decode(in); err == nil {
+		if v, err := decode(in); err == nil {
 			t.Errorf("%s: Decode = %#v, want error", name, v)
 		}
 	}
@@ -195,7 +195,7 @@ func TestDecodeRejects(t *testing.T) {
 		}
 		return b
 	}
-	if _, err := Decode(deep(MaxDepth)); err != nil {
+	if _, err := decode(deep(MaxDepth)); err != nil {
 		t.Fatalf("nesting of %d refused: %v", MaxDepth, err)
 	}
 	tests := map[string]string{
@@ -245,19 +245,19 @@ func TestDecodeRejects(t *testing.T) {
 		"compressed inside":    "83 68 01 50 00 00 00 01 78 9C",
 	}
 	for name, h := range tests {
-		if v, err := Decode(unhex(t, h)); err == nil {
+		if v, err := decode(unhex(t, h)); err == nil {
 			t.Errorf("%s: Decode = %#v, want error", name, v)
 		}
 	}
-	if _, err := Decode(deep(MaxDepth + 1)); err == nil {
+	if _, err := decode(deep(MaxDepth + 1)); err == nil {
 		t.Error("nesting deeper than MaxDepth accepted")
 	}
 	long := append(unhex(t, "83 76 02 00"), strings.Repeat("é", 256)...) // 256 characters
-	if _, err := Decode(long); err == nil {
+	if _, err := decode(long); err == nil {
 		t.Error("atom of 256 characters accepted")
 	}
 	latin := append(unhex(t, "83 64 01 00"), strings.Repeat("a", 256)...)
-	if _, err := Decode(latin); err == nil {
+	if _, err := decode(latin); err == nil {
 		t.Error("Latin-1 atom of 256 characters accepted")
 	}
 	// Two STRING_EXTs of 65535 bytes are more than MaxElements terms.
@@ -266,7 +266,7 @@ func TestDecodeRejects(t *testing.T) {
 		many = append(many, 107, 0xFF, 0xFF)
 		many = append(many, make([]byte, 0xFFFF)...)
 	}
-	if _, err := Decode(many); err == nil {
+	if _, err := decode(many); err == nil {
 		t.Error("more than MaxElements terms accepted")
 	}
 	// Every tag that is not listed in the package documentation is refused.
@@ -275,7 +275,7 @@ func TestDecodeRejects(t *testing.T) {
 	for tag := range 256 {
 		if !ok[byte(tag)] {
 			in := append([]byte{131, byte(tag)}, make([]byte, 16)...)
-			if _, err := Decode(in); err == nil {
+			if _, err := decode(in); err == nil {
 				t.Errorf("tag %d accepted", tag)
 			}
 		}
@@ -287,7 +287,7 @@ func TestDecodeTruncated(t *testing.T) {
 	for _, tc := range knownTerms {
 		full := unhex(t, tc.hex)
 		for i := range len(full) {
-			if v, err := Decode(full[:i]); err == nil {
+			if v, err := decode(full[:i]); err == nil {
 				t.Errorf("%s: prefix of %d bytes decoded to %#v", tc.name, i, v)
 			}
 		}
@@ -323,14 +323,14 @@ func TestEncodeRejects(t *testing.T) {
 		"bad tuple member": Tuple{make(chan int)},
 	}
 	for name, v := range tests {
-		if b, err := Encode(v); err == nil {
+		if b, err := encode(v); err == nil {
 			t.Errorf("%s: Encode = % X, want error", name, b)
 		}
 	}
-	if _, err := Encode(new(big.Int).Sub(huge, big.NewInt(1))); err != nil {
+	if _, err := encode(new(big.Int).Sub(huge, big.NewInt(1))); err != nil {
 		t.Errorf("255-byte integer refused: %v", err)
 	}
-	if b, err := Encode(Atom(strings.Repeat("é", 255))); err != nil || b[1] != tagAtomUTF8 {
+	if b, err := encode(Atom(strings.Repeat("é", 255))); err != nil || b[1] != tagAtomUTF8 {
 		t.Errorf("255-character atom of 510 bytes: % .4X, %v; want ATOM_UTF8_EXT", b, err)
 	}
 }
@@ -352,11 +352,11 @@ func TestRoundTrip(t *testing.T) {
 		map[any]any{-1.5: 1, 2.5: 2, int64(-3): 3, nil: 4, false: 5, "z": 6, Atom("y"): 7},
 	}
 	for i, v := range values {
-		b, err := Encode(v)
+		b, err := encode(v)
 		if err != nil {
 			t.Fatalf("%d: Encode: %v", i, err)
 		}
-		got, err := Decode(b)
+		got, err := decode(b)
 		if i == 6 { // 65538 terms
 			if err == nil {
 				t.Fatalf("%d: Decode accepted more than MaxElements terms", i)
@@ -366,7 +366,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%d: Decode: %v", i, err)
 		}
-		b2, err := Encode(got)
+		b2, err := encode(got)
 		if err != nil || !bytes.Equal(b, b2) {
 			t.Fatalf("%d: re-encoding differs (%v):\n% X\n% X", i, err, b, b2)
 		}
@@ -383,22 +383,22 @@ func FuzzETFDecode(f *testing.F) {
 	f.Add(unhex(f, "83 74 00 00 00 02 46 00 00 00 00 00 00 00 00 6A 46 80 00 00 00 00 00 00 00 6A"))
 	f.Add(unhex(f, "83 74 00 00 00 01 6E 09 00 00 00 00 00 00 00 00 00 01 6A"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		v, err := Decode(data)
+		v, err := decode(data)
 		if err != nil {
 			return
 		}
-		b, err := Encode(v)
+		b, err := encode(v)
 		if err != nil {
 			t.Fatalf("decoded %#v but cannot encode it: %v", v, err)
 		}
-		v2, err := Decode(b)
+		v2, err := decode(b)
 		if err != nil {
 			t.Fatalf("cannot decode re-encoded % X: %v", b, err)
 		}
 		if !hasBigKey(v) && !reflect.DeepEqual(v, v2) {
 			t.Fatalf("round trip changed %#v into %#v", v, v2)
 		}
-		if b2, err := Encode(v2); err != nil || !bytes.Equal(b, b2) {
+		if b2, err := encode(v2); err != nil || !bytes.Equal(b, b2) {
 			t.Fatalf("encoding not stable: % X then % X (%v)", b, b2, err)
 		}
 	})
