@@ -22,7 +22,13 @@ func (v2Serializer) EncodeMessage(joinRef, ref Ref, topic, event string, payload
 	if err := CheckRef("ref", ref); err != nil {
 		return nil, err
 	}
-	p := payload.JSON()
+	return encodeV2Text(joinRef, ref, topic, event, payload.JSON()), nil
+}
+
+// encodeV2Text writes [join_ref,ref,topic,event,payload], the text frame of
+// a server message and of a client push alike. The refs must have passed
+// CheckRef.
+func encodeV2Text(joinRef, ref Ref, topic, event string, p []byte) []byte {
 	buf := make([]byte, 0, 14+len(joinRef)+len(ref)+len(topic)+len(event)+len(p)+8)
 	buf = append(buf, '[')
 	buf = AppendRef(buf, joinRef)
@@ -34,8 +40,7 @@ func (v2Serializer) EncodeMessage(joinRef, ref Ref, topic, event string, payload
 	buf = AppendJSONString(buf, event)
 	buf = append(buf, ',')
 	buf = append(buf, p...)
-	buf = append(buf, ']')
-	return buf, nil
+	return append(buf, ']')
 }
 
 func (v2Serializer) EncodeReply(joinRef, ref Ref, topic, status string, response Payload) ([]byte, error) {
