@@ -21,28 +21,33 @@ func serverMsgEqual(a, b ServerMessage) bool {
 		a.Status == b.Status && bytes.Equal(a.Response.Data, b.Response.Data) && a.Response.Binary == b.Response.Binary
 }
 
+// readFrame returns a golden frame of testdata/frames/dir.
+func readFrame(t *testing.T, dir, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "frames", dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// clientEncoder returns EncodeClientV1 or EncodeClientV2.
+func clientEncoder(v1 bool) func(Message) ([]byte, error) {
+	if v1 {
+		return EncodeClientV1
+	}
+	return EncodeClientV2
+}
+
 // The client encoders reproduce the golden client frames byte for byte:
 // those phoenix.js wrote and the hand-written V1 and nshafer ones.
 func TestEncodeClientGolden(t *testing.T) {
 	t.Parallel()
 	for _, tc := range clientGolden {
-		t.Run(tc.file, func(t *testing.T) {
-			want, err := os.ReadFile(filepath.Join("testdata", "frames", "client", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
-			encode := EncodeClientV2
-			if strings.HasPrefix(tc.file, "v1_") {
-				encode = EncodeClientV1
-			}
-			got, err := encode(tc.want)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("\n got %q\nwant %q", got, want)
-			}
-		})
+		got, err := clientEncoder(strings.HasPrefix(tc.file, "v1_"))(tc.want)
+		if want := readFrame(t, "client", tc.file); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: encoded %q (%v), want %q", tc.file, got, err, want)
+		}
 	}
 }
 
@@ -83,11 +88,9 @@ func TestDecodeServerGolden(t *testing.T) {
 	}
 	for _, tc := range serverGolden() {
 		t.Run(tc.file, func(t *testing.T) {
-			frame, err := os.ReadFile(filepath.Join("testdata", "frames", "server", tc.file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			frame := readFrame(t, "server", tc.file)
 			var got ServerMessage
+			var err error
 			if strings.HasPrefix(tc.file, "v1_") {
 				got, err = DecodeServerV1(frame)
 			} else {
@@ -239,14 +242,8 @@ func TestEncodeClientErrors(t *testing.T) {
 		{"V1 bad join_ref", true, Message{JoinRef: Ref(`"x`), Topic: "t", Event: "e"}, ErrMalformed},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			encode := EncodeClientV2
-			if tc.v1 {
-				encode = EncodeClientV1
-			}
-			if got, err := encode(tc.m); !errors.Is(err, tc.want) {
-				t.Fatalf("got (%q, %v), want error %v", got, err, tc.want)
-			}
-		})
+		if got, err := clientEncoder(tc.v1)(tc.m); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got (%q, %v), want error %v", tc.name, got, err, tc.want)
+		}
 	}
 }
