@@ -14,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/clienttest"
 )
 
 // Room is a chat room channel: clients join "room:<name>" and push
@@ -232,32 +233,32 @@ func ExamplePresence() {
 
 // exampleConn is a bare V2 client for the examples (phoenix.js in real life).
 type exampleConn struct {
-	c   *websocket.Conn
-	ctx context.Context
+	*clienttest.Conn
+	in chan []byte
 }
 
 func exampleClient(url, user string) *exampleConn {
-	ctx := context.Background()
-	c, _, err := websocket.Dial(ctx, url+"?vsn=2.0.0&user="+user, nil)
+	e := &exampleConn{in: make(chan []byte, 64)}
+	c, _, err := clienttest.Dial(context.Background(), url+"?vsn=2.0.0&user="+user, nil, func(f clienttest.Frame) { e.in <- f.Data })
 	if err != nil {
 		log.Fatal(err)
 	}
-	return &exampleConn{c: c, ctx: ctx}
+	e.Conn = c
+	return e
 }
 
-func (e *exampleConn) send(frame string) { e.c.Write(e.ctx, websocket.MessageText, []byte(frame)) }
+func (e *exampleConn) send(frame string) { e.Write(context.Background(), []byte(frame), false) }
 
 func (e *exampleConn) recv() string {
-	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
-	defer cancel()
-	_, b, err := e.c.Read(ctx)
-	if err != nil {
-		return err.Error()
+	select {
+	case b := <-e.in:
+		return string(b)
+	case <-time.After(5 * time.Second):
+		return "timed out"
 	}
-	return string(b)
 }
 
-func (e *exampleConn) close() { e.c.CloseNow() }
+func (e *exampleConn) close() { e.Close() }
 
 // serveExample mounts srv and returns its WebSocket URL and a stop func.
 func serveExample(srv *phx.Server) (string, func()) {

@@ -14,7 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/clienttest"
 	"github.com/phxgo/phx/internal/leaktest"
+	"github.com/phxgo/phx/internal/wire"
 )
 
 func TestMain(m *testing.M) { leaktest.Main(m) }
@@ -58,13 +60,14 @@ func newTestServer(t *testing.T, opts *phx.Options, setup func(*phx.Server)) *te
 	return ts
 }
 
-// wsClient speaks raw V2 (or V1) frames to a test server.
+// wsClient speaks raw V2 (or V1) frames to a test server. conn and done are
+// those of its clienttest.Conn.
 type wsClient struct {
+	*clienttest.Conn
 	t    *testing.T
 	conn *websocket.Conn
 	in   chan wsFrame
-	done chan struct{}
-	err  error // read error once done is closed
+	done <-chan struct{}
 }
 
 type wsFrame struct {
@@ -88,30 +91,18 @@ func tryDial(t *testing.T, url string, query string, opts *websocket.DialOptions
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, url+"/websocket?"+query, opts)
+	c := &wsClient{t: t, in: make(chan wsFrame, 4096)}
+	conn, resp, err := clienttest.Dial(ctx, url+"/websocket?"+query, opts, func(f clienttest.Frame) {
+		c.in <- wsFrame{binary: f.Binary, data: f.Data}
+	})
 	if err != nil {
 		if resp != nil {
 			return nil, &dialError{status: resp.StatusCode, err: err}
 		}
 		return nil, err
 	}
-	conn.SetReadLimit(-1)
-	c := &wsClient{t: t, conn: conn, in: make(chan wsFrame, 4096), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		for {
-			typ, data, err := conn.Read(context.Background())
-			if err != nil {
-				c.err = err
-				return
-			}
-			c.in <- wsFrame{binary: typ == websocket.MessageBinary, data: data}
-		}
-	}()
-	t.Cleanup(func() {
-		conn.CloseNow()
-		<-c.done
-	})
+	c.Conn, c.conn, c.done = conn, conn.WS(), conn.Done()
+	t.Cleanup(conn.Close)
 	return c, nil
 }
 
@@ -122,32 +113,46 @@ type dialError struct {
 
 func (e *dialError) Error() string { return e.err.Error() }
 
-func (c *wsClient) sendRaw(s string) {
+func (e *dialError) Unwrap() error { return e.err }
+
+func (c *wsClient) write(data []byte, binary bool) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
-		c.t.Fatalf("write: %v", err)
+	if err := c.Write(ctx, data, binary); err != nil {
+		c.t.Fatal(err)
 	}
+}
+
+func (c *wsClient) sendRaw(s string) {
+	c.t.Helper()
+	c.write([]byte(s), false)
 }
 
 func (c *wsClient) sendBinary(b []byte) {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.conn.Write(ctx, websocket.MessageBinary, b); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
+	c.write(b, true)
 }
 
-// send writes a V2 frame [join_ref, ref, topic, event, payload].
+// send writes a V2 frame [join_ref, ref, topic, event, payload], each ref
+// and the payload encoded as JSON.
 func (c *wsClient) send(joinRef, ref any, topic, event string, payload any) {
 	c.t.Helper()
-	b, err := json.Marshal([]any{joinRef, ref, topic, event, payload})
+	m := wire.Message{JoinRef: c.toJSON(joinRef), Ref: c.toJSON(ref), Topic: topic, Event: event, Payload: wire.Payload{Data: c.toJSON(payload)}}
+	frame, err := wire.EncodeClientV2(m)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	c.sendRaw(string(b))
+	c.write(frame, false)
+}
+
+func (c *wsClient) toJSON(v any) []byte {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return b
 }
 
 // recvFrame returns the next frame, failing the test after a timeout.
@@ -162,7 +167,7 @@ func (c *wsClient) recvFrame() wsFrame {
 			return f
 		default:
 		}
-		c.t.Fatalf("connection closed while waiting for a frame: %v", c.err)
+		c.t.Fatalf("connection closed while waiting for a frame: %v", c.Err())
 	case <-time.After(5 * time.Second):
 		c.t.Fatal("timed out waiting for a frame")
 	}
@@ -209,7 +214,7 @@ func (c *wsClient) expectClose() websocket.StatusCode {
 			for len(c.in) > 0 {
 				<-c.in
 			}
-			return websocket.CloseStatus(c.err)
+			return websocket.CloseStatus(c.Err())
 		case <-deadline:
 			c.t.Fatal("timed out waiting for the server to close")
 			return 0
@@ -222,11 +227,11 @@ func (c *wsClient) join(topic, ref string, payload any) string {
 	c.t.Helper()
 	c.send(ref, ref, topic, "phx_join", payload)
 	got := c.recv()
-	var f []json.RawMessage
-	if err := json.Unmarshal([]byte(got), &f); err != nil || len(f) != 5 {
-		c.t.Fatalf("bad join reply %s", got)
+	reply, err := wire.DecodeServerV2([]byte(got), false)
+	if err != nil || reply.Event != "phx_reply" {
+		c.t.Fatalf("bad join reply %s (%v)", got, err)
 	}
-	if !strings.HasPrefix(string(f[4]), `{"status":"ok"`) {
+	if reply.Status != "ok" {
 		c.t.Fatalf("join %s refused: %s", topic, got)
 	}
 	return got

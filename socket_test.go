@@ -582,7 +582,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	select {
 	case <-live.done:
-		t.Fatalf("heartbeating connection was closed: %v", live.err)
+		t.Fatalf("heartbeating connection was closed: %v", live.Err())
 	default:
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/phxgo/phx/internal/clienttest"
 )
 
 // TestClusterOfThreeProcesses runs three OS processes of the chat joined by
@@ -66,13 +65,7 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 }
 
 // nodeClient is a raw V2 client that tracks presence_state/presence_diff.
-type nodeClient struct {
-	t        *testing.T
-	c        *websocket.Conn
-	frames   chan []byte // read by one goroutine: a Read whose context ends kills the connection
-	ref      int
-	presence map[string]map[string]bool // topic -> user -> online
-}
+type nodeClient struct{ *clienttest.Client }
 
 func dialNode(t *testing.T, p *chatProcess, user string) *nodeClient {
 	t.Helper()
@@ -83,77 +76,38 @@ func dialNode(t *testing.T, p *chatProcess, user string) *nodeClient {
 	var tok struct{ Token string }
 	json.NewDecoder(resp.Body).Decode(&tok)
 	resp.Body.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, strings.Replace(p.url, "http", "ws", 1)+"/socket/websocket?vsn=2.0.0&token="+url.QueryEscape(tok.Token), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &nodeClient{t: t, c: c, frames: make(chan []byte, 1024), presence: map[string]map[string]bool{}}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			_, b, err := c.Read(context.Background())
-			if err != nil {
-				return
-			}
-			n.frames <- b
-		}
-	}()
-	t.Cleanup(func() { c.CloseNow(); <-done })
-	return n
+	u := strings.Replace(p.url, "http", "ws", 1) + "/socket/websocket?vsn=2.0.0&token=" + url.QueryEscape(tok.Token)
+	return &nodeClient{clienttest.New(t, user, u, nil)}
 }
 
-func (n *nodeClient) send(topic, event string, payload any) {
-	n.t.Helper()
-	n.ref++
-	ref := fmt.Sprint(n.ref)
-	b, _ := json.Marshal([]any{"1", ref, topic, event, payload})
-	if err := n.c.Write(context.Background(), websocket.MessageText, b); err != nil {
-		n.t.Fatal(err)
-	}
-}
+func (n *nodeClient) send(topic, event string, payload any) { n.Push(topic, event, payload) }
 
-// pump reads frames for up to d, applying presence events.
-func (n *nodeClient) pump(d time.Duration) {
-	timeout := time.After(d)
-	for {
-		var b []byte
-		select {
-		case b = <-n.frames:
-		case <-timeout:
-			return
-		}
-		var f []json.RawMessage
-		if json.Unmarshal(b, &f) != nil || len(f) != 5 {
-			continue
-		}
-		var topic, event string
-		json.Unmarshal(f[2], &topic)
-		json.Unmarshal(f[3], &event)
-		if n.presence[topic] == nil {
-			n.presence[topic] = map[string]bool{}
-		}
-		switch event {
+// pump lets frames arrive for d.
+func (n *nodeClient) pump(d time.Duration) { time.Sleep(d) }
+
+// online replays the presence events of topic received so far: the users
+// online.
+func (n *nodeClient) online(topic string) map[string]bool {
+	on := map[string]bool{}
+	for _, m := range n.Matching(func(m *clienttest.Message) bool { return m.Topic == topic }) {
+		switch m.Event {
 		case "presence_state":
 			var st map[string]json.RawMessage
-			json.Unmarshal(f[4], &st)
-			n.presence[topic] = map[string]bool{}
+			json.Unmarshal(m.Payload, &st)
+			on = map[string]bool{}
 			for k := range st {
-				n.presence[topic][k] = true
+				on[k] = true
 			}
 		case "presence_diff":
 			var d struct{ Joins, Leaves map[string]json.RawMessage }
-			json.Unmarshal(f[4], &d)
+			json.Unmarshal(m.Payload, &d)
 			for k := range d.Joins {
-				n.presence[topic][k] = true
+				on[k] = true
 			}
 			for k := range d.Leaves {
-				delete(n.presence[topic], k)
+				delete(on, k)
 			}
 		}
 	}
+	return on
 }
-
-func (n *nodeClient) online(topic string) map[string]bool { return n.presence[topic] }

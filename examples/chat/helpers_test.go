@@ -11,13 +11,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/phxgo/phx/internal/clienttest"
 	"github.com/phxgo/phx/internal/leaktest"
 )
 
@@ -104,9 +102,9 @@ func (e *testEnv) dialStatus(t *testing.T, params url.Values) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, e.wsURL(params), nil)
+	c, resp, err := clienttest.Dial(ctx, e.wsURL(params), nil, func(clienttest.Frame) {})
 	if err == nil {
-		c.CloseNow()
+		c.Close()
 		return http.StatusSwitchingProtocols
 	}
 	if resp == nil {
@@ -115,57 +113,8 @@ func (e *testEnv) dialStatus(t *testing.T, params url.Values) int {
 	return resp.StatusCode
 }
 
-// frame is one V2 message: [join_ref, ref, topic, event, payload].
-type frame struct {
-	JoinRef, Ref *string
-	Topic        string
-	Event        string
-	Payload      json.RawMessage
-}
-
-func (f *frame) UnmarshalJSON(b []byte) error {
-	var arr []json.RawMessage
-	if err := json.Unmarshal(b, &arr); err != nil {
-		return err
-	}
-	if len(arr) != 5 {
-		return fmt.Errorf("frame has %d elements: %s", len(arr), b)
-	}
-	for i, dst := range []any{&f.JoinRef, &f.Ref, &f.Topic, &f.Event, &f.Payload} {
-		if err := json.Unmarshal(arr[i], dst); err != nil {
-			return fmt.Errorf("frame element %d: %v: %s", i, err, b)
-		}
-	}
-	return nil
-}
-
-func (f frame) String() string {
-	s := func(p *string) string {
-		if p == nil {
-			return "null"
-		}
-		return strconv.Quote(*p)
-	}
-	return fmt.Sprintf("[%s,%s,%q,%q,%s]", s(f.JoinRef), s(f.Ref), f.Topic, f.Event, f.Payload)
-}
-
-// reply is the payload of a phx_reply.
-type reply struct {
-	Status   string          `json:"status"`
-	Response json.RawMessage `json:"response"`
-}
-
-func (f frame) reply(t *testing.T) reply {
-	t.Helper()
-	var r reply
-	if f.Event != "phx_reply" {
-		t.Fatalf("not a reply: %v", f)
-	}
-	if err := json.Unmarshal(f.Payload, &r); err != nil {
-		t.Fatalf("reply %v: %v", f, err)
-	}
-	return r
-}
+// frame is one message a client received.
+type frame struct{ *clienttest.Message }
 
 func (f frame) message(t *testing.T) Message {
 	t.Helper()
@@ -178,138 +127,49 @@ func (f frame) message(t *testing.T) Message {
 
 // client is a raw WebSocket client speaking V2 frames, as phoenix.js does.
 type client struct {
+	*clienttest.Client
 	t    *testing.T
 	name string
-	c    *websocket.Conn
-	in   chan frame
-	done chan struct{}
-
-	mu       sync.Mutex
-	ref      int
-	joinRefs map[string]string
-	seen     []frame // every frame received so far, in order
-	pending  []frame // received frames next has not returned yet
+	done <-chan struct{}
 }
 
 // dial connects as user with a valid token.
 func (e *testEnv) dial(t *testing.T, user string) *client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, e.wsURL(url.Values{"token": {e.token(t, user)}}), nil)
-	if err != nil {
-		t.Fatalf("dial as %s: %v", user, err)
-	}
-	cl := &client{t: t, name: user, c: c, in: make(chan frame, 4096), done: make(chan struct{}), joinRefs: map[string]string{}}
-	go cl.readLoop()
-	t.Cleanup(cl.close)
-	return cl
+	c := clienttest.New(t, user, e.wsURL(url.Values{"token": {e.token(t, user)}}), nil)
+	return &client{Client: c, t: t, name: user, done: c.Done()}
 }
 
-func (cl *client) readLoop() {
-	defer close(cl.done)
-	defer close(cl.in)
-	for {
-		_, b, err := cl.c.Read(context.Background())
-		if err != nil {
-			return
-		}
-		var f frame
-		if err := json.Unmarshal(b, &f); err != nil {
-			cl.t.Errorf("%s: bad frame: %v", cl.name, err)
-			return
-		}
-		cl.in <- f
-	}
-}
-
-func (cl *client) close() {
-	cl.c.CloseNow()
-	<-cl.done
-}
+func (cl *client) close() { cl.Close() }
 
 // send writes a frame and returns its ref.
 func (cl *client) send(topic, event string, payload any) string {
 	cl.t.Helper()
-	cl.mu.Lock()
-	cl.ref++
-	ref := strconv.Itoa(cl.ref)
-	if event == "phx_join" {
-		cl.joinRefs[topic] = ref
-	}
-	joinRef := cl.joinRefs[topic]
-	cl.mu.Unlock()
-	if payload == nil {
-		payload = map[string]any{}
-	}
-	b, err := json.Marshal([]any{joinRef, ref, topic, event, payload})
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := cl.c.Write(ctx, websocket.MessageText, b); err != nil {
-		cl.t.Fatalf("%s: write: %v", cl.name, err)
-	}
-	return ref
-}
-
-// next returns the first frame not yet returned that matches match,
-// waiting up to 5 s. Frames that do not match stay for later calls.
-func (cl *client) next(what string, match func(frame) bool) frame {
-	cl.t.Helper()
-	for i, f := range cl.pending {
-		if match(f) {
-			cl.pending = append(cl.pending[:i], cl.pending[i+1:]...)
-			return f
-		}
-	}
-	timeout := time.After(5 * time.Second)
-	for {
-		select {
-		case f, ok := <-cl.in:
-			if !ok {
-				cl.t.Fatalf("%s: connection closed while waiting for %s", cl.name, what)
-			}
-			cl.seen = append(cl.seen, f)
-			if match(f) {
-				return f
-			}
-			cl.pending = append(cl.pending, f)
-		case <-timeout:
-			cl.t.Fatalf("%s: timed out waiting for %s; frames so far:\n%v", cl.name, what, cl.seen)
-		}
-	}
+	return cl.Push(topic, event, payload)
 }
 
 // replyTo waits for the reply to the push with ref.
-func (cl *client) replyTo(topic, ref string) reply {
+func (cl *client) replyTo(topic, ref string) frame {
 	cl.t.Helper()
-	f := cl.next("reply to ref "+ref, func(f frame) bool {
-		return f.Event == "phx_reply" && f.Topic == topic && f.Ref != nil && *f.Ref == ref
-	})
-	return f.reply(cl.t)
+	return frame{cl.Reply(topic, ref)}
 }
 
 // push sends event and waits for its reply.
-func (cl *client) push(topic, event string, payload any) reply {
+func (cl *client) push(topic, event string, payload any) frame {
 	cl.t.Helper()
-	return cl.replyTo(topic, cl.send(topic, event, payload))
+	return cl.replyTo(topic, cl.Push(topic, event, payload))
 }
 
 // join joins topic and returns the reply.
-func (cl *client) join(topic string, payload any) reply {
+func (cl *client) join(topic string, payload any) frame {
 	cl.t.Helper()
-	return cl.push(topic, "phx_join", payload)
+	return frame{cl.Join(topic, payload)}
 }
 
 // joinOK joins topic, fails unless accepted, and returns the history.
 func (cl *client) joinOK(topic string, payload any) joinReply {
 	cl.t.Helper()
-	r := cl.join(topic, payload)
-	if r.Status != "ok" {
-		cl.t.Fatalf("%s: join %s: %s %s", cl.name, topic, r.Status, r.Response)
-	}
+	r := cl.JoinOK(topic, payload)
 	var jr joinReply
 	if err := json.Unmarshal(r.Response, &jr); err != nil {
 		cl.t.Fatalf("join reply %s: %v", r.Response, err)
@@ -339,17 +199,16 @@ func (cl *client) say(topic, body string) int64 {
 // nextEvent waits for the next push of event on topic.
 func (cl *client) nextEvent(topic, event string) frame {
 	cl.t.Helper()
-	return cl.next(event+" on "+topic, func(f frame) bool { return f.Topic == topic && f.Event == event })
+	return frame{cl.Next(event+" on "+topic, isEvent(topic, event))}
 }
 
 // seenEvent reports whether a frame of event on topic was received so far.
 func (cl *client) seenEvent(topic, event string) bool {
-	for _, f := range cl.seen {
-		if f.Topic == topic && f.Event == event {
-			return true
-		}
-	}
-	return false
+	return len(cl.Matching(isEvent(topic, event))) > 0
+}
+
+func isEvent(topic, event string) func(*clienttest.Message) bool {
+	return func(m *clienttest.Message) bool { return m.Topic == topic && m.Event == event }
 }
 
 func bodies(msgs []Message) []string {

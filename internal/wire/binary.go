@@ -10,41 +10,50 @@ import "unicode/utf8"
 //
 // Refs are written as their [Ref.String] text; for a reply, event is the status.
 func encodeBinary(kind byte, joinRef, ref Ref, topic, event string, payload []byte) ([]byte, error) {
-	var fields [4]string
-	var names [4]string
+	var fields [4]binaryField
 	n := 0
 	if kind != KindBroadcast {
-		fields[n], names[n] = joinRef.String(), "join_ref"
+		fields[n] = binaryField{"join_ref", joinRef.String()}
 		n++
 	}
 	if kind == KindReply {
-		fields[n], names[n] = ref.String(), "ref"
+		fields[n] = binaryField{"ref", ref.String()}
 		n++
 	}
-	fields[n], names[n] = topic, "topic"
+	fields[n] = binaryField{"topic", topic}
 	n++
-	fields[n], names[n] = event, "event"
+	fields[n] = binaryField{"event", event}
 	if kind == KindReply {
-		names[n] = "status"
+		fields[n].name = "status"
 	}
 	n++
-	size := 1 + n + len(payload)
-	for i, f := range fields[:n] {
-		if len(f) > MaxFieldLen {
-			return nil, malformed("binary frame %s is %d bytes, limit %d", names[i], len(f), MaxFieldLen)
+	return binaryFrame(kind, fields[:n], payload)
+}
+
+// binaryField is one metadata field of a binary frame: its name for errors
+// and its text.
+type binaryField struct{ name, value string }
+
+// binaryFrame writes kind, one length byte per field, the fields and the
+// payload. A field longer than [MaxFieldLen] is an error wrapping
+// [ErrMalformed].
+func binaryFrame(kind byte, fields []binaryField, payload []byte) ([]byte, error) {
+	size := 1 + len(fields) + len(payload)
+	for _, f := range fields {
+		if len(f.value) > MaxFieldLen {
+			return nil, malformed("binary frame %s is %d bytes, limit %d", f.name, len(f.value), MaxFieldLen)
 		}
-		size += len(f)
+		size += len(f.value)
 	}
 	buf := make([]byte, 0, size)
 	buf = append(buf, kind)
-	for _, f := range fields[:n] {
-		buf = append(buf, byte(len(f)))
+	for _, f := range fields {
+		buf = append(buf, byte(len(f.value)))
 	}
-	for _, f := range fields[:n] {
-		buf = append(buf, f...)
+	for _, f := range fields {
+		buf = append(buf, f.value...)
 	}
-	buf = append(buf, payload...)
-	return buf, nil
+	return append(buf, payload...), nil
 }
 
 // decodeV2Binary decodes a client binary frame (kind 0 only):

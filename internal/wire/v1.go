@@ -12,25 +12,30 @@ func (v1Serializer) Decode(data []byte, binary bool) (Message, error) {
 	return decodeV1Text(data)
 }
 
+// EncodeMessage drops joinRef: V1 server frames carry no join_ref.
 func (v1Serializer) EncodeMessage(_, ref Ref, topic, event string, payload Payload) ([]byte, error) {
-	return encodeV1Message(ref, topic, event, payload)
+	return encodeV1Message(nil, ref, topic, event, payload)
 }
 
 func (v1Serializer) EncodeBroadcast(topic, event string, payload Payload) ([]byte, error) {
-	return encodeV1Message(nil, topic, event, payload)
+	return encodeV1Message(nil, nil, topic, event, payload)
 }
 
-// encodeV1Message writes {"topic":T,"event":E,"payload":P,"ref":REF}. V1
-// frames carry no join_ref.
-func encodeV1Message(ref Ref, topic, event string, payload Payload) ([]byte, error) {
+// encodeV1Message writes {"topic":T,"event":E,"payload":P,"ref":REF}, with
+// ,"join_ref":J before the closing brace when joinRef is not nil (only
+// clients send it).
+func encodeV1Message(joinRef, ref Ref, topic, event string, payload Payload) ([]byte, error) {
 	if payload.Binary {
 		return nil, ErrBinaryUnsupported
 	}
 	if err := CheckRef("ref", ref); err != nil {
 		return nil, err
 	}
+	if err := CheckRef("join_ref", joinRef); err != nil {
+		return nil, err
+	}
 	p := payload.JSON()
-	buf := make([]byte, 0, 42+len(ref)+len(topic)+len(event)+len(p)+8)
+	buf := make([]byte, 0, 42+len(ref)+len(topic)+len(event)+len(p)+8+12+len(joinRef))
 	buf = append(buf, `{"topic":`...)
 	buf = AppendJSONString(buf, topic)
 	buf = append(buf, `,"event":`...)
@@ -39,8 +44,11 @@ func encodeV1Message(ref Ref, topic, event string, payload Payload) ([]byte, err
 	buf = append(buf, p...)
 	buf = append(buf, `,"ref":`...)
 	buf = AppendRef(buf, ref)
-	buf = append(buf, '}')
-	return buf, nil
+	if joinRef != nil {
+		buf = append(buf, `,"join_ref":`...)
+		buf = AppendRef(buf, joinRef)
+	}
+	return append(buf, '}'), nil
 }
 
 // encodeReply writes {"topic":T,"event":"phx_reply","payload":{"status":S,"response":R},"ref":REF}.

@@ -22,20 +22,34 @@ func (v2Serializer) EncodeMessage(joinRef, ref Ref, topic, event string, payload
 	if err := CheckRef("ref", ref); err != nil {
 		return nil, err
 	}
-	p := payload.JSON()
-	buf := make([]byte, 0, 14+len(joinRef)+len(ref)+len(topic)+len(event)+len(p)+8)
+	return encodeV2Text(joinRef, ref, topic, event, payload.JSON()), nil
+}
+
+// encodeV2Text writes [join_ref,ref,topic,event,payload], the text frame of
+// a server message, a broadcast and a client push alike. The refs must have
+// passed CheckRef.
+func encodeV2Text(joinRef, ref Ref, topic, event string, p []byte) []byte {
+	// Brackets, commas and quotes; a nil ref is written as null; 8 bytes
+	// spare for escapes.
+	size := 10 + max(len(joinRef), 4) + max(len(ref), 4) + len(topic) + len(event) + len(p) + 8
+	buf := make([]byte, 0, size)
+	buf = appendV2Head(buf, joinRef, ref, topic)
+	buf = append(buf, ',')
+	buf = AppendJSONString(buf, event)
+	buf = append(buf, ',')
+	buf = append(buf, p...)
+	return append(buf, ']')
+}
+
+// appendV2Head appends `[join_ref,ref,topic`, the start of every V2 text
+// frame.
+func appendV2Head(buf []byte, joinRef, ref Ref, topic string) []byte {
 	buf = append(buf, '[')
 	buf = AppendRef(buf, joinRef)
 	buf = append(buf, ',')
 	buf = AppendRef(buf, ref)
 	buf = append(buf, ',')
-	buf = AppendJSONString(buf, topic)
-	buf = append(buf, ',')
-	buf = AppendJSONString(buf, event)
-	buf = append(buf, ',')
-	buf = append(buf, p...)
-	buf = append(buf, ']')
-	return buf, nil
+	return AppendJSONString(buf, topic)
 }
 
 func (v2Serializer) EncodeReply(joinRef, ref Ref, topic, status string, response Payload) ([]byte, error) {
@@ -50,12 +64,7 @@ func (v2Serializer) EncodeReply(joinRef, ref Ref, topic, status string, response
 	}
 	p := response.JSON()
 	buf := make([]byte, 0, 51+len(joinRef)+len(ref)+len(topic)+len(status)+len(p)+8)
-	buf = append(buf, '[')
-	buf = AppendRef(buf, joinRef)
-	buf = append(buf, ',')
-	buf = AppendRef(buf, ref)
-	buf = append(buf, ',')
-	buf = AppendJSONString(buf, topic)
+	buf = appendV2Head(buf, joinRef, ref, topic)
 	buf = append(buf, `,"phx_reply",{"status":`...)
 	buf = AppendJSONString(buf, status)
 	buf = append(buf, `,"response":`...)
@@ -68,16 +77,7 @@ func (v2Serializer) EncodeBroadcast(topic, event string, payload Payload) ([]byt
 	if payload.Binary {
 		return encodeBinary(KindBroadcast, nil, nil, topic, event, payload.Data)
 	}
-	p := payload.JSON()
-	buf := make([]byte, 0, 17+len(topic)+len(event)+len(p)+8)
-	buf = append(buf, "[null,null,"...)
-	buf = AppendJSONString(buf, topic)
-	buf = append(buf, ',')
-	buf = AppendJSONString(buf, event)
-	buf = append(buf, ',')
-	buf = append(buf, p...)
-	buf = append(buf, ']')
-	return buf, nil
+	return encodeV2Text(nil, nil, topic, event, payload.JSON()), nil
 }
 
 // decodeV2Text decodes [join_ref, ref, topic, event, payload, ...extra].

@@ -1,11 +1,12 @@
-// Package wire is the Phoenix Channels wire protocol, server side: messages
-// and refs, the V1 (JSON object) and V2 (JSON array and binary) serializers,
-// version requirements, long-poll bodies and the authToken subprotocol.
+// Package wire is the Phoenix Channels wire protocol: messages and refs, the
+// V1 (JSON object) and V2 (JSON array and binary) serializers, version
+// requirements, long-poll bodies and the authToken subprotocol, and the
+// client half of the frames (EncodeClientV2, DecodeServerV2 and their V1
+// forms), as phoenix.js speaks it.
 //
 // The server runtime and its transports encode and decode only through this
-// package. (The raw test clients still carry codecs of their own; moving
-// them onto a client half here is open work.) docs/protocol.md describes the
-// same protocol in prose (§3: frames).
+// package, and the raw test clients (internal/clienttest) through its client
+// half. docs/protocol.md describes the same protocol in prose (§3: frames).
 //
 // Decoding is done by a small strict scanner, not by encoding/json, because
 // encoding/json matches object keys case-insensitively, keeps the last of

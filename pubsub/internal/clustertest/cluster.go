@@ -215,7 +215,7 @@ func Run(t *testing.T, br Broker) {
 	bob, cat := DialClient(t, b.URL, "bob"), DialClient(t, c.URL, "cat")
 	clients := []*Client{ann, amy, bob, cat}
 	for _, cl := range clients {
-		cl.Join(topic)
+		cl.JoinOK(topic, nil)
 	}
 	took := WaitPresence(t, topic, "amy,ann,bob,cat", 5*time.Second, a, b, c)
 	t.Logf("presence converged on 3 nodes %v after the last join", took.Round(time.Millisecond))
@@ -315,7 +315,7 @@ func Run(t *testing.T, br Broker) {
 		for _, cl := range []*Client{ann, amy, cat} {
 			cl.Wait("bob leaving", Leaves(topic, "bob"), 1, 5*time.Second)
 		}
-		bob.Join(topic) // back, for the next steps
+		bob.JoinOK(topic, nil) // back, for the next steps
 		WaitPresence(t, topic, "amy,ann,bob,cat", 5*time.Second, a, b, c)
 	})
 
@@ -348,7 +348,7 @@ func Run(t *testing.T, br Broker) {
 		// Local fanout keeps working; the broadcast fails for other nodes
 		// and is counted.
 		ref := amy.Push(topic, "shout", map[string]any{"from": "amy", "phase": "outage"})
-		if st := amy.Reply(ref); st != "error" {
+		if st := amy.Reply(topic, ref).Status; st != "error" {
 			t.Fatalf("shout during the outage replied %s, want error (delivered locally only)", st)
 		}
 		ann.Wait("local shout during the outage", Event(topic, "shout", map[string]string{"phase": quote("outage")}), 1, 2*time.Second)
