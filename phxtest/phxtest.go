@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/wire"
 )
 
 // DefaultTimeout is how long Await and Assert methods wait by default.
@@ -41,7 +42,8 @@ type Message struct {
 	Payload json.RawMessage // JSON payload; nil for a binary one
 	Binary  []byte          // binary payload; nil for JSON
 
-	status string // the status of a binary reply
+	status   string          // a reply's status
+	response json.RawMessage // a text reply's response
 }
 
 // IsBroadcast reports whether m reached the client as a broadcast (no
@@ -219,52 +221,36 @@ func (s *Socket) nextRef() string {
 
 func (s *Socket) send(joinRef, ref, topic, event string, payload any) {
 	s.t.Helper()
-	var p json.RawMessage
+	var p wire.Payload
 	switch v := payload.(type) {
 	case nil:
-		p = json.RawMessage("{}")
+		p.Data = wire.EmptyObject()
 	case phx.Binary:
-		s.sendBinary(joinRef, ref, topic, event, v)
-		return
+		p = wire.Payload{Data: v, Binary: true}
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
 			s.t.Fatalf("phxtest: encode payload: %v", err)
 		}
-		p = b
+		p.Data = b
 	}
-	frame, err := json.Marshal([]any{nullable(joinRef), nullable(ref), topic, event, p})
+	frame, err := wire.EncodeClientV2(wire.Message{
+		JoinRef: textRef(joinRef), Ref: textRef(ref), Topic: topic, Event: event, Payload: p,
+	})
 	if err != nil {
-		s.t.Fatalf("phxtest: encode frame: %v", err)
+		s.t.Fatalf("phxtest: encode %s on %s: %v", event, topic, err)
 	}
-	if err := s.conn.send(phx.Frame{Data: frame}); err != nil {
+	if err := s.conn.send(phx.Frame{Data: frame, Binary: p.Binary}); err != nil {
 		s.t.Fatalf("phxtest: send %s on %s: %v", event, topic, err)
 	}
 }
 
-func (s *Socket) sendBinary(joinRef, ref, topic, event string, payload []byte) {
-	s.t.Helper()
-	for _, f := range []string{joinRef, ref, topic, event} {
-		if len(f) > 255 {
-			s.t.Fatalf("phxtest: binary frame field over 255 bytes: %q", f)
-		}
-	}
-	b := []byte{0, byte(len(joinRef)), byte(len(ref)), byte(len(topic)), byte(len(event))}
-	b = append(b, joinRef...)
-	b = append(b, ref...)
-	b = append(b, topic...)
-	b = append(b, event...)
-	b = append(b, payload...)
-	if err := s.conn.send(phx.Frame{Data: b, Binary: true}); err != nil {
-		s.t.Fatalf("phxtest: send %s on %s: %v", event, topic, err)
-	}
-}
-
-func nullable(s string) any {
+// textRef is the ref phoenix.js sends for s: a JSON string, or null for "".
+func textRef(s string) wire.Ref {
 	if s == "" {
 		return nil
 	}
-	return s
+	return wire.StringRef(s)
 }
 
 // JoinError is the error Join returns when the channel refuses the join.
@@ -304,17 +290,13 @@ func (s *Socket) awaitReply(topic, ref string) Reply {
 	m := s.await(fmt.Sprintf("the reply to ref %s on %s", ref, topic), func(m Message) bool {
 		return m.Event == "phx_reply" && m.Topic == topic && m.Ref == ref
 	})
-	var p struct {
-		Status   string          `json:"status"`
-		Response json.RawMessage `json:"response"`
-	}
 	if m.Binary != nil {
 		return Reply{Status: m.status, Binary: m.Binary}
 	}
-	if err := json.Unmarshal(m.Payload, &p); err != nil {
-		s.t.Fatalf("phxtest: bad reply payload %s: %v", m.Payload, err)
+	if m.status == "" {
+		s.t.Fatalf("phxtest: reply without a status: %s", m.Payload)
 	}
-	return Reply{Status: p.Status, Response: p.Response}
+	return Reply{Status: m.status, Response: m.response}
 }
 
 // Channel is a joined topic on a test Socket.
@@ -454,92 +436,22 @@ func compact(b []byte) string {
 
 // decode parses a V2 frame as the official client does.
 func decode(f phx.Frame) (Message, error) {
+	sm, err := wire.DecodeServerV2(f.Data, f.Binary)
+	if err != nil {
+		return Message{}, err
+	}
+	m := Message{
+		JoinRef:  sm.JoinRef.String(),
+		Ref:      sm.Ref.String(),
+		Topic:    sm.Topic,
+		Event:    sm.Event,
+		status:   sm.Status,
+		response: json.RawMessage(sm.Response.Data),
+	}
 	if f.Binary {
-		return decodeBinary(f.Data)
+		m.Binary = append([]byte{}, sm.Payload.Data...)
+	} else {
+		m.Payload = json.RawMessage(sm.Payload.Data)
 	}
-	var arr []json.RawMessage
-	if err := json.Unmarshal(f.Data, &arr); err != nil || len(arr) != 5 {
-		return Message{}, fmt.Errorf("not a V2 frame: %s", f.Data)
-	}
-	var m Message
-	var err error
-	if m.JoinRef, err = refString(arr[0]); err != nil {
-		return m, err
-	}
-	if m.Ref, err = refString(arr[1]); err != nil {
-		return m, err
-	}
-	if json.Unmarshal(arr[2], &m.Topic) != nil || json.Unmarshal(arr[3], &m.Event) != nil {
-		return m, fmt.Errorf("bad topic or event: %s", f.Data)
-	}
-	m.Payload = arr[4]
-	return m, nil
-}
-
-func refString(raw json.RawMessage) (string, error) {
-	if string(raw) == "null" {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return s, nil
-	}
-	return string(raw), nil // a JSON number ref
-}
-
-// decodeBinary parses the server's binary frames (push, reply, broadcast).
-func decodeBinary(b []byte) (Message, error) {
-	field := func(n int) (string, error) {
-		if n > len(b) {
-			return "", fmt.Errorf("truncated binary frame")
-		}
-		s := string(b[:n])
-		b = b[n:]
-		return s, nil
-	}
-	if len(b) < 1 {
-		return Message{}, fmt.Errorf("empty binary frame")
-	}
-	var m Message
-	var lens []int
-	switch b[0] {
-	case 0, 1:
-		n := 4
-		if b[0] == 1 {
-			n = 5
-		}
-		if len(b) < n {
-			return m, fmt.Errorf("truncated binary header")
-		}
-		for _, l := range b[1:n] {
-			lens = append(lens, int(l))
-		}
-		b = b[n:]
-	case 2:
-		if len(b) < 3 {
-			return m, fmt.Errorf("truncated binary header")
-		}
-		lens = []int{int(b[1]), int(b[2])}
-		b = b[3:]
-	default:
-		return m, fmt.Errorf("unknown binary kind %d", b[0])
-	}
-	var vals []string
-	for _, l := range lens {
-		v, err := field(l)
-		if err != nil {
-			return m, err
-		}
-		vals = append(vals, v)
-	}
-	switch len(vals) {
-	case 3: // push: join_ref, topic, event
-		m.JoinRef, m.Topic, m.Event = vals[0], vals[1], vals[2]
-	case 4: // reply: join_ref, ref, topic, status
-		m.JoinRef, m.Ref, m.Topic, m.Event, m.status = vals[0], vals[1], vals[2], "phx_reply", vals[3]
-	case 2: // broadcast
-		m.Topic, m.Event = vals[0], vals[1]
-	}
-	m.Binary = append([]byte{}, b...)
 	return m, nil
 }
