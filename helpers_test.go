@@ -2,7 +2,6 @@ package phx_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/phxgo/phx"
 	"github.com/phxgo/phx/internal/clienttest"
 	"github.com/phxgo/phx/internal/leaktest"
-	"github.com/phxgo/phx/internal/wire"
 )
 
 func TestMain(m *testing.M) { leaktest.Main(m) }
@@ -138,21 +136,7 @@ func (c *wsClient) sendBinary(b []byte) {
 // and the payload encoded as JSON.
 func (c *wsClient) send(joinRef, ref any, topic, event string, payload any) {
 	c.t.Helper()
-	m := wire.Message{JoinRef: c.toJSON(joinRef), Ref: c.toJSON(ref), Topic: topic, Event: event, Payload: wire.Payload{Data: c.toJSON(payload)}}
-	frame, err := wire.EncodeClientV2(m)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.write(frame, false)
-}
-
-func (c *wsClient) toJSON(v any) []byte {
-	c.t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return b
+	c.sendRaw(encodeV2(c.t, joinRef, ref, topic, event, payload))
 }
 
 // recvFrame returns the next frame, failing the test after a timeout.
@@ -227,13 +211,7 @@ func (c *wsClient) join(topic, ref string, payload any) string {
 	c.t.Helper()
 	c.send(ref, ref, topic, "phx_join", payload)
 	got := c.recv()
-	reply, err := wire.DecodeServerV2([]byte(got), false)
-	if err != nil || reply.Event != "phx_reply" {
-		c.t.Fatalf("bad join reply %s (%v)", got, err)
-	}
-	if reply.Status != "ok" {
-		c.t.Fatalf("join %s refused: %s", topic, got)
-	}
+	joinReplyOK(c.t, topic, got)
 	return got
 }
 

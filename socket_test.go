@@ -151,194 +151,201 @@ func newRoomServer(t *testing.T, opts *phx.Options) (*testServer, *recorder) {
 			return ""
 		}
 	}
-	ts := newTestServer(t, opts, func(s *phx.Server) {
+	ts := newTestServer(t, lpOptions(opts), func(s *phx.Server) {
 		s.Channel("room:*", func() phx.Channel { return &room{rec: rec} })
 	})
 	return ts, rec
 }
 
 func TestHeartbeat(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, nil)
-	c := dial(t, ts.url, "", nil)
-	c.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
-	c.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
-	// nshafer/phx sends "" for join_ref and null for the payload.
-	c.sendRaw(`["","2","phoenix","heartbeat",null]`)
-	c.expect(`["","2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
-	// Numeric refs keep their JSON type.
-	c.sendRaw(`[null,17,"phoenix","heartbeat",{}]`)
-	c.expect(`[null,17,"phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "vsn=2.0.0")
+		c.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
+		c.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+		// nshafer/phx sends "" for join_ref and null for the payload.
+		c.sendRaw(`["","2","phoenix","heartbeat",null]`)
+		c.expect(`["","2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+		// Numeric refs keep their JSON type.
+		c.sendRaw(`[null,17,"phoenix","heartbeat",{}]`)
+		c.expect(`[null,17,"phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	})
 }
 
 func TestJoinReplies(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, nil)
-	c := dial(t, ts.url, "user=ann&vsn=2.0.0", nil)
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=ann&vsn=2.0.0")
 
-	c.send("1", "1", "room:a", "phx_join", map[string]any{})
-	c.expect(`["1","1","room:a","phx_reply",{"status":"ok","response":{"topic":"room:a","user":"ann"}}]`)
+		c.send("1", "1", "room:a", "phx_join", map[string]any{})
+		c.expect(`["1","1","room:a","phx_reply",{"status":"ok","response":{"topic":"room:a","user":"ann"}}]`)
 
-	c.send("2", "2", "room:b", "phx_join", map[string]any{"deny": true})
-	c.expect(`["2","2","room:b","phx_reply",{"status":"error","response":{"reason":"denied"}}]`)
+		c.send("2", "2", "room:b", "phx_join", map[string]any{"deny": true})
+		c.expect(`["2","2","room:b","phx_reply",{"status":"error","response":{"reason":"denied"}}]`)
 
-	c.send("3", "3", "room:c", "phx_join", map[string]any{"plain_error": true})
-	c.expect(`["3","3","room:c","phx_reply",{"status":"error","response":{"reason":"join refused"}}]`)
+		c.send("3", "3", "room:c", "phx_join", map[string]any{"plain_error": true})
+		c.expect(`["3","3","room:c","phx_reply",{"status":"error","response":{"reason":"join refused"}}]`)
 
-	c.send("4", "4", "room:d", "phx_join", map[string]any{"crash": true})
-	c.expect(`["4","4","room:d","phx_reply",{"status":"error","response":{"reason":"join crashed"}}]`)
+		c.send("4", "4", "room:d", "phx_join", map[string]any{"crash": true})
+		c.expect(`["4","4","room:d","phx_reply",{"status":"error","response":{"reason":"join crashed"}}]`)
 
-	c.send("5", "5", "lobby", "phx_join", map[string]any{})
-	c.expect(`[null,"5","lobby","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		c.send("5", "5", "lobby", "phx_join", map[string]any{})
+		c.expect(`[null,"5","lobby","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
 
-	c.send("6", "6", "room:e", "phx_join", "not an object")
-	c.expect(`["6","6","room:e","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`)
+		c.send("6", "6", "room:e", "phx_join", "not an object")
+		c.expect(`["6","6","room:e","phx_reply",{"status":"error","response":{"reason":"invalid join payload"}}]`)
 
-	// Pushes made in Join arrive after the join reply.
-	c.send("7", "7", "room:f", "phx_join", map[string]any{"push": true})
-	c.expect(`["7","7","room:f","phx_reply",{"status":"ok","response":{"topic":"room:f","user":"ann"}}]`)
-	c.expect(`["7",null,"room:f","welcome",{"n":1}]`)
+		// Pushes made in Join arrive after the join reply.
+		c.send("7", "7", "room:f", "phx_join", map[string]any{"push": true})
+		c.expect(`["7","7","room:f","phx_reply",{"status":"ok","response":{"topic":"room:f","user":"ann"}}]`)
+		c.expect(`["7",null,"room:f","welcome",{"n":1}]`)
 
-	// A refused topic is not joined: a push to it is unmatched.
-	c.send("2", "8", "room:b", "echo", map[string]any{})
-	c.expect(`[null,"8","room:b","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		// A refused topic is not joined: a push to it is unmatched.
+		c.send("2", "8", "room:b", "echo", map[string]any{})
+		c.expect(`[null,"8","room:b","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+	})
 }
 
 func TestHandleInReplies(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, nil)
-	c := dial(t, ts.url, "user=bo&vsn=2.0.0", nil)
-	c.join("room:1", "1", map[string]any{})
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=bo&vsn=2.0.0")
+		c.join("room:1", "1", map[string]any{})
 
-	c.send("1", "2", "room:1", "echo", map[string]any{"x": 1})
-	c.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{"x":1}}]`)
-	c.send("1", "3", "room:1", "fail", map[string]any{})
-	c.expect(`["1","3","room:1","phx_reply",{"status":"error","response":{"reason":"nope"}}]`)
-	c.send("1", "4", "room:1", "custom_status", map[string]any{})
-	c.expect(`["1","4","room:1","phx_reply",{"status":"later","response":{"n":1}}]`)
-	c.send("1", "5", "room:1", "plain_error", map[string]any{})
-	c.expect(`["1","5","room:1","phx_reply",{"status":"error","response":{"reason":"internal error"}}]`)
-	c.send("1", "6", "room:1", "noreply", map[string]any{})
-	c.send("1", "7", "room:1", "async", map[string]any{})
-	c.expect(`["1","7","room:1","phx_reply",{"status":"ok","response":{"async":"yes"}}]`)
-	c.send("1", "8", "room:1", "push_me", map[string]any{"a": "b"})
-	c.expect(`["1",null,"room:1","pushed",{"a":"b"}]`)
-	c.expect(`["1","8","room:1","phx_reply",{"status":"ok","response":{}}]`)
-	c.send("1", "9", "room:1", "info", map[string]any{})
-	c.expect(`["1","9","room:1","phx_reply",{"status":"ok","response":{}}]`)
-	c.expect(`["1",null,"room:1","info",{"msg":"tick"}]`)
-	// join_ref null is accepted for a joined topic (Phoenix parity).
-	c.send(nil, "10", "room:1", "echo", map[string]any{"y": 2})
-	c.expect(`["1","10","room:1","phx_reply",{"status":"ok","response":{"y":2}}]`)
-	// A stale join_ref is dropped silently.
-	c.send("99", "11", "room:1", "echo", map[string]any{})
-	c.expectNothing(100 * time.Millisecond)
-	// Unjoined topic.
-	c.send("1", "12", "room:zzz", "echo", map[string]any{})
-	c.expect(`[null,"12","room:zzz","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		c.send("1", "2", "room:1", "echo", map[string]any{"x": 1})
+		c.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{"x":1}}]`)
+		c.send("1", "3", "room:1", "fail", map[string]any{})
+		c.expect(`["1","3","room:1","phx_reply",{"status":"error","response":{"reason":"nope"}}]`)
+		c.send("1", "4", "room:1", "custom_status", map[string]any{})
+		c.expect(`["1","4","room:1","phx_reply",{"status":"later","response":{"n":1}}]`)
+		c.send("1", "5", "room:1", "plain_error", map[string]any{})
+		c.expect(`["1","5","room:1","phx_reply",{"status":"error","response":{"reason":"internal error"}}]`)
+		c.send("1", "6", "room:1", "noreply", map[string]any{})
+		c.send("1", "7", "room:1", "async", map[string]any{})
+		c.expect(`["1","7","room:1","phx_reply",{"status":"ok","response":{"async":"yes"}}]`)
+		c.send("1", "8", "room:1", "push_me", map[string]any{"a": "b"})
+		c.expect(`["1",null,"room:1","pushed",{"a":"b"}]`)
+		c.expect(`["1","8","room:1","phx_reply",{"status":"ok","response":{}}]`)
+		c.send("1", "9", "room:1", "info", map[string]any{})
+		c.expect(`["1","9","room:1","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`["1",null,"room:1","info",{"msg":"tick"}]`)
+		// join_ref null is accepted for a joined topic (Phoenix parity).
+		c.send(nil, "10", "room:1", "echo", map[string]any{"y": 2})
+		c.expect(`["1","10","room:1","phx_reply",{"status":"ok","response":{"y":2}}]`)
+		// A stale join_ref is dropped silently.
+		c.send("99", "11", "room:1", "echo", map[string]any{})
+		c.expectNothing(100 * time.Millisecond)
+		// Unjoined topic.
+		c.send("1", "12", "room:zzz", "echo", map[string]any{})
+		c.expect(`[null,"12","room:zzz","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+	})
 }
 
 func TestLeave(t *testing.T) {
-	t.Parallel()
-	ts, rec := newRoomServer(t, nil)
-	c := dial(t, ts.url, "user=cy&vsn=2.0.0", nil)
-	c.join("room:1", "1", map[string]any{})
+	run(t, func(t *testing.T, m mode) {
+		ts, rec := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=cy&vsn=2.0.0")
+		c.join("room:1", "1", map[string]any{})
 
-	c.send("1", "2", "room:1", "phx_leave", map[string]any{})
-	c.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
-	c.expect(`["1","1","room:1","phx_close",{}]`)
-	if got := rec.wait(t); got != "room:1:left" {
-		t.Fatalf("Terminate reason = %q, want room:1:left", got)
-	}
-	// Now unjoined; leave of an unknown topic is acknowledged.
-	c.send("1", "3", "room:1", "echo", map[string]any{})
-	c.expect(`[null,"3","room:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
-	c.send("5", "4", "room:9", "phx_leave", map[string]any{})
-	c.expect(`["5","4","room:9","phx_reply",{"status":"ok","response":{}}]`)
+		c.send("1", "2", "room:1", "phx_leave", map[string]any{})
+		c.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`["1","1","room:1","phx_close",{}]`)
+		if got := rec.wait(t); got != "room:1:left" {
+			t.Fatalf("Terminate reason = %q, want room:1:left", got)
+		}
+		// Now unjoined; leave of an unknown topic is acknowledged.
+		c.send("1", "3", "room:1", "echo", map[string]any{})
+		c.expect(`[null,"3","room:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		c.send("5", "4", "room:9", "phx_leave", map[string]any{})
+		c.expect(`["5","4","room:9","phx_reply",{"status":"ok","response":{}}]`)
+	})
 }
 
 func TestServerStop(t *testing.T) {
-	t.Parallel()
-	ts, rec := newRoomServer(t, nil)
-	c := dial(t, ts.url, "user=di&vsn=2.0.0", nil)
-	c.join("room:1", "1", map[string]any{})
-	c.join("room:2", "2", map[string]any{})
+	run(t, func(t *testing.T, m mode) {
+		ts, rec := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=di&vsn=2.0.0")
+		c.join("room:1", "1", map[string]any{})
+		c.join("room:2", "2", map[string]any{})
 
-	c.send("1", "3", "room:1", "stop", map[string]any{})
-	c.expect(`["1","3","room:1","phx_reply",{"status":"ok","response":{"bye":"now"}}]`)
-	c.expect(`["1","1","room:1","phx_close",{}]`)
-	if got := rec.wait(t); got != "room:1:stopped" {
-		t.Fatalf("Terminate reason = %q", got)
-	}
-	c.send("2", "4", "room:2", "stop_error", map[string]any{})
-	c.expect(`["2","2","room:2","phx_error",{"reason":"channel_crash"}]`)
-	if got := rec.wait(t); got != "room:2:error:fatal state" {
-		t.Fatalf("Terminate reason = %q", got)
-	}
+		c.send("1", "3", "room:1", "stop", map[string]any{})
+		c.expect(`["1","3","room:1","phx_reply",{"status":"ok","response":{"bye":"now"}}]`)
+		c.expect(`["1","1","room:1","phx_close",{}]`)
+		if got := rec.wait(t); got != "room:1:stopped" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		c.send("2", "4", "room:2", "stop_error", map[string]any{})
+		c.expect(`["2","2","room:2","phx_error",{"reason":"channel_crash"}]`)
+		if got := rec.wait(t); got != "room:2:error:fatal state" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+	})
 }
 
 func TestChannelPanicIsContained(t *testing.T) {
-	t.Parallel()
-	ts, rec := newRoomServer(t, nil)
-	c := dial(t, ts.url, "user=ed&vsn=2.0.0", nil)
-	other := dial(t, ts.url, "user=fi&vsn=2.0.0", nil)
-	c.join("room:1", "1", map[string]any{})
-	c.join("room:2", "2", map[string]any{})
-	other.join("room:1", "1", map[string]any{})
+	run(t, func(t *testing.T, m mode) {
+		ts, rec := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=ed&vsn=2.0.0")
+		other := dialMode(t, ts, m, "user=fi&vsn=2.0.0")
+		c.join("room:1", "1", map[string]any{})
+		c.join("room:2", "2", map[string]any{})
+		other.join("room:1", "1", map[string]any{})
 
-	c.send("1", "3", "room:1", "crash", map[string]any{})
-	c.expect(`["1","1","room:1","phx_error",{"reason":"channel_crash"}]`)
-	if got := rec.wait(t); got != "room:1:panic" {
-		t.Fatalf("Terminate reason = %q", got)
-	}
-	// The other channel of the same socket still answers.
-	c.send("2", "4", "room:2", "echo", map[string]any{"ok": true})
-	c.expect(`["2","4","room:2","phx_reply",{"status":"ok","response":{"ok":true}}]`)
-	// The crashed topic is gone until the client rejoins.
-	c.send("1", "5", "room:1", "echo", map[string]any{})
-	c.expect(`[null,"5","room:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
-	c.join("room:1", "6", map[string]any{})
-	// Other sockets on the crashed topic are unaffected.
-	other.send("1", "2", "room:1", "echo", map[string]any{})
-	other.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+		c.send("1", "3", "room:1", "crash", map[string]any{})
+		c.expect(`["1","1","room:1","phx_error",{"reason":"channel_crash"}]`)
+		if got := rec.wait(t); got != "room:1:panic" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		// The other channel of the same socket still answers.
+		c.send("2", "4", "room:2", "echo", map[string]any{"ok": true})
+		c.expect(`["2","4","room:2","phx_reply",{"status":"ok","response":{"ok":true}}]`)
+		// The crashed topic is gone until the client rejoins.
+		c.send("1", "5", "room:1", "echo", map[string]any{})
+		c.expect(`[null,"5","room:1","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		c.join("room:1", "6", map[string]any{})
+		// Other sockets on the crashed topic are unaffected.
+		other.send("1", "2", "room:1", "echo", map[string]any{})
+		other.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+	})
 }
 
 func TestBroadcasts(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, nil)
-	a := dial(t, ts.url, "user=a&vsn=2.0.0", nil)
-	b := dial(t, ts.url, "user=b&vsn=2.0.0", nil)
-	v1 := dial(t, ts.url, "user=c&vsn=1.0.0", nil)
-	a.join("room:x", "1", map[string]any{})
-	b.join("room:x", "1", map[string]any{})
-	v1.sendRaw(`{"topic":"room:x","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}`)
-	v1.expect(`{"topic":"room:x","event":"phx_reply","payload":{"status":"ok","response":{"topic":"room:x","user":"c"}},"ref":"1"}`)
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		a := dialMode(t, ts, m, "user=a&vsn=2.0.0")
+		b := dialMode(t, ts, m, "user=b&vsn=2.0.0")
+		v1 := dialMode(t, ts, m, "user=c&vsn=1.0.0")
+		a.join("room:x", "1", map[string]any{})
+		b.join("room:x", "1", map[string]any{})
+		v1.sendRaw(`{"topic":"room:x","event":"phx_join","payload":{},"ref":"1","join_ref":"1"}`)
+		v1.expect(`{"topic":"room:x","event":"phx_reply","payload":{"status":"ok","response":{"topic":"room:x","user":"c"}},"ref":"1"}`)
 
-	a.send("1", "2", "room:x", "shout", map[string]any{"m": 1})
-	a.expect(`[null,null,"room:x","shout",{"m":1}]`)
-	a.expect(`["1","2","room:x","phx_reply",{"status":"ok","response":{}}]`)
-	b.expect(`[null,null,"room:x","shout",{"m":1}]`)
-	v1.expect(`{"topic":"room:x","event":"shout","payload":{"m":1},"ref":null}`)
+		a.send("1", "2", "room:x", "shout", map[string]any{"m": 1})
+		a.expect(`[null,null,"room:x","shout",{"m":1}]`)
+		a.expect(`["1","2","room:x","phx_reply",{"status":"ok","response":{}}]`)
+		b.expect(`[null,null,"room:x","shout",{"m":1}]`)
+		v1.expect(`{"topic":"room:x","event":"shout","payload":{"m":1},"ref":null}`)
 
-	// broadcast_from skips the sender.
-	a.send("1", "3", "room:x", "shout_from", map[string]any{"m": 2})
-	a.expect(`["1","3","room:x","phx_reply",{"status":"ok","response":{}}]`)
-	b.expect(`[null,null,"room:x","shout",{"m":2}]`)
-	v1.expect(`{"topic":"room:x","event":"shout","payload":{"m":2},"ref":null}`)
-	a.expectNothing(50 * time.Millisecond)
+		// broadcast_from skips the sender.
+		a.send("1", "3", "room:x", "shout_from", map[string]any{"m": 2})
+		a.expect(`["1","3","room:x","phx_reply",{"status":"ok","response":{}}]`)
+		b.expect(`[null,null,"room:x","shout",{"m":2}]`)
+		v1.expect(`{"topic":"room:x","event":"shout","payload":{"m":2},"ref":null}`)
+		a.expectNothing(50 * time.Millisecond)
 
-	// From outside any channel.
-	if err := ts.Broadcast("room:x", "news", map[string]string{"h": "i"}); err != nil {
-		t.Fatal(err)
-	}
-	a.expect(`[null,null,"room:x","news",{"h":"i"}]`)
-	b.expect(`[null,null,"room:x","news",{"h":"i"}]`)
+		// From outside any channel.
+		if err := ts.Broadcast("room:x", "news", map[string]string{"h": "i"}); err != nil {
+			t.Fatal(err)
+		}
+		a.expect(`[null,null,"room:x","news",{"h":"i"}]`)
+		b.expect(`[null,null,"room:x","news",{"h":"i"}]`)
 
-	// Intercepted: HandleOut runs per subscriber and pushes with the join_ref.
-	a.send("1", "4", "room:x", "secret", map[string]any{"to": "b"})
-	a.expect(`["1","4","room:x","phx_reply",{"status":"ok","response":{}}]`)
-	b.expect(`["1",null,"room:x","secret",{"seen_by":"b","to":"b"}]`)
-	a.expectNothing(50 * time.Millisecond)
+		// Intercepted: HandleOut runs per subscriber and pushes with the join_ref.
+		a.send("1", "4", "room:x", "secret", map[string]any{"to": "b"})
+		a.expect(`["1","4","room:x","phx_reply",{"status":"ok","response":{}}]`)
+		b.expect(`["1",null,"room:x","secret",{"seen_by":"b","to":"b"}]`)
+		a.expectNothing(50 * time.Millisecond)
+	})
 }
 
 func TestBinaryFrames(t *testing.T) {
@@ -376,44 +383,46 @@ func TestBinaryFrames(t *testing.T) {
 }
 
 func TestDuplicateJoin(t *testing.T) {
-	t.Parallel()
-	ts, rec := newRoomServer(t, nil)
-	c := dial(t, ts.url, "user=dup&vsn=2.0.0", nil)
-	c.join("room:d", "1", map[string]any{})
-	c.send("5", "5", "room:d", "phx_join", map[string]any{})
-	c.expect(`["1","1","room:d","phx_close",{}]`)
-	c.expect(`["5","5","room:d","phx_reply",{"status":"ok","response":{"topic":"room:d","user":"dup"}}]`)
-	if got := rec.wait(t); got != "room:d:duplicate_join" {
-		t.Fatalf("Terminate reason = %q", got)
-	}
-	// One subscription remains: a broadcast arrives once.
-	ts.Broadcast("room:d", "once", nil)
-	c.expect(`[null,null,"room:d","once",{}]`)
-	c.expectNothing(100 * time.Millisecond)
-	// Messages with the old join_ref are stale now.
-	c.send("1", "6", "room:d", "echo", map[string]any{})
-	c.expectNothing(50 * time.Millisecond)
-	c.send("5", "7", "room:d", "echo", map[string]any{})
-	c.expect(`["5","7","room:d","phx_reply",{"status":"ok","response":{}}]`)
+	run(t, func(t *testing.T, m mode) {
+		ts, rec := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=dup&vsn=2.0.0")
+		c.join("room:d", "1", map[string]any{})
+		c.send("5", "5", "room:d", "phx_join", map[string]any{})
+		c.expect(`["1","1","room:d","phx_close",{}]`)
+		c.expect(`["5","5","room:d","phx_reply",{"status":"ok","response":{"topic":"room:d","user":"dup"}}]`)
+		if got := rec.wait(t); got != "room:d:duplicate_join" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		// One subscription remains: a broadcast arrives once.
+		ts.Broadcast("room:d", "once", nil)
+		c.expect(`[null,null,"room:d","once",{}]`)
+		c.expectNothing(100 * time.Millisecond)
+		// Messages with the old join_ref are stale now.
+		c.send("1", "6", "room:d", "echo", map[string]any{})
+		c.expectNothing(50 * time.Millisecond)
+		c.send("5", "7", "room:d", "echo", map[string]any{})
+		c.expect(`["5","7","room:d","phx_reply",{"status":"ok","response":{}}]`)
+	})
 }
 
 func TestMaxChannels(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, &phx.Options{MaxChannels: 3})
-	c := dial(t, ts.url, "user=max&vsn=2.0.0", nil)
-	for i := 1; i <= 3; i++ {
-		c.join(fmt.Sprintf("room:%d", i), fmt.Sprint(i), map[string]any{})
-	}
-	c.send("4", "4", "room:4", "phx_join", map[string]any{})
-	c.expect(`["4","4","room:4","phx_reply",{"status":"error","response":{"reason":"too many channels joined"}}]`)
-	// The joined ones still work.
-	c.send("3", "5", "room:3", "echo", map[string]any{})
-	c.expect(`["3","5","room:3","phx_reply",{"status":"ok","response":{}}]`)
-	// Leaving frees a slot.
-	c.send("1", "6", "room:1", "phx_leave", map[string]any{})
-	c.expect(`["1","6","room:1","phx_reply",{"status":"ok","response":{}}]`)
-	c.expect(`["1","1","room:1","phx_close",{}]`)
-	c.join("room:4", "7", map[string]any{})
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, &phx.Options{MaxChannels: 3})
+		c := dialMode(t, ts, m, "user=max&vsn=2.0.0")
+		for i := 1; i <= 3; i++ {
+			c.join(fmt.Sprintf("room:%d", i), fmt.Sprint(i), map[string]any{})
+		}
+		c.send("4", "4", "room:4", "phx_join", map[string]any{})
+		c.expect(`["4","4","room:4","phx_reply",{"status":"error","response":{"reason":"too many channels joined"}}]`)
+		// The joined ones still work.
+		c.send("3", "5", "room:3", "echo", map[string]any{})
+		c.expect(`["3","5","room:3","phx_reply",{"status":"ok","response":{}}]`)
+		// Leaving frees a slot.
+		c.send("1", "6", "room:1", "phx_leave", map[string]any{})
+		c.expect(`["1","6","room:1","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`["1","1","room:1","phx_close",{}]`)
+		c.join("room:4", "7", map[string]any{})
+	})
 }
 
 func TestDefaultMaxChannelsIs100(t *testing.T) {
@@ -428,33 +437,30 @@ func TestDefaultMaxChannelsIs100(t *testing.T) {
 }
 
 func TestDisconnectByID(t *testing.T) {
-	t.Parallel()
-	ts, rec := newRoomServer(t, nil)
-	a1 := dial(t, ts.url, "user=zed&vsn=2.0.0", nil)
-	a2 := dial(t, ts.url, "user=zed&vsn=2.0.0", nil)
-	b := dial(t, ts.url, "user=yan&vsn=2.0.0", nil)
-	anon := dial(t, ts.url, "vsn=2.0.0", nil)
-	a1.join("room:1", "1", map[string]any{})
-	b.join("room:1", "1", map[string]any{})
+	run(t, func(t *testing.T, m mode) {
+		ts, rec := newRoomServer(t, nil)
+		a1 := dialMode(t, ts, m, "user=zed&vsn=2.0.0")
+		a2 := dialMode(t, ts, m, "user=zed&vsn=2.0.0")
+		b := dialMode(t, ts, m, "user=yan&vsn=2.0.0")
+		anon := dialMode(t, ts, m, "vsn=2.0.0")
+		a1.join("room:1", "1", map[string]any{})
+		b.join("room:1", "1", map[string]any{})
 
-	// Other events on the ID topic are ignored.
-	ts.Broadcast("users_socket:zed", "hello", nil)
-	if err := ts.Disconnect("users_socket:zed"); err != nil {
-		t.Fatal(err)
-	}
-	if code := a1.expectClose(); code != websocket.StatusGoingAway {
-		t.Fatalf("close code = %d, want 1001", code)
-	}
-	if code := a2.expectClose(); code != websocket.StatusGoingAway {
-		t.Fatalf("close code = %d, want 1001", code)
-	}
-	if got := rec.wait(t); got != "room:1:closed" {
-		t.Fatalf("Terminate reason = %q", got)
-	}
-	b.send("1", "2", "room:1", "echo", map[string]any{})
-	b.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
-	anon.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
-	anon.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+		// Other events on the ID topic are ignored.
+		ts.Broadcast("users_socket:zed", "hello", nil)
+		if err := ts.Disconnect("users_socket:zed"); err != nil {
+			t.Fatal(err)
+		}
+		a1.expectClosed(websocket.StatusGoingAway)
+		a2.expectClosed(websocket.StatusGoingAway)
+		if got := rec.wait(t); got != "room:1:closed" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		b.send("1", "2", "room:1", "echo", map[string]any{})
+		b.expect(`["1","2","room:1","phx_reply",{"status":"ok","response":{}}]`)
+		anon.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
+		anon.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	})
 }
 
 // TestDisconnectRightAfterConnect: a connection is subscribed to its ID
@@ -523,33 +529,31 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestMalformedFrameClosesOnlyThatConnection(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, nil)
-	good := dial(t, ts.url, "user=good&vsn=2.0.0", nil)
-	good.join("room:m", "1", map[string]any{})
-	for _, bad := range []string{`not json`, `[1,2,3]`, `[]`, `{}`, `null`, `[null,"1","phoenix","heartbeat",{}] x`, "[null,\"1\",\"ph\xff\",\"e\",{}]"} {
-		c := dial(t, ts.url, "user=bad1&vsn=2.0.0", nil)
-		c.sendRaw(bad)
-		if code := c.expectClose(); code != websocket.StatusInvalidFramePayloadData {
-			t.Fatalf("%q: close code %d, want 1007", bad, code)
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		good := dialMode(t, ts, m, "user=good&vsn=2.0.0")
+		good.join("room:m", "1", map[string]any{})
+		for _, bad := range []string{`not json`, `[1,2,3]`, `[]`, `{}`, `null`, `[null,"1","phoenix","heartbeat",{}] x`, "[null,\"1\",\"ph\xff\",\"e\",{}]"} {
+			c := dialMode(t, ts, m, "user=bad1&vsn=2.0.0")
+			c.sendRaw(bad)
+			c.expectClosed(websocket.StatusInvalidFramePayloadData)
 		}
-	}
-	good.send("1", "2", "room:m", "echo", map[string]any{})
-	good.expect(`["1","2","room:m","phx_reply",{"status":"ok","response":{}}]`)
-	if got := ts.Stats().MalformedFrames; got != 7 {
-		t.Fatalf("MalformedFrames = %d, want 7", got)
-	}
+		good.send("1", "2", "room:m", "echo", map[string]any{})
+		good.expect(`["1","2","room:m","phx_reply",{"status":"ok","response":{}}]`)
+		if got := ts.Stats().MalformedFrames; got != 7 {
+			t.Fatalf("MalformedFrames = %d, want 7", got)
+		}
+	})
 }
 
 func TestMessageTooBig(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, &phx.Options{MaxMessageSize: 1024})
-	c := dial(t, ts.url, "user=big&vsn=2.0.0", nil)
-	c.join("room:big", "1", map[string]any{})
-	c.send("1", "2", "room:big", "echo", map[string]any{"b": strings.Repeat("x", 1000)})
-	if code := c.expectClose(); code != websocket.StatusMessageTooBig {
-		t.Fatalf("close code %d, want 1009", code)
-	}
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, &phx.Options{MaxMessageSize: 1024})
+		c := dialMode(t, ts, m, "user=big&vsn=2.0.0")
+		c.join("room:big", "1", map[string]any{})
+		c.send("1", "2", "room:big", "echo", map[string]any{"b": strings.Repeat("x", 1000)})
+		c.expectClosed(websocket.StatusMessageTooBig)
+	})
 }
 
 func TestIdleTimeout(t *testing.T) {
