@@ -1,0 +1,178 @@
+package phx_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/phxgo/phx"
+)
+
+// Timing tests on a fake clock: testing/synctest runs each in a bubble
+// whose time advances only when every goroutine in it is blocked, so a
+// 60-second timeout takes no real time and is checked to the instant.
+// Everything runs in the bubble: the server, and clients on the pipe
+// transport (modes_test.go); a real network would stall the fake clock.
+
+// newPipeRoomServer is newRoomServer without HTTP: pipe peers only.
+func newPipeRoomServer(t *testing.T, opts *phx.Options) (*phx.Server, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	if opts == nil {
+		opts = &phx.Options{}
+	}
+	opts.Logger = quietLogger()
+	opts.Connect = func(info *phx.ConnectInfo) (phx.Assigns, error) {
+		return phx.Assigns{"user": info.Params.Get("user")}, nil
+	}
+	srv := phx.NewServer(opts)
+	srv.Channel("room:*", func() phx.Channel { return &room{rec: rec} })
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return srv, rec
+}
+
+// isClosed reports whether the server has closed c, without waiting.
+func (c *pipePeer) isClosed() bool {
+	select {
+	case code := <-c.closed:
+		c.closed <- code // keep it for expectClosed
+		return true
+	default:
+		return false
+	}
+}
+
+func heartbeat(c *pipePeer, ref int) {
+	c.t.Helper()
+	c.send(nil, fmt.Sprint(ref), "phoenix", "heartbeat", map[string]any{})
+	c.expect(fmt.Sprintf(`[null,"%d","phoenix","phx_reply",{"status":"ok","response":{}}]`, ref))
+}
+
+func TestIdleTimeoutOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, rec := newPipeRoomServer(t, nil) // HeartbeatTimeout: 60s by default
+		idle := dialPipe(t, srv, "user=idle&vsn=2.0.0")
+		live := dialPipe(t, srv, "user=live&vsn=2.0.0")
+		idle.join("room:i", "1", map[string]any{}) // idle's last frame
+		heartbeat(live, 1)
+		start := time.Now()
+
+		for i := 2; i <= 6; i++ { // live heartbeats every 30s, as phoenix.js does
+			time.Sleep(30*time.Second - time.Millisecond)
+			synctest.Wait()
+			if elapsed := time.Since(start); elapsed < 60*time.Second && idle.isClosed() {
+				t.Fatalf("idle connection closed after %v, want 60s", elapsed)
+			}
+			heartbeat(live, i)
+		}
+		idle.expectClosed(websocket.StatusGoingAway)
+		if got := rec.wait(t); got != "room:i:closed" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		if live.isClosed() {
+			t.Fatal("the heartbeating connection was closed")
+		}
+	})
+}
+
+func TestIdleTimeoutIsExact(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, _ := newPipeRoomServer(t, &phx.Options{HeartbeatTimeout: 10 * time.Second})
+		c := dialPipe(t, srv, "user=a&vsn=2.0.0")
+		heartbeat(c, 1)
+		time.Sleep(10*time.Second - time.Nanosecond)
+		synctest.Wait()
+		if c.isClosed() {
+			t.Fatal("closed before HeartbeatTimeout")
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if !c.isClosed() {
+			t.Fatal("not closed at HeartbeatTimeout")
+		}
+		c.expectClosed(websocket.StatusGoingAway)
+	})
+}
+
+func TestJoinTimeoutOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, rec := newPipeRoomServer(t, &phx.Options{JoinTimeout: 200 * time.Millisecond})
+		c := dialPipe(t, srv, "user=slow&vsn=2.0.0")
+		c.join("room:other", "1", map[string]any{})
+		start := time.Now()
+		c.send("2", "2", "room:slow", "phx_join", map[string]any{"sleep_ms": 600})
+		// Meanwhile the connection keeps working, at no time at all.
+		heartbeat(c, 3)
+		c.send("1", "4", "room:other", "echo", map[string]any{})
+		c.expect(`["1","4","room:other","phx_reply",{"status":"ok","response":{}}]`)
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("the connection waited %v for the slow Join", d)
+		}
+		c.expect(`["2","2","room:slow","phx_reply",{"status":"error","response":{"reason":"join timeout"}}]`)
+		if d := time.Since(start); d != 200*time.Millisecond {
+			t.Fatalf("join timeout reply after %v, want 200ms", d)
+		}
+		// Join returns at 600ms; its acceptance is discarded.
+		if got := rec.wait(t); got != "room:slow:error:phx: join timed out" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		if d := time.Since(start); d != 600*time.Millisecond {
+			t.Fatalf("Terminate after %v, want 600ms (when Join returned)", d)
+		}
+		c.expectNothing(time.Second) // no late ok reply
+		c.send("2", "5", "room:slow", "echo", map[string]any{})
+		c.expect(`[null,"5","room:slow","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`)
+		if n := srv.Stats().JoinsTimedOut; n != 1 {
+			t.Fatalf("JoinsTimedOut = %d, want 1", n)
+		}
+		c.join("room:slow", "6", map[string]any{}) // a quick rejoin works
+	})
+}
+
+func TestInboundRateRefillsOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, _ := newPipeRoomServer(t, &phx.Options{MaxInboundRate: 20, InboundBurst: 30})
+		c := dialPipe(t, srv, "user=a&vsn=2.0.0")
+		ref := 0
+		for ; ref < 30; ref++ { // the whole burst
+			heartbeat(c, ref)
+		}
+		time.Sleep(time.Second) // 20 tokens back
+		for i := 0; i < 20; i++ {
+			heartbeat(c, ref)
+			ref++
+		}
+		c.send(nil, "over", "phoenix", "heartbeat", map[string]any{}) // none left
+		c.expectClosed(websocket.StatusPolicyViolation)
+		if got := srv.Stats().PolicyClosed; got != 1 {
+			t.Fatalf("PolicyClosed = %d, want 1", got)
+		}
+	})
+}
+
+func TestProtocolErrorWindowOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, _ := newPipeRoomServer(t, &phx.Options{MaxProtocolErrors: 5})
+		c := dialPipe(t, srv, "user=a&vsn=2.0.0")
+		unmatched := func(i int) {
+			c.send(nil, fmt.Sprint(i), "nope:x", "phx_join", map[string]any{})
+			c.expect(fmt.Sprintf(`[null,"%d","nope:x","phx_reply",{"status":"error","response":{"reason":"unmatched topic"}}]`, i))
+		}
+		for i := 1; i <= 5; i++ {
+			unmatched(i)
+		}
+		time.Sleep(5*time.Second + time.Millisecond) // the window has passed
+		for i := 6; i <= 10; i++ {
+			unmatched(i)
+		}
+		c.send(nil, "11", "nope:x", "phx_join", map[string]any{}) // 6th in this window
+		c.expectClosed(websocket.StatusPolicyViolation)
+	})
+}
