@@ -62,10 +62,19 @@ func newTestServer(t *testing.T, opts *phx.Options, setup func(*phx.Server)) *te
 // those of its clienttest.Conn.
 type wsClient struct {
 	*clienttest.Conn
-	t    *testing.T
+	inbox
 	conn *websocket.Conn
-	in   chan wsFrame
-	done <-chan struct{}
+}
+
+// inbox is what raw test clients share, whatever their transport: the
+// frames the server sent, as they arrived (done is closed when the
+// connection has ended), and how to write a text frame.
+type inbox struct {
+	t         *testing.T
+	in        chan wsFrame
+	done      <-chan struct{}
+	why       func() error // why the connection ended
+	writeText func(frame string)
 }
 
 type wsFrame struct {
@@ -89,7 +98,8 @@ func tryDial(t *testing.T, url string, query string, opts *websocket.DialOptions
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c := &wsClient{t: t, in: make(chan wsFrame, 4096)}
+	c := &wsClient{inbox: inbox{t: t, in: make(chan wsFrame, 4096)}}
+	c.writeText = func(frame string) { c.write([]byte(frame), false) }
 	conn, resp, err := clienttest.Dial(ctx, url+"/websocket?"+query, opts, func(f clienttest.Frame) {
 		c.in <- wsFrame{binary: f.Binary, data: f.Data}
 	})
@@ -99,7 +109,7 @@ func tryDial(t *testing.T, url string, query string, opts *websocket.DialOptions
 		}
 		return nil, err
 	}
-	c.Conn, c.conn, c.done = conn, conn.WS(), conn.Done()
+	c.Conn, c.conn, c.done, c.why = conn, conn.WS(), conn.Done(), conn.Err
 	t.Cleanup(conn.Close)
 	return c, nil
 }
@@ -122,9 +132,10 @@ func (c *wsClient) write(data []byte, binary bool) {
 	}
 }
 
-func (c *wsClient) sendRaw(s string) {
+// sendRaw writes one text frame as it is.
+func (c *inbox) sendRaw(frame string) {
 	c.t.Helper()
-	c.write([]byte(s), false)
+	c.writeText(frame)
 }
 
 func (c *wsClient) sendBinary(b []byte) {
@@ -134,13 +145,13 @@ func (c *wsClient) sendBinary(b []byte) {
 
 // send writes a V2 frame [join_ref, ref, topic, event, payload], each ref
 // and the payload encoded as JSON.
-func (c *wsClient) send(joinRef, ref any, topic, event string, payload any) {
+func (c *inbox) send(joinRef, ref any, topic, event string, payload any) {
 	c.t.Helper()
 	c.sendRaw(encodeV2(c.t, joinRef, ref, topic, event, payload))
 }
 
 // recvFrame returns the next frame, failing the test after a timeout.
-func (c *wsClient) recvFrame() wsFrame {
+func (c *inbox) recvFrame() wsFrame {
 	c.t.Helper()
 	select {
 	case f := <-c.in:
@@ -151,7 +162,7 @@ func (c *wsClient) recvFrame() wsFrame {
 			return f
 		default:
 		}
-		c.t.Fatalf("connection closed while waiting for a frame: %v", c.Err())
+		c.t.Fatalf("connection closed while waiting for a frame: %v", c.why())
 	case <-time.After(5 * time.Second):
 		c.t.Fatal("timed out waiting for a frame")
 	}
@@ -159,7 +170,7 @@ func (c *wsClient) recvFrame() wsFrame {
 }
 
 // recv returns the next text frame as a raw string.
-func (c *wsClient) recv() string {
+func (c *inbox) recv() string {
 	c.t.Helper()
 	f := c.recvFrame()
 	if f.binary {
@@ -169,15 +180,13 @@ func (c *wsClient) recv() string {
 }
 
 // expect reads the next frame and compares it with want (exact text).
-func (c *wsClient) expect(want string) {
+func (c *inbox) expect(want string) {
 	c.t.Helper()
-	if got := c.recv(); got != want {
-		c.t.Fatalf("frame mismatch\n got: %s\nwant: %s", got, want)
-	}
+	expectFrame(c.t, c.recv(), want)
 }
 
 // expectNothing checks that no frame arrives within d.
-func (c *wsClient) expectNothing(d time.Duration) {
+func (c *inbox) expectNothing(d time.Duration) {
 	c.t.Helper()
 	select {
 	case f := <-c.in:
@@ -207,12 +216,10 @@ func (c *wsClient) expectClose() websocket.StatusCode {
 }
 
 // join sends phx_join with joinRef == ref and expects an ok reply.
-func (c *wsClient) join(topic, ref string, payload any) string {
+func (c *inbox) join(topic, ref string, payload any) string {
 	c.t.Helper()
 	c.send(ref, ref, topic, "phx_join", payload)
-	got := c.recv()
-	joinReplyOK(c.t, topic, got)
-	return got
+	return joinReplyOK(c.t, topic, c.recv())
 }
 
 // recorder collects Terminate reasons and other server-side events.

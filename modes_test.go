@@ -110,8 +110,16 @@ func encodeV2(t *testing.T, joinRef, ref any, topic, event string, payload any) 
 	return string(frame)
 }
 
-// joinReplyOK fails the test unless got is an ok reply.
-func joinReplyOK(t *testing.T, topic, got string) {
+// expectFrame fails the test unless got is want.
+func expectFrame(t *testing.T, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("frame mismatch\n got: %s\nwant: %s", got, want)
+	}
+}
+
+// joinReplyOK returns got, failing the test unless it is an ok reply.
+func joinReplyOK(t *testing.T, topic, got string) string {
 	t.Helper()
 	reply, err := wire.DecodeServerV2([]byte(got), false)
 	if err != nil || reply.Event != "phx_reply" {
@@ -120,6 +128,7 @@ func joinReplyOK(t *testing.T, topic, got string) {
 	if reply.Status != "ok" {
 		t.Fatalf("join %s refused: %s", topic, got)
 	}
+	return got
 }
 
 // lpPeer is a long-poll session as a peer: every frame is one POST, and
@@ -164,9 +173,7 @@ func (c *lpPeer) recv() string {
 
 func (c *lpPeer) expect(want string) {
 	c.t.Helper()
-	if got := c.recv(); got != want {
-		c.t.Fatalf("frame mismatch\n got: %s\nwant: %s", got, want)
-	}
+	expectFrame(c.t, c.recv(), want)
 }
 
 func (c *lpPeer) expectNothing(d time.Duration) {
@@ -184,9 +191,7 @@ func (c *lpPeer) expectNothing(d time.Duration) {
 func (c *lpPeer) join(topic, ref string, payload any) string {
 	c.t.Helper()
 	c.send(ref, ref, topic, "phx_join", payload)
-	got := c.recv()
-	joinReplyOK(c.t, topic, got)
-	return got
+	return joinReplyOK(c.t, topic, c.recv())
 }
 
 // expectClosed polls until the session is gone: a poll answers 410 (the
@@ -206,11 +211,9 @@ func (c *lpPeer) expectClosed(websocket.StatusCode) {
 
 // pipePeer is the client end of a connection served by lineTransport.
 type pipePeer struct {
-	t      *testing.T
+	inbox
 	nc     net.Conn
-	in     chan string
-	done   chan struct{} // closed when the server end is gone
-	closed chan int      // the close code the server gave the transport
+	closed chan int // the close code the server gave the transport
 }
 
 // dialPipe serves a connection over a pipe with lineTransport, after
@@ -226,77 +229,35 @@ func dialPipe(t *testing.T, srv *phx.Server, query string) *pipePeer {
 		t.Fatalf("Accept: %v", err)
 	}
 	serverSide, clientSide := net.Pipe()
-	c := &pipePeer{t: t, nc: clientSide, in: make(chan string, 4096), done: make(chan struct{}), closed: make(chan int, 1)}
+	done := make(chan struct{})
+	var readErr error
+	c := &pipePeer{
+		inbox:  inbox{t: t, in: make(chan wsFrame, 4096), done: done, why: func() error { return readErr }},
+		nc:     clientSide,
+		closed: make(chan int, 1),
+	}
+	c.writeText = func(frame string) {
+		_ = clientSide.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintln(clientSide, frame); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tr := &recordingTransport{lineTransport: &lineTransport{nc: serverSide}, closed: c.closed}
 	go conn.Serve(tr, phx.TransportFeatures{TextOnly: true})
 	go func() {
-		defer close(c.done)
+		defer close(done)
 		lines := bufio.NewReader(clientSide)
 		for {
 			line, err := lines.ReadString('\n')
 			if err != nil {
+				readErr = err
 				return
 			}
-			c.in <- strings.TrimSuffix(line, "\n")
+			c.in <- wsFrame{data: []byte(strings.TrimSuffix(line, "\n"))}
 		}
 	}()
 	t.Cleanup(func() { clientSide.Close() })
 	return c
-}
-
-func (c *pipePeer) send(joinRef, ref any, topic, event string, payload any) {
-	c.t.Helper()
-	c.sendRaw(encodeV2(c.t, joinRef, ref, topic, event, payload))
-}
-
-func (c *pipePeer) sendRaw(frame string) {
-	c.t.Helper()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintln(c.nc, frame); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *pipePeer) recv() string {
-	c.t.Helper()
-	select {
-	case f := <-c.in:
-		return f
-	case <-c.done:
-		select {
-		case f := <-c.in:
-			return f
-		default:
-		}
-		c.t.Fatal("connection closed while waiting for a frame")
-	case <-time.After(5 * time.Second):
-		c.t.Fatal("timed out waiting for a frame")
-	}
-	return ""
-}
-
-func (c *pipePeer) expect(want string) {
-	c.t.Helper()
-	if got := c.recv(); got != want {
-		c.t.Fatalf("frame mismatch\n got: %s\nwant: %s", got, want)
-	}
-}
-
-func (c *pipePeer) expectNothing(d time.Duration) {
-	c.t.Helper()
-	select {
-	case f := <-c.in:
-		c.t.Fatalf("unexpected frame: %s", f)
-	case <-time.After(d):
-	}
-}
-
-func (c *pipePeer) join(topic, ref string, payload any) string {
-	c.t.Helper()
-	c.send(ref, ref, topic, "phx_join", payload)
-	got := c.recv()
-	joinReplyOK(c.t, topic, got)
-	return got
 }
 
 func (c *pipePeer) expectClosed(want websocket.StatusCode) {
