@@ -118,7 +118,10 @@ type Conn struct {
 // it to its socket ID (so that Disconnect reaches it), runs t.Serve, then
 // terminates every channel and unregisters the connection. It returns
 // t.Serve's error, or [ErrServerClosed] without calling t.Serve when the
-// server is shutting down. Call Serve once per Conn.
+// server is shutting down. Call Serve once per Conn. It blocks for the
+// connection's life: an HTTP handler that must return first (a hijacked
+// WebSocket, a long-poll request that opens a session) runs it on a
+// goroutine of its own.
 func (p *Conn) Serve(t Transport, features TransportFeatures) error {
 	c := p.c
 	if err := c.begin(t, features); err != nil {
