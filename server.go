@@ -137,6 +137,21 @@ type Options struct {
 	// long-poll. For tests and for deployments behind proxies that break
 	// WebSockets.
 	DisableWebSocket bool
+
+	// Compress enables permessage-deflate (RFC 7692) on WebSocket
+	// connections whose client offers it, as Phoenix's compress: true:
+	// browsers do, and phoenix.js needs no option. Each message is
+	// compressed on its own (no context takeover), so an idle connection
+	// keeps no compression state; the cost is CPU per message and per
+	// connection, since a broadcast is compressed once for every
+	// subscriber. MaxMessageSize applies to a client message after
+	// inflating, and inflating stops there: a small frame that inflates
+	// past it closes the connection with 1009.
+	Compress bool
+	// CompressThreshold is the smallest message, in bytes, that is
+	// compressed when Compress is on; smaller ones go as they are. Zero
+	// means 512; negative compresses every message.
+	CompressThreshold int
 }
 
 // LongPollOptions configures the long-poll transport (<mount>/longpoll),

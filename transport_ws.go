@@ -75,10 +75,15 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // response is written either way).
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport) *websocket.Conn {
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
-	ws, err := websocket.Accept(uw, r, &websocket.AcceptOptions{
+	accept := &websocket.AcceptOptions{
 		Subprotocols:       []string{"phoenix"},
 		InsecureSkipVerify: true, // origin already checked by our own policy
-	})
+	}
+	if s.opts.Compress {
+		accept.CompressionMode = websocket.CompressionNoContextTakeover
+		accept.CompressionThreshold = s.opts.CompressThreshold
+	}
+	ws, err := websocket.Accept(uw, r, accept)
 	if err != nil {
 		s.log.Debug("phx: WebSocket upgrade failed", "err", err, "remote", r.RemoteAddr)
 		return nil

@@ -238,10 +238,12 @@ func TestBrowserLongPollFallback(t *testing.T) {
 		filepath.Join("e2e", "browser_longpoll.mjs"), p.url, artifacts)
 }
 
+// The server compresses (-compress): the page runs over permessage-deflate,
+// which the script checks Chromium negotiated.
 func TestBrowser(t *testing.T) {
 	requireNode(t)
 	requireChromium(t)
-	p := startChat(t)
+	p := startChat(t, "-compress")
 	artifacts, err := filepath.Abs(filepath.Join("..", "..", "testdata", "artifacts"))
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +251,7 @@ func TestBrowser(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	runNode(t, 50*time.Second, []string{"CHROMIUM=" + chromiumPath},
+	runNode(t, 50*time.Second, []string{"CHROMIUM=" + chromiumPath, "EXPECT_DEFLATE=1"},
 		filepath.Join("e2e", "browser.mjs"), p.url, artifacts)
 	for _, name := range []string{"chat-ann.png", "chat-bob.png"} {
 		if fi, err := os.Stat(filepath.Join(artifacts, name)); err != nil || fi.Size() < 10_000 {

@@ -76,6 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fset.SetOutput(stderr)
 	addr := fset.String("addr", defaultAddr, "`address` to listen on (port 0 picks a free port)")
 	assets := fset.String("assets", "", "node_modules `directory` holding the phoenix package (default: found next to the example's sources)")
+	compress := fset.Bool("compress", false, "compress WebSocket messages (permessage-deflate) for browsers that offer it")
 	noWS := fset.Bool("disable-websocket", false, "refuse WebSocket upgrades, so pages fall back to long-poll (for trying and testing the fallback)")
 	pubsubURL := fset.String("pubsub", "", "broker `URL` (nats://HOST:PORT or redis://HOST:PORT) joining several copies into one chat; default: this process only")
 	node := fset.Int("node", 0, "this copy's `number`, 0-63, distinct for every copy sharing a -pubsub broker")
@@ -105,7 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer closePS()
-	cfg := appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS, PubSub: ps}
+	cfg := appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS, Compress: *compress, PubSub: ps}
 	if *pubsubURL != "" {
 		cfg.Store = NewClusterMemoryStore(1000, *node, maxNodes)
 		cfg.Cluster = true
@@ -218,6 +219,7 @@ type appConfig struct {
 	Now       func() time.Time // nil means time.Now
 
 	DisableWebSocket bool // refuse WebSocket upgrades: clients fall back to long-poll
+	Compress         bool // permessage-deflate for WebSocket clients that offer it
 
 	PubSub       phx.PubSub    // nil means in memory, this process only
 	Cluster      bool          // PubSub spans nodes: replicate presence, watch rooms
@@ -256,6 +258,7 @@ func newApp(cfg appConfig) (*app, error) {
 		ID:               socketID,
 		Logger:           cfg.Logger,
 		DisableWebSocket: cfg.DisableWebSocket,
+		Compress:         cfg.Compress,
 		PubSub:           cfg.PubSub,
 	})
 	c.presence = phx.NewPresence(srv, nil)

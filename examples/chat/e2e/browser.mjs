@@ -63,6 +63,15 @@ async function openAs(name, {duplicate = false} = {}){
   }
   const page = await context.newPage()
   page.setDefaultTimeout(8000)
+  // The WebSocket handshake's response headers, from Chromium itself: they
+  // say whether permessage-deflate was negotiated.
+  page.extensions = []
+  const cdp = await context.newCDPSession(page)
+  await cdp.send("Network.enable")
+  cdp.on("Network.webSocketHandshakeResponseReceived", e => {
+    const h = Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]))
+    page.extensions.push(h["sec-websocket-extensions"] || "")
+  })
   page.on("pageerror", err => problems.push(`${name}: page error: ${err.message}`))
   page.on("console", msg => { if(msg.type() === "error"){ problems.push(`${name}: console error: ${msg.text()}`) } })
   page.sockets = []
@@ -206,6 +215,17 @@ try {
   await ann.screenshot({path: join(artifacts, "chat-ann.png")})
   await bob.screenshot({path: join(artifacts, "chat-bob.png")})
   log(`screenshots saved in ${artifacts}`)
+
+  // ann's page talks to the server directly (bob's goes through the
+  // test's WebSocket route): with EXPECT_DEFLATE=1 the server was started
+  // with -compress and Chromium must have negotiated permessage-deflate.
+  if(process.env.EXPECT_DEFLATE === "1"){
+    assert.ok(ann.extensions.length > 0, "no WebSocket handshake seen on ann's page")
+    for(const ext of ann.extensions){
+      assert.match(ext, /permessage-deflate/, "ann's WebSocket without permessage-deflate")
+    }
+    log(`permessage-deflate negotiated: ${ann.extensions[0]}`)
+  }
 
   assert.deepEqual(problems, [], "errors in the pages")
   console.log("PASS browser")
