@@ -18,7 +18,7 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 			srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler), MaxQueuedMessages: 1 << 20, MaxQueuedBytes: 1 << 30})
 			conns := make([]*conn, n)
 			for i := range conns {
-				c := newConn(srv, codecV2, "", nil, "bench")
+				c := newConn(context.Background(), srv, codecV2, "", nil, "bench")
 				ch := newChannel(c, "room:bench", Ref(`"1"`), nil)
 				if err := srv.pubsub.Subscribe("room:bench", ch); err != nil {
 					b.Fatal(err)
@@ -68,7 +68,7 @@ func BenchmarkPresence(b *testing.B) {
 	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
 	p := NewPresence(srv, &PresenceOptions{BatchInterval: time.Millisecond})
 	mk := func() *Socket {
-		c := newConn(srv, codecV2, "", nil, "bench")
+		c := newConn(context.Background(), srv, codecV2, "", nil, "bench")
 		return newChannel(c, "room:big", Ref(`"1"`), nil).sock
 	}
 	for i := 0; i < 10000; i++ {
@@ -99,7 +99,7 @@ func BenchmarkPresenceList(b *testing.B) {
 	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
 	p := NewPresence(srv, nil)
 	for i := 0; i < 10000; i++ {
-		c := newConn(srv, codecV2, "", nil, "bench")
+		c := newConn(context.Background(), srv, codecV2, "", nil, "bench")
 		s := newChannel(c, "room:big", Ref(`"1"`), nil).sock
 		p.Track(s, fmt.Sprintf("user:%d", i), map[string]any{"online_at": i})
 	}

@@ -73,6 +73,8 @@ type channel struct {
 	impl    Channel
 	sock    *Socket
 	log     *slog.Logger
+	route   string    // the pattern the topic matched, for telemetry
+	started time.Time // when the join arrived
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -154,6 +156,7 @@ func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
 		ctx:     ctx,
 		cancel:  cancel,
 		log:     c.log.With("topic", topic),
+		started: time.Now(),
 	}
 	// The zero state is stateJoining: run's goroutine, started by the
 	// connection, owns the channel.
@@ -280,8 +283,8 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	}
 	reply, err, crashed := ch.callJoin(payload)
 	if !ch.joinAnswered.CompareAndSwap(false, true) {
-		// Too late: the client was told "join timeout" and may have
-		// rejoined. Discard the result.
+		// Too late: the client was told "join timeout" (joinTimedOut sent
+		// the telemetry event) and may have rejoined. Discard the result.
 		ch.markEnded()
 		if err == nil && crashed == nil {
 			if t, ok := ch.impl.(Terminator); ok {
@@ -293,6 +296,11 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	if err != nil || crashed != nil {
 		ch.markEnded()
 		c.unregister(ch)
+		if crashed != nil {
+			ch.joined("crash")
+		} else {
+			ch.joined("error")
+		}
 		resp := replyJoinCrashed
 		var re *ReplyError
 		switch {
@@ -337,9 +345,11 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		ch.markEnded()
 		c.unregister(ch)
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
+		ch.joined("error")
 		return false
 	}
 	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "ok", replyPayload)
+	ch.joined("ok")
 	ch.mu.Lock()
 	events, pushes := ch.joinEvents, ch.joinPushes
 	ch.joinEvents, ch.joinPushes = nil, nil
@@ -352,8 +362,19 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	for i := range pushes {
 		_ = c.push(ch.joinRef, ch.topic, events[i], pushes[i])
 	}
-	ch.log.Debug("phx: joined")
 	return true
+}
+
+// joined logs an answered join and sends its telemetry event.
+func (ch *channel) joined(status string) {
+	c := ch.conn
+	d := time.Since(ch.started)
+	if status == "ok" {
+		ch.log.Info("phx: joined", "route", ch.route, "duration", d)
+	}
+	c.srv.opts.Telemetry.channelJoined(ch.log, ChannelJoined{
+		Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,
+	})
 }
 
 // joinTimedOut answers a join whose Join is still running after
@@ -367,6 +388,7 @@ func (ch *channel) joinTimedOut(joinMsgRef Ref) {
 	ch.log.Warn("phx: Join still running after JoinTimeout; join refused", "timeout", c.srv.opts.JoinTimeout)
 	c.unregister(ch)
 	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyJoinTimeout)
+	ch.joined("timeout")
 	ch.requestStop(ErrJoinTimeout)
 }
 
@@ -430,11 +452,15 @@ func (ch *channel) stopReason() error {
 
 // handle runs the hook for one item; a non-nil result ends the channel.
 func (ch *channel) handle(it *mailItem) (end error) {
+	var inStart time.Time // while HandleIn runs
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
 			ch.log.Error("phx: channel panicked", "panic", v, "stack", string(pe.Stack))
 			end = pe
+			if !inStart.IsZero() {
+				ch.handledIn(it.event, inStart, "crash")
+			}
 		}
 	}()
 	c := ch.conn
@@ -450,9 +476,11 @@ func (ch *channel) handle(it *mailItem) (end error) {
 			return nil
 		}
 		ch.curRef = it.ref
+		inStart = time.Now()
 		reply, err := h.HandleIn(ch.sock, it.event, it.payload)
 		ch.curRef = nil
-		ch.sendHandleInReply(it, reply, err)
+		status := ch.sendHandleInReply(it, reply, err)
+		ch.handledIn(it.event, inStart, status)
 	case itemOut:
 		if h, ok := ch.impl.(OutHandler); ok {
 			h.HandleOut(ch.sock, it.event, it.payload)
@@ -467,7 +495,9 @@ func (ch *channel) handle(it *mailItem) (end error) {
 	return nil
 }
 
-func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) {
+// sendHandleInReply answers a HandleIn and returns the reply's status, ""
+// for none.
+func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string {
 	c := ch.conn
 	var re *ReplyError
 	switch {
@@ -476,10 +506,12 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) {
 		if perr != nil {
 			ch.log.Error("phx: invalid HandleIn reply", "event", it.event, "err", perr)
 			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
-			return
+			return "error"
 		}
 		_ = c.reply(ch.joinRef, it.ref, ch.topic, "ok", p)
+		return "ok"
 	case errors.Is(err, NoReply):
+		return ""
 	case errors.As(err, &re):
 		p, perr := toPayload(re.Response)
 		if perr != nil {
@@ -487,9 +519,20 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) {
 			p = replyInternalError
 		}
 		_ = c.reply(ch.joinRef, it.ref, ch.topic, re.status(), p)
+		return re.status()
 	default:
 		ch.log.Error("phx: HandleIn failed", "event", it.event, "err", err)
 		_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
+		return "error"
+	}
+}
+
+// handledIn sends a HandleIn's telemetry event.
+func (ch *channel) handledIn(event string, start time.Time, status string) {
+	if t := ch.conn.srv.opts.Telemetry; t != nil && t.ChannelHandledIn != nil {
+		t.channelHandledIn(ch.log, ChannelHandledIn{
+			Route: ch.route, Topic: ch.topic, Event: event, Duration: time.Since(start), Status: status,
+		})
 	}
 }
 
@@ -514,6 +557,9 @@ func (ch *channel) endJoined(reason error) {
 		ch.safeTerminate(t, reason)
 	}
 	ch.log.Debug("phx: channel ended", "reason", reason)
+	c.srv.opts.Telemetry.channelTerminated(ch.log, ChannelTerminated{
+		Route: ch.route, Topic: ch.topic, Reason: reason, Lifetime: time.Since(ch.started),
+	})
 }
 
 // markEnded moves the channel to ended: the mailbox is closed (queued items

@@ -74,6 +74,9 @@ type conn struct {
 	limits inboundLimits // rate limit and protocol-error budget
 
 	lastRead  atomic.Int64 // unix nanos of the last frame received
+	opened    time.Time    // when Accept made the connection
+	framesIn  atomic.Int64 // frames handed to handleFrame
+	framesOut atomic.Int64 // frames queued
 	idleTimer *time.Timer
 	idSub     Subscriber
 
@@ -85,8 +88,13 @@ type conn struct {
 	noIdleTimer bool
 }
 
-func newConn(srv *Server, cd codec, id string, assigns Assigns, transport string) *conn {
-	ctx, cancel := context.WithCancel(context.Background())
+// newConn makes a connection whose context carries parent's values (a
+// trace or request ID of the upgrade request), not its cancellation.
+func newConn(parent context.Context, srv *Server, cd codec, id string, assigns Assigns, transport string) *conn {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	c := &conn{
 		srv:       srv,
 		codec:     cd,
@@ -103,7 +111,8 @@ func newConn(srv *Server, cd codec, id string, assigns Assigns, transport string
 		c.log = c.log.With("socket_id", id)
 	}
 	c.out.init(srv.opts.MaxQueuedMessages, srv.opts.MaxQueuedBytes)
-	c.lastRead.Store(time.Now().UnixNano())
+	c.opened = time.Now()
+	c.lastRead.Store(c.opened.UnixNano())
 	return c
 }
 
@@ -205,6 +214,10 @@ func (c *conn) teardown() {
 		ch.requestStop(reason) // the conn is closing: no phx_close to the client
 	}
 	c.chWG.Wait()
+	c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
+		Transport: c.transport, ID: c.id, Code: c.closeCode, Reason: c.closeText,
+		Lifetime: time.Since(c.opened), FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
+	})
 }
 
 // enqueue queues a frame for the transport. A full queue makes the
@@ -216,6 +229,7 @@ func (c *conn) enqueue(f Frame) bool {
 	}
 	switch c.out.push(f) {
 	case pushOK:
+		c.framesOut.Add(1)
 		return true
 	case pushFull:
 		c.log.Warn("phx: closing slow client: outbound queue full",
@@ -283,6 +297,7 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 	}
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
+	c.framesIn.Add(1)
 	if !c.limits.allow(now, c.srv.opts.MaxInboundRate, c.srv.opts.InboundBurst) {
 		c.policyClose("phx: closing connection over its message rate limit", "rate limit exceeded",
 			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
@@ -333,7 +348,7 @@ func (c *conn) handleJoin(msg Message) {
 		// V1 clients may omit join_ref: Phoenix uses the join's ref.
 		joinRef = msg.Ref
 	}
-	newCh := c.srv.routes.match(msg.Topic)
+	newCh, route := c.srv.routes.matchRoute(msg.Topic)
 	if newCh == nil {
 		c.log.Info("phx: join of unmatched topic", "topic", msg.Topic)
 		_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
@@ -368,6 +383,7 @@ func (c *conn) handleJoin(msg Message) {
 	// The channel keeps its join_ref for life: copy it out of the frame,
 	// which it would otherwise keep whole (a 512-byte read buffer or more).
 	ch := newChannel(c, msg.Topic, bytes.Clone(joinRef), newCh())
+	ch.route = route
 	c.channels[msg.Topic] = ch
 	c.chWG.Add(1)
 	c.mu.Unlock()

@@ -1,6 +1,7 @@
 package phx
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -124,7 +125,7 @@ func FuzzPresenceDiff(f *testing.F) {
 		// 4 channels (owners), 3 keys.
 		socks := make([]*Socket, 4)
 		mk := func(i int) *Socket {
-			c := newConn(srv, codecV2, "", nil, "fuzz")
+			c := newConn(context.Background(), srv, codecV2, "", nil, "fuzz")
 			return newChannel(c, "t", Ref(`"1"`), nil).sock
 		}
 		for i := range socks {

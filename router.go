@@ -36,8 +36,9 @@ type router struct {
 }
 
 type prefixRoute struct {
-	prefix string
-	newCh  ChannelFunc
+	prefix  string
+	pattern string // prefix + "*", as registered
+	newCh   ChannelFunc
 }
 
 // add registers a route, panicking on programming errors.
@@ -70,7 +71,7 @@ func (r *router) add(pattern string, newCh ChannelFunc) {
 			panic("phx: duplicate channel pattern " + quote(pattern))
 		}
 	}
-	r.prefixes = append(r.prefixes, prefixRoute{prefix: prefix, newCh: newCh})
+	r.prefixes = append(r.prefixes, prefixRoute{prefix: prefix, pattern: pattern, newCh: newCh})
 	sort.SliceStable(r.prefixes, func(i, j int) bool {
 		return len(r.prefixes[i].prefix) > len(r.prefixes[j].prefix)
 	})
@@ -78,17 +79,24 @@ func (r *router) add(pattern string, newCh ChannelFunc) {
 
 // match returns the constructor for topic, or nil when no route matches.
 func (r *router) match(topic string) ChannelFunc {
+	f, _ := r.matchRoute(topic)
+	return f
+}
+
+// matchRoute returns the constructor for topic and the pattern that
+// matched it; nil and "" when no route matches.
+func (r *router) matchRoute(topic string) (ChannelFunc, string) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	if f, ok := r.exact[topic]; ok {
-		return f
+		return f, topic
 	}
 	for _, p := range r.prefixes {
 		if strings.HasPrefix(topic, p.prefix) {
-			return p.newCh
+			return p.newCh, p.pattern
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }

@@ -41,6 +41,9 @@ type Options struct {
 	// at Debug, bad client input at Info or Warn, crashes at Error.
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// Telemetry receives the server's lifecycle events (connects, joins,
+	// HandleIn, ends) with their durations; nil for none. See [Telemetry].
+	Telemetry *Telemetry
 
 	// AllowedOrigins lists the browser origins allowed to connect, checked
 	// only when a request carries an Origin header (native clients send

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 )
 
 // This file is the whole contract between the server and a transport: what
@@ -71,18 +72,35 @@ type TransportFeatures struct {
 // status to answer with; once Shutdown has begun, Accept returns
 // [ErrServerClosed]. The Conn returned does nothing until Serve.
 func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
+	start := time.Now()
 	if s.isDraining() {
-		return nil, ErrServerClosed
+		return nil, s.accepted(info, start, "", ErrServerClosed)
 	}
 	cd, err := negotiate(s.serializers, info.Params)
 	if err != nil {
-		return nil, &RefusedError{Status: http.StatusForbidden, Err: err}
+		return nil, s.accepted(info, start, "", &RefusedError{Status: http.StatusForbidden, Err: err})
 	}
 	assigns, id, status, err := s.connect(info)
 	if err != nil {
-		return nil, &RefusedError{Status: status, Err: err}
+		return nil, s.accepted(info, start, "", &RefusedError{Status: status, Err: err})
 	}
-	return &newConn(s, cd, id, assigns, info.Transport).pub, nil
+	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
+	s.accepted(info, start, id, nil)
+	return &c.pub, nil
+}
+
+// accepted logs a connection attempt and sends its telemetry event; it
+// returns err.
+func (s *Server) accepted(info *ConnectInfo, start time.Time, id string, err error) error {
+	d := time.Since(start)
+	if err == nil {
+		s.log.Info("phx: socket connected", "transport", info.Transport, "socket_id", id,
+			"vsn", info.Params.Get("vsn"), "duration", d, "params", logParams(info.Params))
+	}
+	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
+		Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id, Duration: d, Err: err,
+	})
+	return err
 }
 
 // AcceptAuthenticated is Accept for a client the caller has authenticated
@@ -103,7 +121,7 @@ func (s *Server) AcceptAuthenticated(info *ConnectInfo, assigns Assigns, id stri
 	if id == "" && s.opts.ID != nil {
 		id = s.opts.ID(assigns)
 	}
-	return &newConn(s, cd, id, assigns, info.Transport).pub, nil
+	return &newConn(info.Context, s, cd, id, assigns, info.Transport).pub, nil
 }
 
 // Conn is one client connection, as its [Transport] sees it: frames in

@@ -34,8 +34,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	offered := headerList(r.Header, "Sec-WebSocket-Protocol")
 	authToken, rest, err := wire.ExtractAuthToken(offered)
-	if err != nil || (len(offered) > 0 && !slices.Contains(rest, "phoenix")) {
-		s.log.Info("phx: connection refused: bad Sec-WebSocket-Protocol", "err", err, "remote", r.RemoteAddr)
+	if err == nil && len(offered) > 0 && !slices.Contains(rest, "phoenix") {
+		err = errNoPhoenixSubprotocol
+	}
+	if err != nil {
+		s.log.Info("phx: connection refused: bad Sec-WebSocket-Protocol", "err", err, "offered", offered, "remote", r.RemoteAddr)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
@@ -116,7 +119,10 @@ type wsTransport struct {
 	closed      bool
 }
 
-var errUpgradeFailed = errors.New("phx: WebSocket upgrade failed")
+var (
+	errUpgradeFailed        = errors.New("phx: WebSocket upgrade failed")
+	errNoPhoenixSubprotocol = errors.New(`phx: subprotocols offered without "phoenix"`)
+)
 
 // run serves conn over t, on the connection's own goroutine.
 func (t *wsTransport) run(conn *Conn) {

@@ -1,0 +1,171 @@
+package phx
+
+import (
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Telemetry is a set of hooks the server calls as things happen: the events
+// Phoenix emits through :telemetry ([:phoenix, :socket_connected],
+// [:phoenix, :channel_joined], [:phoenix, :channel_handled_in]), with the
+// same measurements, as typed Go values. Set it as [Options.Telemetry]; any
+// hook may be nil, and a nil *Telemetry costs nothing.
+//
+// Hooks run synchronously, on the goroutine where the event happened (the
+// connection's reader, a channel's goroutine), never with a lock of the
+// server held: keep them quick (count, observe a histogram, log) and hand
+// slow work to a goroutine of your own. A hook that panics is recovered and
+// logged at Error; the server carries on.
+type Telemetry struct {
+	// SocketConnected is called once per connection attempt that reached
+	// Connect (the origin and subprotocol checks passed): accepted or
+	// refused.
+	SocketConnected func(SocketConnected)
+	// SocketClosed is called when a connection that was served has ended,
+	// after every channel's Terminate.
+	SocketClosed func(SocketClosed)
+	// ChannelJoined is called when a join has been answered (or has timed
+	// out), whatever the answer.
+	ChannelJoined func(ChannelJoined)
+	// ChannelHandledIn is called after HandleIn returned and its reply, if
+	// any, was queued.
+	ChannelHandledIn func(ChannelHandledIn)
+	// ChannelTerminated is called when a joined channel has ended, after
+	// its Terminate.
+	ChannelTerminated func(ChannelTerminated)
+}
+
+// SocketConnected describes a connection attempt ([:phoenix,
+// :socket_connected]).
+type SocketConnected struct {
+	Transport string        // "websocket", "longpoll", ...
+	Vsn       string        // the vsn the client asked for ("" for none: V1)
+	ID        string        // the socket ID Options.ID gave, "" if anonymous or refused
+	Duration  time.Duration // Connect and ID together
+	// Err is nil when the connection was accepted; otherwise a
+	// [*RefusedError] (vsn refused, or Connect's error) or
+	// [ErrServerClosed].
+	Err error
+}
+
+// SocketClosed describes a connection that has ended.
+type SocketClosed struct {
+	Transport string
+	ID        string
+	Code      int    // the close code the server sent or would have sent (1001 when the client left)
+	Reason    string // the close reason ("heartbeat timeout", "too slow", ...); "" when the client left
+	Lifetime  time.Duration
+	FramesIn  int64 // frames the client sent
+	FramesOut int64 // frames queued for the client
+}
+
+// ChannelJoined describes a join ([:phoenix, :channel_joined]).
+type ChannelJoined struct {
+	Route     string // the pattern the topic matched ("room:*"): bounded, for metric labels
+	Topic     string
+	Transport string
+	Duration  time.Duration // Join's run, to the reply
+	// Status is "ok", "error" (Join refused, or the subscription failed),
+	// "crash" (Join panicked) or "timeout" (JoinTimeout passed first).
+	Status string
+}
+
+// ChannelHandledIn describes one HandleIn ([:phoenix, :channel_handled_in]).
+type ChannelHandledIn struct {
+	Route    string
+	Topic    string
+	Event    string
+	Duration time.Duration
+	// Status is the reply's status ("ok", "error", or a ReplyError's own),
+	// "" for NoReply, "crash" when HandleIn panicked.
+	Status string
+}
+
+// ChannelTerminated describes the end of a joined channel.
+type ChannelTerminated struct {
+	Route    string
+	Topic    string
+	Reason   error // Terminate's reason: ErrLeft, ErrClosed, a *PanicError, ...
+	Lifetime time.Duration
+}
+
+// The fire functions call a hook if it is set, containing its panics. They
+// take events by value: with no hook set nothing is built or allocated.
+
+func (t *Telemetry) socketConnected(log *slog.Logger, e SocketConnected) {
+	if t == nil || t.SocketConnected == nil {
+		return
+	}
+	defer recoverHook(log, "SocketConnected")
+	t.SocketConnected(e)
+}
+
+func (t *Telemetry) socketClosed(log *slog.Logger, e SocketClosed) {
+	if t == nil || t.SocketClosed == nil {
+		return
+	}
+	defer recoverHook(log, "SocketClosed")
+	t.SocketClosed(e)
+}
+
+func (t *Telemetry) channelJoined(log *slog.Logger, e ChannelJoined) {
+	if t == nil || t.ChannelJoined == nil {
+		return
+	}
+	defer recoverHook(log, "ChannelJoined")
+	t.ChannelJoined(e)
+}
+
+func (t *Telemetry) channelHandledIn(log *slog.Logger, e ChannelHandledIn) {
+	if t == nil || t.ChannelHandledIn == nil {
+		return
+	}
+	defer recoverHook(log, "ChannelHandledIn")
+	t.ChannelHandledIn(e)
+}
+
+func (t *Telemetry) channelTerminated(log *slog.Logger, e ChannelTerminated) {
+	if t == nil || t.ChannelTerminated == nil {
+		return
+	}
+	defer recoverHook(log, "ChannelTerminated")
+	t.ChannelTerminated(e)
+}
+
+// recoverHook, deferred by a fire function, contains a panicking hook.
+func recoverHook(log *slog.Logger, hook string) {
+	if v := recover(); v != nil {
+		log.Error("phx: Telemetry hook panicked", "hook", hook, "panic", v)
+	}
+}
+
+// filteredParams are the connect parameters logs show as "[FILTERED]", as
+// Phoenix's default filter_parameters.
+var filteredParams = []string{"password", "token"}
+
+// logParams renders connect params for a log line, with secrets filtered.
+func logParams(params map[string][]string) slog.Value {
+	attrs := make([]slog.Attr, 0, len(params))
+	for k, vs := range params {
+		v := ""
+		if len(vs) > 0 {
+			v = vs[len(vs)-1]
+		}
+		if isFilteredParam(k) {
+			v = "[FILTERED]"
+		}
+		attrs = append(attrs, slog.String(k, v))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+func isFilteredParam(key string) bool {
+	key = strings.ToLower(key)
+	for _, f := range filteredParams {
+		if strings.Contains(key, f) { // "user_password" too, as Phoenix
+			return true
+		}
+	}
+	return false
+}
