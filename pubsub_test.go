@@ -2,6 +2,7 @@ package phx_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,5 +83,22 @@ func TestMemoryPubSubConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := ps.SubscriberCount("t"); n != 0 {
 		t.Fatalf("SubscriberCount = %d", n)
+	}
+}
+
+// loggingPubSub is a MemoryPubSub that records the logger NewServer gives it.
+type loggingPubSub struct {
+	*phx.MemoryPubSub
+	got *slog.Logger
+}
+
+func (p *loggingPubSub) UseLogger(l *slog.Logger) { p.got = l }
+
+func TestNewServerGivesThePubSubItsLogger(t *testing.T) {
+	ps := &loggingPubSub{MemoryPubSub: phx.NewMemoryPubSub()}
+	log := quietLogger()
+	phx.NewServer(&phx.Options{PubSub: ps, Logger: log})
+	if ps.got != log {
+		t.Fatal("NewServer did not call UseLogger with Options.Logger")
 	}
 }

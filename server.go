@@ -34,7 +34,10 @@ type Options struct {
 	// connection anonymous.
 	ID func(assigns Assigns) string
 
-	// PubSub carries broadcasts. nil means a fresh [NewMemoryPubSub].
+	// PubSub carries broadcasts. nil means a fresh [NewMemoryPubSub]. A
+	// PubSub with a method UseLogger(*slog.Logger), as the NATS and Redis
+	// adapters have, is given Logger, so that it logs where the server
+	// does unless it was built with a logger of its own.
 	PubSub PubSub
 
 	// Logger receives the server's logs: connection and channel lifecycle
@@ -324,6 +327,9 @@ func NewServer(opts *Options) *Server {
 	}
 	if o.PubSub == nil {
 		o.PubSub = NewMemoryPubSub()
+	}
+	if l, ok := o.PubSub.(interface{ UseLogger(*slog.Logger) }); ok {
+		l.UseLogger(o.Logger) // adapters without a logger of their own log with ours
 	}
 	if o.HeartbeatTimeout == 0 {
 		o.HeartbeatTimeout = 60 * time.Second

@@ -123,8 +123,9 @@ type Options struct {
 	// (Stats.SlowConsumerDrops). Default 65536.
 	ReceiveBuffer int
 
-	// Logger receives connection events and decode errors. nil means
-	// slog.Default().
+	// Logger receives connection events and decode errors. nil means the
+	// logger of the phx.Server using the adapter (slog.Default() before
+	// there is one).
 	Logger *slog.Logger
 
 	// OnGap, when set, is called after the connection returns from an
@@ -341,6 +342,11 @@ type Stats struct {
 	// LastGap is the length of the last outage, 0 if none.
 	LastGap time.Duration
 }
+
+// UseLogger makes l the adapter's logger unless Options.Logger was set.
+// phx.NewServer calls it with the server's logger, so the adapter logs
+// where the server does.
+func (ps *PubSub) UseLogger(l *slog.Logger) { ps.r.UseLogger(l) }
 
 // Stats returns the current counters.
 func (ps *PubSub) Stats() Stats {

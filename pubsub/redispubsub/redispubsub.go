@@ -124,8 +124,9 @@ type Options struct {
 	// Default 1s.
 	MaxReconnectWait time.Duration
 
-	// Logger receives connection events and decode errors. nil means
-	// slog.Default().
+	// Logger receives connection events and decode errors. nil means the
+	// logger of the phx.Server using the adapter (slog.Default() before
+	// there is one).
 	Logger *slog.Logger
 
 	// OnGap, when set, is called after the connection returns from an
@@ -324,6 +325,11 @@ type Stats struct {
 	// LastGap is the length of the last outage, 0 if none.
 	LastGap time.Duration
 }
+
+// UseLogger makes l the adapter's logger unless Options.Logger was set.
+// phx.NewServer calls it with the server's logger, so the adapter logs
+// where the server does.
+func (a *PubSub) UseLogger(l *slog.Logger) { a.r.UseLogger(l) }
 
 // Stats returns the current counters.
 func (a *PubSub) Stats() Stats {

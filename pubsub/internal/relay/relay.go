@@ -57,7 +57,8 @@ type Config struct {
 type Relay struct {
 	cfg    Config
 	node   []byte
-	log    *slog.Logger
+	log    atomic.Pointer[slog.Logger]
+	ownLog bool // the adapter was given a logger: UseLogger keeps it
 	local  *phx.MemoryPubSub
 	broker Broker
 
@@ -94,19 +95,30 @@ type topicState struct {
 
 // New returns a Relay, initially connected.
 func New(cfg Config, b Broker) *Relay {
-	if cfg.Logger == nil {
+	ownLog := cfg.Logger != nil
+	if !ownLog {
 		cfg.Logger = slog.Default()
 	}
 	r := &Relay{
 		cfg:    cfg,
 		node:   []byte(cfg.NodeID),
-		log:    cfg.Logger.With("pubsub", cfg.Adapter, "node", cfg.NodeID),
+		ownLog: ownLog,
 		local:  phx.NewMemoryPubSub(),
 		broker: b,
 		topics: make(map[string]*topicState),
 	}
+	r.log.Store(cfg.Logger.With("pubsub", cfg.Adapter, "node", cfg.NodeID))
 	r.connected.Store(true)
 	return r
+}
+
+// UseLogger makes l the relay's logger, unless the adapter was configured
+// with one of its own. phx.NewServer calls it with the server's logger.
+func (r *Relay) UseLogger(l *slog.Logger) {
+	if r.ownLog || l == nil {
+		return
+	}
+	r.log.Store(l.With("pubsub", r.cfg.Adapter, "node", r.cfg.NodeID))
 }
 
 // RandomID returns a random node ID: 16 random bytes, base64url (22 bytes).
@@ -117,7 +129,7 @@ func RandomID() string {
 }
 
 // Logger returns the relay's logger (with the adapter and node attributes).
-func (r *Relay) Logger() *slog.Logger { return r.log }
+func (r *Relay) Logger() *slog.Logger { return r.log.Load() }
 
 func (r *Relay) acquire(topic string) *topicState {
 	r.mu.Lock()
@@ -182,7 +194,7 @@ func (r *Relay) Unsubscribe(topic string, s phx.Subscriber) error {
 		return nil
 	}
 	if err := r.broker.Unsubscribe(topic); err != nil {
-		r.log.Debug("phx pubsub: broker unsubscribe failed", "topic", topic, "err", err)
+		r.Logger().Debug("phx pubsub: broker unsubscribe failed", "topic", topic, "err", err)
 	}
 	return nil
 }
@@ -239,7 +251,7 @@ func (r *Relay) Receive(msg []byte) {
 		r.decodeErrors.Add(1)
 		now := time.Now().UnixNano()
 		if last := r.lastDecodeLog.Load(); now-last >= int64(time.Second) && r.lastDecodeLog.CompareAndSwap(last, now) {
-			r.log.Warn("phx pubsub: dropped an undecodable message (logged at most once a second; see Stats().DecodeErrors)",
+			r.Logger().Warn("phx pubsub: dropped an undecodable message (logged at most once a second; see Stats().DecodeErrors)",
 				"err", err, "bytes", len(msg), "decode_errors", r.decodeErrors.Load())
 		}
 		return
@@ -253,7 +265,7 @@ func (r *Relay) Receive(msg []byte) {
 	// nodes' broadcasts: the receive goroutine goes on.
 	defer func() {
 		if v := recover(); v != nil {
-			r.log.Error("phx pubsub: subscriber panicked on a broadcast from another node", "topic", e.Topic,
+			r.Logger().Error("phx pubsub: subscriber panicked on a broadcast from another node", "topic", e.Topic,
 				"event", e.Event, "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
@@ -269,7 +281,7 @@ func (r *Relay) Disconnected(err error) {
 	r.gapStart = time.Now()
 	r.gapMu.Unlock()
 	r.disconnects.Add(1)
-	r.log.Warn("phx pubsub: broker connection lost; broadcasts reach this node only until it returns", "err", err)
+	r.Logger().Warn("phx pubsub: broker connection lost; broadcasts reach this node only until it returns", "err", err)
 }
 
 // Reconnected records that the broker connection is back, with every
@@ -284,7 +296,7 @@ func (r *Relay) Reconnected() {
 	r.lastGap = end.Sub(start)
 	r.gapMu.Unlock()
 	r.reconnects.Add(1)
-	r.log.Warn("phx pubsub: broker connection restored; broadcasts of other nodes during the gap were lost",
+	r.Logger().Warn("phx pubsub: broker connection restored; broadcasts of other nodes during the gap were lost",
 		"gap", end.Sub(start).Round(time.Millisecond), "gap_start", start, "topics", r.remoteTopics.Load())
 	if r.cfg.OnGap != nil {
 		r.cfg.OnGap(start, end)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 
@@ -221,4 +222,24 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+func TestRelayUseLogger(t *testing.T) {
+	var server, own bytes.Buffer
+	serverLog := slog.New(slog.NewTextHandler(&server, nil))
+
+	r := New(Config{NodeID: "A", Adapter: "test"}, &recBroker{})
+	r.UseLogger(serverLog)
+	r.Logger().Info("hello")
+	if !strings.Contains(server.String(), "msg=hello pubsub=test node=A") {
+		t.Fatalf("a relay without a logger did not log with the server's: %q", server.String())
+	}
+
+	server.Reset()
+	r = New(Config{NodeID: "B", Adapter: "test", Logger: slog.New(slog.NewTextHandler(&own, nil))}, &recBroker{})
+	r.UseLogger(serverLog)
+	r.Logger().Info("mine")
+	if server.Len() != 0 || !strings.Contains(own.String(), "msg=mine") {
+		t.Fatalf("a relay with its own logger switched: server %q, own %q", server.String(), own.String())
+	}
 }
