@@ -373,7 +373,7 @@ func (ch *channel) joined(status string) {
 		ch.log.Info("phx: joined", "route", ch.route, "duration", d)
 	}
 	c.srv.opts.Telemetry.channelJoined(ch.log, ChannelJoined{
-		Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,
+		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,
 	})
 }
 
@@ -531,7 +531,7 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 func (ch *channel) handledIn(event string, start time.Time, status string) {
 	if t := ch.conn.srv.opts.Telemetry; t != nil && t.ChannelHandledIn != nil {
 		t.channelHandledIn(ch.log, ChannelHandledIn{
-			Route: ch.route, Topic: ch.topic, Event: event, Duration: time.Since(start), Status: status,
+			Context: ch.ctx, Route: ch.route, Topic: ch.topic, Event: event, Duration: time.Since(start), Status: status,
 		})
 	}
 }
@@ -558,7 +558,7 @@ func (ch *channel) endJoined(reason error) {
 	}
 	ch.log.Debug("phx: channel ended", "reason", reason)
 	c.srv.opts.Telemetry.channelTerminated(ch.log, ChannelTerminated{
-		Route: ch.route, Topic: ch.topic, Reason: reason, Lifetime: time.Since(ch.started),
+		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Reason: reason, Lifetime: time.Since(ch.started),
 	})
 }
 

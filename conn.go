@@ -215,7 +215,7 @@ func (c *conn) teardown() {
 	}
 	c.chWG.Wait()
 	c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
-		Transport: c.transport, ID: c.id, Code: c.closeCode, Reason: c.closeText,
+		Context: c.ctx, Transport: c.transport, ID: c.id, Code: c.closeCode, Reason: c.closeText,
 		Lifetime: time.Since(c.opened), FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
 	})
 }

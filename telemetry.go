@@ -1,6 +1,7 @@
 package phx
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ type Telemetry struct {
 // SocketConnected describes a connection attempt ([:phoenix,
 // :socket_connected]).
 type SocketConnected struct {
+	// Context is the connect request's (ConnectInfo.Context): a tracer
+	// finds the upgrade request's span in it.
+	Context   context.Context
 	Transport string        // "websocket", "longpoll", ...
 	Vsn       string        // the vsn the client asked for ("" for none: V1)
 	ID        string        // the socket ID Options.ID gave, "" if anonymous or refused
@@ -51,6 +55,7 @@ type SocketConnected struct {
 
 // SocketClosed describes a connection that has ended.
 type SocketClosed struct {
+	Context   context.Context // the connection's: the request's values, ended
 	Transport string
 	ID        string
 	Code      int    // the close code the server sent or would have sent (1001 when the client left)
@@ -62,7 +67,8 @@ type SocketClosed struct {
 
 // ChannelJoined describes a join ([:phoenix, :channel_joined]).
 type ChannelJoined struct {
-	Route     string // the pattern the topic matched ("room:*"): bounded, for metric labels
+	Context   context.Context // the channel's (Socket.Context): the request's values
+	Route     string          // the pattern the topic matched ("room:*"): bounded, for metric labels
 	Topic     string
 	Transport string
 	Duration  time.Duration // Join's run, to the reply
@@ -73,6 +79,7 @@ type ChannelJoined struct {
 
 // ChannelHandledIn describes one HandleIn ([:phoenix, :channel_handled_in]).
 type ChannelHandledIn struct {
+	Context  context.Context // the channel's
 	Route    string
 	Topic    string
 	Event    string
@@ -84,6 +91,7 @@ type ChannelHandledIn struct {
 
 // ChannelTerminated describes the end of a joined channel.
 type ChannelTerminated struct {
+	Context  context.Context // the channel's, ended
 	Route    string
 	Topic    string
 	Reason   error // Terminate's reason: ErrLeft, ErrClosed, a *PanicError, ...

@@ -161,7 +161,11 @@ type requestIDKey struct{}
 func TestConnectionContextCarriesRequestValues(t *testing.T) {
 	t.Parallel()
 	got := make(chan any, 1)
-	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
+	inEvents := make(chan any, 2)
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger(), Telemetry: &phx.Telemetry{
+		SocketConnected: func(e phx.SocketConnected) { inEvents <- e.Context.Value(requestIDKey{}) },
+		ChannelJoined:   func(e phx.ChannelJoined) { inEvents <- e.Context.Value(requestIDKey{}) },
+	}})
 	srv.Channel("ctx:*", func() phx.Channel { return ctxChannel{got} })
 	withID := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, "req-42")))
@@ -172,6 +176,11 @@ func TestConnectionContextCarriesRequestValues(t *testing.T) {
 	c.join("ctx:1", "1", map[string]any{})
 	if v := <-got; v != "req-42" {
 		t.Fatalf("request ID in the channel's context: %v, want req-42", v)
+	}
+	for _, name := range []string{"SocketConnected", "ChannelJoined"} {
+		if v := <-inEvents; v != "req-42" {
+			t.Fatalf("request ID in the %s event's context: %v, want req-42", name, v)
+		}
 	}
 }
 

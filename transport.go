@@ -98,7 +98,7 @@ func (s *Server) accepted(info *ConnectInfo, start time.Time, id string, err err
 			"vsn", info.Params.Get("vsn"), "duration", d, "params", logParams(info.Params))
 	}
 	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
-		Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id, Duration: d, Err: err,
+		Context: info.Context, Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id, Duration: d, Err: err,
 	})
 	return err
 }
