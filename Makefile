@@ -21,7 +21,7 @@ INTEROP_PARALLEL ?= 4
 # only github.com/coder/websocket) and the nested modules that bring NATS and
 # Redis. bench/ is a module too, but only vetted: its harness is never part
 # of make test.
-MODULES     := . pubsub/natspubsub pubsub/redispubsub examples/chat
+MODULES     := . pubsub/natspubsub pubsub/redispubsub telemetry/phxotel examples/chat
 VET_MODULES := $(MODULES) bench
 
 .PHONY: all test interop deps node vet
