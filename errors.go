@@ -40,10 +40,12 @@ var (
 	ErrMessageTooBig = errors.New("phx: message too big")
 )
 
-// RefusedError is the error [Server.Accept] returns when it refuses a
-// connection: a vsn no serializer matches (403), or [Options.Connect]
-// returned an error (403, or the error's StatusCode() when it has one of
-// 400 or more; 500 when Connect panicked). Err is the cause.
+// RefusedError is a refused connection. [Options.Connect] returns one to
+// choose the HTTP status (Status 400 or more; other values mean 403), and
+// [Server.Accept] returns one when it refuses a connection: a vsn no
+// serializer matches (403), or Connect returned an error (403, or the
+// error's StatusCode() when it has one of 400 or more; 500 when Connect
+// panicked). Err is the cause.
 type RefusedError struct {
 	Status int   // the HTTP status to answer with
 	Err    error // why
@@ -56,6 +58,10 @@ func (e *RefusedError) Error() string {
 
 // Unwrap returns Err.
 func (e *RefusedError) Unwrap() error { return e.Err }
+
+// StatusCode returns Status: a Connect hook that returns a RefusedError
+// refuses the connection with that HTTP status.
+func (e *RefusedError) StatusCode() int { return e.Status }
 
 // Errors a channel's Terminate receives as its reason, and that methods
 // return once a channel or connection has ended.

@@ -20,9 +20,10 @@ type Options struct {
 	// Connect authenticates a new transport connection, before the
 	// WebSocket upgrade. It returns the assigns every channel joined on the
 	// connection starts with, or an error to refuse the connection: the
-	// client then gets HTTP 403 (or the status of an error implementing
-	// interface{ StatusCode() int }, such as a 429 for rate limiting).
-	// The error text is never sent to the client.
+	// client then gets HTTP 403, or the status of a [*RefusedError]
+	// (&phx.RefusedError{Status: 429, Err: err} for rate limiting), or of
+	// any error implementing interface{ StatusCode() int }. The error text
+	// is never sent to the client.
 	//
 	// Connect runs on the request's goroutine; info.Context is the
 	// request's context. nil accepts every connection with no assigns.

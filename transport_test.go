@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -136,8 +137,11 @@ func TestTransportServesJoinsAndHeartbeats(t *testing.T) {
 
 func TestAcceptRefusals(t *testing.T) {
 	srv := newLineServer(t, &phx.Options{Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
-		if info.Params.Get("user") == "" {
+		switch info.Params.Get("user") {
+		case "":
 			return nil, statusError(429)
+		case "banned":
+			return nil, &phx.RefusedError{Status: http.StatusUnavailableForLegalReasons, Err: errors.New("banned")}
 		}
 		return nil, nil
 	}})
@@ -145,6 +149,12 @@ func TestAcceptRefusals(t *testing.T) {
 	var refused *phx.RefusedError
 	if !errors.As(err, &refused) || refused.Status != 429 || !errors.Is(err, statusError(429)) {
 		t.Fatalf("Connect refusal: %v, want a RefusedError with status 429", err)
+	}
+	banned := lineInfo("2.0.0")
+	banned.Params.Set("user", "banned")
+	_, err = srv.Accept(banned)
+	if !errors.As(err, &refused) || refused.Status != 451 {
+		t.Fatalf("Connect returning a RefusedError: %v, want status 451", err)
 	}
 	_, err = srv.Accept(lineInfo("9.0.0"))
 	if !errors.As(err, &refused) || refused.Status != 403 || !errors.Is(err, phx.ErrUnsupportedVsn) {
