@@ -94,6 +94,7 @@ type channel struct {
 
 	mu       sync.Mutex
 	cleanups []func() // run once when the channel ends (presence untrack)
+	res      *resources // Subscribe and SendAfter's, made on first use
 	items    []mailItem
 	spare    []mailItem // the drained batch's array, reused for items
 	stopErr  error      // the first stop request's reason

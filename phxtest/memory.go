@@ -45,7 +45,10 @@ func dialMemory(srv *phx.Server, assigns phx.Assigns, id string) (*memoryConn, e
 	}
 	served := make(chan error, 1)
 	go func() {
-		served <- conn.Serve(m, phx.TransportFeatures{})
+		// OwnLiveness: a test socket sends no heartbeats, and a test on a
+		// fake clock (testing/synctest) must not see it closed after
+		// HeartbeatTimeout.
+		served <- conn.Serve(m, phx.TransportFeatures{OwnLiveness: true})
 		m.writers.Wait()
 		close(m.frames)
 		close(m.done)
