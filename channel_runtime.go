@@ -93,7 +93,7 @@ type channel struct {
 	curRef Ref // ref of the event HandleIn is handling
 
 	mu       sync.Mutex
-	cleanups []func() // run once when the channel ends (presence untrack)
+	cleanups []func()   // run once when the channel ends (presence untrack)
 	res      *resources // Subscribe and SendAfter's, made on first use
 	items    []mailItem
 	spare    []mailItem // the drained batch's array, reused for items
