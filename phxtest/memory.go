@@ -37,6 +37,20 @@ func dialMemory(srv *phx.Server, assigns phx.Assigns, id string) (*memoryConn, e
 	if err != nil {
 		return nil, err
 	}
+	return serveMemory(conn)
+}
+
+// connectMemory connects to srv through its Connect hook with info.
+func connectMemory(srv *phx.Server, info *phx.ConnectInfo) (*memoryConn, error) {
+	conn, err := srv.Accept(info)
+	if err != nil {
+		return nil, err
+	}
+	return serveMemory(conn)
+}
+
+// serveMemory serves conn in memory until it closes.
+func serveMemory(conn *phx.Conn) (*memoryConn, error) {
 	m := &memoryConn{
 		conn:    conn,
 		frames:  make(chan phx.Frame, 256),

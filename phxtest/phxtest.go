@@ -17,8 +17,10 @@ package phxtest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -42,8 +44,9 @@ type Message struct {
 	Payload json.RawMessage // JSON payload; nil for a binary one
 	Binary  []byte          // binary payload; nil for JSON
 
-	status   string          // a reply's status
-	response json.RawMessage // a text reply's response
+	published bool            // recorded from the topic (AwaitBroadcast), not received
+	status    string          // a reply's status
+	response  json.RawMessage // a text reply's response
 }
 
 // IsBroadcast reports whether m reached the client as a broadcast (no
@@ -75,6 +78,7 @@ type Socket struct {
 	Timeout time.Duration
 
 	t    testing.TB
+	srv  *phx.Server
 	conn *memoryConn
 
 	mu     sync.Mutex
@@ -83,6 +87,9 @@ type Socket struct {
 	closed bool
 	bad    error // a frame that could not be decoded
 	ref    int
+
+	watched map[string]bool // topics whose broadcasts are recorded
+	echoes  []Message       // consumed broadcasts whose client frame is still to come
 }
 
 // NewSocket connects to srv as a client whose Connect returned assigns. The
@@ -100,7 +107,48 @@ func NewSocketID(t testing.TB, srv *phx.Server, assigns phx.Assigns, id string) 
 	if err != nil {
 		t.Fatalf("phxtest: connect: %v", err)
 	}
-	s := &Socket{Timeout: DefaultTimeout, t: t, conn: conn}
+	return newSocket(t, srv, conn)
+}
+
+// Connect connects to srv through its real [phx.Options.Connect] and
+// [phx.Options.ID], with params as the client's connect params, as
+// ChannelTest's connect/3. vsn is 2.0.0 unless params has one. When Connect
+// refuses, Connect returns the [*phx.RefusedError] (its Status is the HTTP
+// status a real client would get) and no Socket.
+func Connect(t testing.TB, srv *phx.Server, params url.Values) (*Socket, error) {
+	t.Helper()
+	return ConnectInfo(t, srv, &phx.ConnectInfo{Params: params})
+}
+
+// ConnectInfo is Connect with the whole connect info Connect receives
+// (headers, origin, remote address, auth token). Empty Params get vsn
+// 2.0.0, a nil Context is context.Background(), an empty Transport is
+// "memory".
+func ConnectInfo(t testing.TB, srv *phx.Server, info *phx.ConnectInfo) (*Socket, error) {
+	t.Helper()
+	in := *info
+	in.Params = url.Values{}
+	for k, vs := range info.Params {
+		in.Params[k] = append([]string(nil), vs...)
+	}
+	if in.Params.Get("vsn") == "" {
+		in.Params.Set("vsn", "2.0.0")
+	}
+	if in.Context == nil {
+		in.Context = context.Background()
+	}
+	if in.Transport == "" {
+		in.Transport = "memory"
+	}
+	conn, err := connectMemory(srv, &in)
+	if err != nil {
+		return nil, err
+	}
+	return newSocket(t, srv, conn), nil
+}
+
+func newSocket(t testing.TB, srv *phx.Server, conn *memoryConn) *Socket {
+	s := &Socket{Timeout: DefaultTimeout, t: t, srv: srv, conn: conn}
 	s.cond = sync.NewCond(&s.mu)
 	go s.readLoop()
 	t.Cleanup(s.Close)
@@ -113,7 +161,7 @@ func (s *Socket) readLoop() {
 		s.mu.Lock()
 		if err != nil && s.bad == nil {
 			s.bad = err
-		} else if err == nil {
+		} else if err == nil && !s.dropEcho(m) {
 			s.msgs = append(s.msgs, m)
 		}
 		s.cond.Broadcast()
@@ -272,6 +320,7 @@ func (s *Socket) Join(topic string, payload any) (*Channel, json.RawMessage, err
 	if r.Status != "ok" {
 		return nil, nil, &JoinError{Response: r.Response}
 	}
+	s.watch(topic)
 	return &Channel{s: s, topic: topic, joinRef: ref}, r.Response, nil
 }
 
@@ -288,7 +337,7 @@ func (s *Socket) JoinOK(topic string, payload any) *Channel {
 func (s *Socket) awaitReply(topic, ref string) Reply {
 	s.t.Helper()
 	m := s.await(fmt.Sprintf("the reply to ref %s on %s", ref, topic), func(m Message) bool {
-		return m.Event == "phx_reply" && m.Topic == topic && m.Ref == ref
+		return !m.published && m.Event == "phx_reply" && m.Topic == topic && m.Ref == ref
 	})
 	if m.Binary != nil {
 		return Reply{Status: m.status, Binary: m.Binary}
@@ -325,7 +374,7 @@ func (ch *Channel) AwaitReply(ref string) Reply {
 }
 
 // AssertReply waits for the reply to ref and checks its status and, unless
-// want is nil, that its response equals want once both are JSON-encoded.
+// want is nil, its response as AssertPush checks a payload.
 func (ch *Channel) AssertReply(ref, status string, want any) Reply {
 	ch.s.t.Helper()
 	r := ch.AwaitReply(ref)
@@ -343,11 +392,13 @@ func (ch *Channel) AssertReply(ref, status string, want any) Reply {
 func (ch *Channel) AwaitPush(event string) Message {
 	ch.s.t.Helper()
 	return ch.s.await(fmt.Sprintf("push %q on %s", event, ch.topic), func(m Message) bool {
-		return m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef && m.Ref == ""
+		return !m.published && m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef && m.Ref == ""
 	})
 }
 
-// AssertPush waits for a push of event and compares its payload with want.
+// AssertPush waits for a push of event and compares its payload with want:
+// equal once both are JSON-encoded, or, when want is a [Matcher]
+// ([Subset], [Func]), accepted by it.
 func (ch *Channel) AssertPush(event string, want any) Message {
 	ch.s.t.Helper()
 	m := ch.AwaitPush(event)
@@ -355,17 +406,23 @@ func (ch *Channel) AssertPush(event string, want any) Message {
 	return m
 }
 
-// AwaitBroadcast waits for a broadcast of event on the channel's topic to
-// reach this client.
+// AwaitBroadcast waits for a broadcast of event published on the channel's
+// topic since the join, as ChannelTest's assert_broadcast: it sees what was
+// published, whether or not the channel intercepts the event (a rewritten
+// or dropped HandleOut push is checked with AwaitPush). The client's own
+// copy of a broadcast the channel does not intercept is consumed with it.
+// The returned Message has no refs.
 func (ch *Channel) AwaitBroadcast(event string) Message {
 	ch.s.t.Helper()
-	return ch.s.await(fmt.Sprintf("broadcast %q on %s", event, ch.topic), func(m Message) bool {
-		return m.Topic == ch.topic && m.Event == event && m.IsBroadcast()
+	m := ch.s.await(fmt.Sprintf("broadcast %q on %s", event, ch.topic), func(m Message) bool {
+		return m.published && m.Topic == ch.topic && m.Event == event
 	})
+	ch.s.consumeEcho(m)
+	return m
 }
 
-// AssertBroadcast waits for a broadcast of event and compares its payload
-// with want.
+// AssertBroadcast waits for a broadcast of event on the channel's topic and
+// compares its payload with want (see AssertPush for matchers).
 func (ch *Channel) AssertBroadcast(event string, want any) Message {
 	ch.s.t.Helper()
 	m := ch.AwaitBroadcast(event)
@@ -373,12 +430,46 @@ func (ch *Channel) AssertBroadcast(event string, want any) Message {
 	return m
 }
 
-// RefuteMessage checks that no message of event (push or broadcast) arrives
-// on the channel's topic within d.
+// RefuteBroadcast checks that no broadcast of event is published on the
+// channel's topic within d.
+func (ch *Channel) RefuteBroadcast(event string, d time.Duration) {
+	ch.s.t.Helper()
+	ch.s.refute(fmt.Sprintf("broadcast %q on %s", event, ch.topic), d, func(m Message) bool {
+		return m.published && m.Topic == ch.topic && m.Event == event
+	})
+}
+
+// RefutePush checks that no push of event reaches the channel within d.
+func (ch *Channel) RefutePush(event string, d time.Duration) {
+	ch.s.t.Helper()
+	ch.s.refute(fmt.Sprintf("push %q on %s", event, ch.topic), d, func(m Message) bool {
+		return !m.published && m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef && m.Ref == ""
+	})
+}
+
+// RefuteReply checks that no reply to ref arrives within d (HandleIn
+// returned NoReply and nothing replied later).
+func (ch *Channel) RefuteReply(ref string, d time.Duration) {
+	ch.s.t.Helper()
+	ch.s.refute(fmt.Sprintf("reply to %s on %s", ref, ch.topic), d, func(m Message) bool {
+		return !m.published && m.Event == "phx_reply" && m.Topic == ch.topic && m.Ref == ref
+	})
+}
+
+// RefuteMessage checks that no message of event (push or broadcast) reaches
+// the client on the channel's topic within d.
 func (ch *Channel) RefuteMessage(event string, d time.Duration) {
 	ch.s.t.Helper()
-	if m, ok := ch.s.find(d, func(m Message) bool { return m.Topic == ch.topic && m.Event == event }); ok {
-		ch.s.t.Fatalf("phxtest: unexpected %s on %s: %s", event, ch.topic, m)
+	ch.s.refute(fmt.Sprintf("%s on %s", event, ch.topic), d, func(m Message) bool {
+		return !m.published && m.Topic == ch.topic && m.Event == event
+	})
+}
+
+// refute fails the test if a message match accepts arrives within d.
+func (s *Socket) refute(desc string, d time.Duration, match func(Message) bool) {
+	s.t.Helper()
+	if m, ok := s.find(d, match); ok {
+		s.t.Fatalf("phxtest: unexpected %s: %s", desc, m)
 	}
 }
 
@@ -406,12 +497,18 @@ func (ch *Channel) AwaitError() {
 func (ch *Channel) awaitLifecycle(event string) {
 	ch.s.t.Helper()
 	ch.s.await(fmt.Sprintf("%s on %s", event, ch.topic), func(m Message) bool {
-		return m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef
+		return !m.published && m.Topic == ch.topic && m.Event == event && m.JoinRef == ch.joinRef
 	})
 }
 
 func assertJSON(t testing.TB, what string, got json.RawMessage, want any) {
 	t.Helper()
+	if m, ok := want.(Matcher); ok {
+		if err := m.match(got); err != nil {
+			t.Fatalf("phxtest: %s: %v\n got: %s", what, err, compact(got))
+		}
+		return
+	}
 	wantJSON, err := json.Marshal(want)
 	if err != nil {
 		t.Fatalf("phxtest: encode expected value: %v", err)

@@ -75,6 +75,9 @@ func TestChannelLifecycle(t *testing.T) {
 	a.AssertReply(ref, "ok", map[string]int{"n": 1})
 	a.AssertBroadcast("changed", map[string]any{"n": 1, "by": "ann"})
 	b.AssertBroadcast("changed", map[string]any{"n": 1, "by": "ann"})
+	// The clients' copies of the broadcast went with it.
+	a.RefuteMessage("changed", 50*time.Millisecond)
+	b.RefuteMessage("changed", 50*time.Millisecond)
 
 	b.Push("ping", nil)
 	b.AssertPush("pong", map[string]string{"to": "bob"})
