@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/phxgo/phx/internal/wire"
 )
 
 // Presence tracks who is online on each topic, as Phoenix.Presence does, and
@@ -34,6 +36,7 @@ import (
 type Presence struct {
 	srv      *Server
 	fetch    func(topic string, entries map[string]*PresenceEntry)
+	onMetas  func(topic string, joins, leaves map[string]*PresenceEntry)
 	batch    time.Duration
 	replica  string
 	refCount atomic.Uint32
@@ -67,6 +70,13 @@ type PresenceOptions struct {
 	// Replica names this node in the replicated state. Default: a random
 	// ID, fresh at every start (a restarted node is a new replica).
 	Replica string
+	// HandleMetas, when set, is called with every diff of a topic once it
+	// has been broadcast, joins and leaves as clients get them (after
+	// Fetch), including changes merged from other nodes, as Phoenix's
+	// handle_metas/4: react on the server when someone comes or goes. It
+	// runs on the presence's flush goroutine, one diff at a time in order,
+	// with no lock held; a panic is logged and contained.
+	HandleMetas func(topic string, joins, leaves map[string]*PresenceEntry)
 }
 
 // Meta is the metadata of one presence: the app's fields plus "phx_ref"
@@ -130,6 +140,7 @@ func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
 	return &Presence{
 		srv:      srv,
 		fetch:    o.Fetch,
+		onMetas:  o.HandleMetas,
 		batch:    o.BatchInterval,
 		replica:  o.Replica,
 		topics:   make(map[string]*presenceTopic),
@@ -141,16 +152,23 @@ func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
 }
 
 // Track adds the socket's channel as present on its topic under key, with
-// meta (copied; nil for none). The entry leaves when the channel ends.
+// meta: nil for none, a map[string]any (copied), or any value that
+// encodes to a JSON object, such as a struct with json tags (clients get
+// its JSON; List and HandleMetas return it as a Meta map). A meta that is
+// not an object is [ErrInvalidPayload]. The entry leaves when the channel ends.
 // Tracking the same key twice from one channel is [ErrAlreadyTracked].
-func (p *Presence) Track(s *Socket, key string, meta map[string]any) error {
+func (p *Presence) Track(s *Socket, key string, meta any) error {
 	return p.TrackTopic(s, s.Topic(), key, meta)
 }
 
 // TrackTopic is Track on another topic than the channel's own, e.g. a
 // global "online_users" topic.
-func (p *Presence) TrackTopic(s *Socket, topic, key string, meta map[string]any) error {
+func (p *Presence) TrackTopic(s *Socket, topic, key string, meta any) error {
 	ch := s.ch
+	m, err := copyMeta(meta)
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	for _, it := range p.byOwner[ch] {
 		if it.topic == topic && it.key == key {
@@ -159,7 +177,7 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta map[string]any)
 		}
 	}
 	first := len(p.byOwner[ch]) == 0
-	it := p.newLocalItem(ch, topic, key, copyMeta(meta))
+	it := p.newLocalItem(ch, topic, key, m)
 	p.add(it)
 	p.byOwner[ch] = append(p.byOwner[ch], it)
 	p.record(presenceDelta{Replica: p.replica, Clock: it.clock, Joins: []presenceRecord{it.record()}})
@@ -174,14 +192,18 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta map[string]any)
 
 // Update replaces the meta of a key the socket's channel tracks on its
 // topic. Clients see the new meta join (with phx_ref_prev) and the old one
-// leave, in one diff.
-func (p *Presence) Update(s *Socket, key string, meta map[string]any) error {
+// leave, in one diff. meta is as for Track.
+func (p *Presence) Update(s *Socket, key string, meta any) error {
 	return p.UpdateTopic(s, s.Topic(), key, meta)
 }
 
 // UpdateTopic is Update on another topic than the channel's own.
-func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta map[string]any) error {
+func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta any) error {
 	ch := s.ch
+	m, err := copyMeta(meta)
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	defer p.unlock()
 	items := p.byOwner[ch]
@@ -189,7 +211,6 @@ func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta map[string]any
 		if old.topic != topic || old.key != key {
 			continue
 		}
-		m := copyMeta(meta)
 		m["phx_ref_prev"] = old.meta["phx_ref"]
 		it := p.newLocalItem(ch, topic, key, m)
 		p.remove(old)
@@ -263,6 +284,31 @@ func (p *Presence) List(topic string) map[string]*PresenceEntry {
 		p.callFetch(topic, out)
 	}
 	return out
+}
+
+// Get returns the presence of key on topic (all its metas, passed through
+// Fetch), as Phoenix's get_by_key; false when key is not present.
+func (p *Presence) Get(topic, key string) (*PresenceEntry, bool) {
+	p.mu.Lock()
+	var e *PresenceEntry
+	if t := p.topics[topic]; t != nil {
+		if items := t.items[key]; len(items) > 0 {
+			e = &PresenceEntry{Metas: make([]Meta, len(items))}
+			for i, it := range items {
+				e.Metas[i] = it.meta
+			}
+		}
+	}
+	p.mu.Unlock()
+	if e == nil {
+		return nil, false
+	}
+	if p.fetch != nil {
+		entries := map[string]*PresenceEntry{key: e}
+		p.callFetch(topic, entries)
+		e = entries[key]
+	}
+	return e, e != nil
 }
 
 // callFetch runs the Fetch hook, containing a panic: the entries go out
@@ -398,7 +444,20 @@ func (p *Presence) flush() {
 		if err := p.srv.LocalBroadcast(topic, "presence_diff", payload); err != nil {
 			p.srv.log.Error("phx: presence_diff broadcast failed", "topic", topic, "err", err)
 		}
+		if p.onMetas != nil {
+			p.callHandleMetas(topic, payload["joins"], payload["leaves"])
+		}
 	}
+}
+
+// callHandleMetas runs the HandleMetas hook, containing a panic.
+func (p *Presence) callHandleMetas(topic string, joins, leaves map[string]*PresenceEntry) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.srv.log.Error("phx: presence HandleMetas panicked", "topic", topic, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	p.onMetas(topic, joins, leaves)
 }
 
 func (p *Presence) entries(topic string, metas map[string][]Meta) map[string]*PresenceEntry {
@@ -412,12 +471,33 @@ func (p *Presence) entries(topic string, metas map[string][]Meta) map[string]*Pr
 	return out
 }
 
-func copyMeta(m map[string]any) Meta {
+// copyMeta makes the Meta of a Track or Update: a copy of a map, or the
+// JSON object a value encodes to, with room for phx_ref.
+func copyMeta(meta any) (Meta, error) {
+	var m map[string]any
+	switch v := meta.(type) {
+	case nil:
+	case map[string]any:
+		m = v
+	case Meta:
+		m = v
+	default:
+		data, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("phx: presence meta: %w", err)
+		}
+		if err := wire.CheckObject(data); err != nil {
+			return nil, fmt.Errorf("phx: presence meta %T: %w", v, err)
+		}
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, fmt.Errorf("phx: presence meta: %w", err)
+		}
+	}
 	c := make(Meta, len(m)+2)
 	for k, v := range m {
 		c[k] = v
 	}
-	return c
+	return c, nil
 }
 
 func (it *presenceItem) tag() presenceTag { return presenceTag{Replica: it.replica, Clock: it.clock} }
