@@ -251,6 +251,17 @@ type Server struct {
 	draining bool
 	wg       sync.WaitGroup // every conn, until fully torn down
 
+	// The drain (see Shutdown): started once, by Shutdown or by the
+	// Shutdown of an http.Server that serves this one. drainStarted is
+	// closed when it begins, hurry to close the rest at once, drained once
+	// every connection is torn down.
+	drainOnce    sync.Once
+	drainStarted chan struct{}
+	hurryOnce    sync.Once
+	hurry        chan struct{}
+	drained      chan struct{}
+	httpServers  sync.Map // *http.Server whose Shutdown starts the drain
+
 	metrics metrics
 	lp      *longPoll // long-poll sessions; see transport_longpoll.go
 }
@@ -371,13 +382,16 @@ func NewServer(opts *Options) *Server {
 		panic(err)
 	}
 	return &Server{
-		opts:        o,
-		serializers: serializers,
-		origins:     origins,
-		log:         o.Logger,
-		pubsub:      o.PubSub,
-		conns:       make(map[*conn]struct{}),
-		lp:          lp,
+		opts:         o,
+		serializers:  serializers,
+		origins:      origins,
+		log:          o.Logger,
+		pubsub:       o.PubSub,
+		conns:        make(map[*conn]struct{}),
+		drainStarted: make(chan struct{}),
+		hurry:        make(chan struct{}),
+		drained:      make(chan struct{}),
+		lp:           lp,
 	}
 }
 
@@ -437,7 +451,14 @@ func (s *Server) Disconnect(id string) error {
 // path ends in /websocket is a WebSocket connection, one whose path ends in
 // /longpoll a long-poll request (see [Options.DisableWebSocket] and
 // [Options.LongPoll.Disable]). Anything else gets 404.
+//
+// The first request served through an [http.Server] registers the drain
+// with its RegisterOnShutdown: from then on, that http.Server's Shutdown
+// starts [Server.Shutdown]'s drain too.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hs, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
+		s.followHTTPServer(hs)
+	}
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/websocket") && !s.opts.DisableWebSocket:
 		s.serveWebSocket(w, r)
@@ -448,44 +469,98 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Shutdown drains the server: new connections are refused with 503 (new
-// long-poll sessions with status 500); open connections are closed with
-// code 1012, DrainBatchSize at a time, DrainBatchInterval apart (the
-// clients reconnect, to another instance if there is one); long-poll
-// sessions are closed (a pending poll answers status 410); every channel's
-// Terminate runs with [ErrServerClosed]. Shutdown returns once all of that is
-// done, or with ctx's error when ctx ends first (the remaining connections
-// are then closed at once). http.Server.Shutdown does not close WebSocket
-// connections: call both.
+// Shutdown drains the server and waits until it is done:
+//
+//   - new connections are refused with 503 (new long-poll sessions with
+//     status 500);
+//   - open WebSocket connections are closed with code 1012,
+//     DrainBatchSize at a time, DrainBatchInterval apart (the clients
+//     reconnect, to another instance if there is one);
+//   - long-poll sessions close at once when they are being polled (the
+//     held poll answers status 410 now, so that no request outlives the
+//     http.Server's own Shutdown), and otherwise at their next request or
+//     in their batch, whichever comes first;
+//   - every channel's Terminate runs with [ErrServerClosed].
+//
+// Shutdown returns once every connection is torn down, or with ctx's
+// error when ctx ends first (the connections still open are then closed
+// at once, without waiting for their batch).
+//
+// # With net/http
+//
+// http.Server.Shutdown does not close hijacked connections (WebSockets)
+// and waits for active requests (held long-polls). So a Server registers
+// itself with every http.Server it is served through
+// ([http.Server.RegisterOnShutdown], on the first request): that
+// http.Server's Shutdown starts this drain, without waiting for it. The
+// recommended sequence is therefore
+//
+//	hs.Shutdown(ctx)  // stop accepting; phx starts draining at once
+//	srv.Shutdown(ctx) // wait for the drain and every Terminate
+//
+// and the reverse order works as well. A Server served by several
+// http.Servers starts draining when the first of them shuts down.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.draining = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
+	s.startDrain()
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		s.hurryOnce.Do(func() { close(s.hurry) })
+		return ctx.Err()
 	}
-	s.mu.Unlock()
+}
+
+// startDrain starts the drain Shutdown waits for, once; it does not wait.
+func (s *Server) startDrain() {
+	s.drainOnce.Do(func() {
+		s.mu.Lock()
+		s.draining = true
+		close(s.drainStarted)
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		go s.drain(conns)
+	})
+}
+
+// drain closes conns in paced batches (all at once after hurry), then
+// waits for every connection to be torn down.
+func (s *Server) drain(conns []*conn) {
+	hurried := false
 	for i, c := range conns {
-		if i > 0 && i%s.opts.DrainBatchSize == 0 {
+		if i > 0 && i%s.opts.DrainBatchSize == 0 && !hurried {
+			t := time.NewTimer(s.opts.DrainBatchInterval)
 			select {
-			case <-time.After(s.opts.DrainBatchInterval):
-			case <-ctx.Done():
-				for _, c := range conns[i:] { // out of time: close the rest now
-					c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
-				}
-				return ctx.Err()
+			case <-t.C:
+			case <-s.hurry: // out of time: close the rest now
+				hurried = true
 			}
+			t.Stop()
 		}
 		c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	s.wg.Wait()
+	close(s.drained)
+}
+
+// followHTTPServer makes hs's Shutdown start the drain, once per
+// http.Server.
+func (s *Server) followHTTPServer(hs *http.Server) {
+	if _, known := s.httpServers.Load(hs); known {
+		return
 	}
+	if _, known := s.httpServers.LoadOrStore(hs, struct{}{}); known {
+		return
+	}
+	hs.RegisterOnShutdown(func() {
+		if !s.isDraining() {
+			s.log.Info("phx: http.Server shutting down; draining connections")
+		}
+		s.startDrain()
+	})
 }
 
 // register adds c to the live connections; false when draining.

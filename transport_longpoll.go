@@ -369,7 +369,9 @@ func (sess *lpSession) take(gen uint64) (frames []Frame, current, more bool) {
 // longPollPoll answers a GET for a live session: its queued frames now, or
 // as soon as some arrive within the window, or 204 when none did. A newer
 // GET of the same session makes this one answer 204 at once, and a session
-// that closes answers 410 (the client then reconnects and rejoins).
+// that closes answers 410 (the client then reconnects and rejoins). Once
+// Shutdown has begun, the poll closes its session and answers 410 at once,
+// so that it does not hold up http.Server.Shutdown for a window.
 func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSession) {
 	c := sess.c
 	gen, superseded := sess.beginPoll()
@@ -379,7 +381,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 	timer := time.NewTimer(window)
 	defer timer.Stop()
 	for {
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil || s.lpCloseDraining(c) {
 			lpWriteMessages(w, 410, sess.token, nil)
 			return
 		}
@@ -398,6 +400,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 		select {
 		case <-sess.wake:
 		case <-c.ctx.Done():
+		case <-s.drainStarted: // answered 410 at the top of the loop
 		case <-superseded:
 		case <-timer.C:
 			if frames, current, more = sess.take(gen); current && more {
@@ -412,6 +415,19 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 		case <-r.Context().Done():
 			return // the client went away; nothing was taken
 		}
+	}
+}
+
+// lpCloseDraining closes a long-poll session once Shutdown has begun,
+// rather than in its batch: its requests are what http.Server.Shutdown
+// waits for. It reports whether the server is draining.
+func (s *Server) lpCloseDraining(c *conn) bool {
+	select {
+	case <-s.drainStarted:
+		c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
+		return true
+	default:
+		return false
 	}
 }
 
@@ -444,7 +460,7 @@ func lpSignal(sess *lpSession) {
 func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	token, _ := lpSessionToken(r, r.URL.Query())
 	sess, _ := s.lp.lookup(token)
-	if sess == nil {
+	if sess == nil || s.lpCloseDraining(sess.c) {
 		lpWriteStatus(w, 410) // a POST never opens a session
 		return
 	}
@@ -482,6 +498,10 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	select {
 	case sess.dispatch <- struct{}{}:
 	case <-c.ctx.Done():
+		lpWriteStatus(w, 410)
+		return
+	case <-s.drainStarted:
+		s.lpCloseDraining(c)
 		lpWriteStatus(w, 410)
 		return
 	case <-timer.C:
