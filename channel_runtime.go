@@ -170,7 +170,7 @@ func (ch *channel) post(it mailItem) bool {
 		ch.mu.Unlock()
 		return false
 	}
-	if len(ch.items) >= ch.conn.srv.opts.MaxChannelQueue {
+	if max := ch.conn.srv.opts.MaxChannelQueue; max > 0 && len(ch.items) >= max {
 		ch.mu.Unlock()
 		ch.log.Warn("phx: channel queue overflow", "max", ch.conn.srv.opts.MaxChannelQueue)
 		ch.requestStop(ErrChannelOverloaded)

@@ -40,6 +40,12 @@ var (
 	ErrMessageTooBig = errors.New("phx: message too big")
 )
 
+// ErrInvalidOptions is wrapped by every error [New] returns: an [Options]
+// value it cannot serve with (a malformed AllowedOrigins entry, a
+// LongPoll.Secret shorter than 32 bytes, an invalid Serializers entry, a
+// negative LongPoll.Window). [NewServer] panics with that error.
+var ErrInvalidOptions = errors.New("phx: invalid options")
+
 // RefusedError is the error [Server.Accept] returns when it refuses a
 // connection: a vsn no serializer matches (403), or [Options.Connect]
 // returned an error (403, or the error's StatusCode() when it has one of

@@ -15,7 +15,12 @@ import (
 )
 
 // Options configures a [Server]. The zero value is usable: every field
-// documents its default, applied once by [NewServer].
+// documents its default, applied once by [New] (or [NewServer]).
+//
+// Every number and duration follows one rule: zero means the default, and
+// a negative value disables the limit or timeout (no bound, no deadline, no
+// pacing). The one setting that cannot be disabled, LongPoll.Window, makes
+// New return an error when negative.
 type Options struct {
 	// Connect authenticates a new transport connection, before the
 	// WebSocket upgrade. It returns the assigns every channel joined on the
@@ -50,6 +55,7 @@ type Options struct {
 	// host must match; the port too when the entry has one or the scheme
 	// implies it), "//example.com" (any scheme), "//*.example.com" (the
 	// domain itself and any subdomain). Failing requests get HTTP 403.
+	// [New] refuses a malformed entry.
 	AllowedOrigins []string
 
 	// CheckOrigin, when set, replaces AllowedOrigins: it reports whether
@@ -75,12 +81,15 @@ type Options struct {
 
 	// WriteTimeout bounds each write of queued frames to a client; a client
 	// that does not take them in time is disconnected. Default 10s.
+	// Negative: no write deadline.
 	WriteTimeout time.Duration
 
 	// MaxQueuedMessages and MaxQueuedBytes bound the frames waiting to be
 	// written to one connection. A connection whose queue overflows is a
 	// slow consumer: it is closed with code 1008 (the clients reconnect) and
-	// the publisher never waits. Defaults 1024 messages and 1 MiB.
+	// the publisher never waits. Defaults 1024 messages and 1 MiB. A
+	// negative value removes that bound: frames for a client that stops
+	// reading then pile up until WriteTimeout or HeartbeatTimeout ends it.
 	MaxQueuedMessages int
 	MaxQueuedBytes    int
 
@@ -88,12 +97,14 @@ type Options struct {
 	// goroutine (client messages, intercepted broadcasts, Send messages).
 	// A channel that falls this far behind is stopped with
 	// [ErrChannelOverloaded] and the client gets phx_error. Default 1024.
+	// Negative: no bound.
 	MaxChannelQueue int
 
 	// MaxInboundRate is how many messages per second one connection may
 	// send on average, in bursts of up to InboundBurst; a client over the
 	// limit is closed with 1008 (it reconnects after its backoff).
-	// Defaults 100 and 200. A negative MaxInboundRate disables the limit.
+	// Defaults 100 and 200. A negative MaxInboundRate or InboundBurst
+	// disables the limit.
 	MaxInboundRate float64
 	InboundBurst   int
 
@@ -115,7 +126,8 @@ type Options struct {
 	// DrainBatchSize and DrainBatchInterval pace Shutdown: connections are
 	// closed this many at a time, this long apart, so that clients do not
 	// all reconnect to the remaining instances at once. Defaults 10,000
-	// and 2s, as Phoenix.
+	// and 2s, as Phoenix. A negative DrainBatchSize (one batch) or
+	// DrainBatchInterval (no pause) closes every connection at once.
 	DrainBatchSize     int
 	DrainBatchInterval time.Duration
 
@@ -128,8 +140,8 @@ type Options struct {
 	// option: a connection gets the first entry whose requirement its vsn
 	// matches, and one that matches none is refused (403). nil means
 	// [DefaultSerializers]: V1 JSON for ~> 1.0.0 and clients that send no
-	// vsn, V2 JSON for ~> 2.0.0. NewServer panics on an entry with a
-	// malformed requirement or a nil Serializer.
+	// vsn, V2 JSON for ~> 2.0.0. [New] refuses an entry with a malformed
+	// requirement or a nil Serializer.
 	Serializers []VersionedSerializer
 
 	// DisableWebSocket refuses WebSocket upgrades: <mount>/websocket
@@ -147,8 +159,8 @@ type LongPollOptions struct {
 	// Phoenix's longpoll: false.
 	Disable bool
 
-	// Secret signs the session tokens (at least 32 random bytes; NewServer
-	// panics on a shorter one). nil means a random secret made by
+	// Secret signs the session tokens (at least 32 random bytes; [New]
+	// refuses a shorter one). nil means a random secret made by
 	// NewServer: sessions then do not survive a restart, and a token is
 	// only valid on the Server that made it. Sessions live in memory either
 	// way, so behind a load balancer long-poll clients need sticky routing.
@@ -157,14 +169,16 @@ type LongPollOptions struct {
 	// Window is how long a GET is held waiting for messages before it is
 	// answered with status 204, and how long a POST waits for its turn to
 	// dispatch before status 408. Default 10s, as Phoenix; keep it well
-	// under the client's 20s request timeout.
+	// under the client's 20s request timeout. It cannot be disabled: [New]
+	// refuses a negative Window.
 	Window time.Duration
 
 	// IdleTimeout closes a session that has not been polled for this long:
 	// its channels terminate with [ErrClosed] and the client's next poll
 	// opens a new session (the client rejoins). Default 15s, as Phoenix. It
 	// replaces Options.HeartbeatTimeout for long-poll sessions, whose
-	// clients send no heartbeats.
+	// clients send no heartbeats. Negative: sessions are never closed for
+	// idleness (only by Disconnect, Shutdown or a failure).
 	IdleTimeout time.Duration
 
 	// MaxBody is the largest POST body accepted, in bytes; a larger one
@@ -304,10 +318,14 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// NewServer returns a Server configured by opts (nil for all defaults). It
-// panics if an AllowedOrigins entry is malformed, LongPoll.Secret is
-// shorter than 32 bytes, or a Serializers entry is invalid.
-func NewServer(opts *Options) *Server {
+// New returns a Server configured by opts (nil for all defaults), or an
+// error wrapping [ErrInvalidOptions] when opts cannot be used: an
+// AllowedOrigins entry is malformed, LongPoll.Secret is shorter than 32
+// bytes (the error also wraps token.ErrSecretTooShort), a Serializers entry
+// has a malformed version requirement or a nil Serializer, or
+// LongPoll.Window is negative. Use New when the options come from
+// configuration; [NewServer] panics instead.
+func New(opts *Options) (*Server, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -315,71 +333,49 @@ func NewServer(opts *Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.PubSub == nil {
-		o.PubSub = NewMemoryPubSub()
+	setDefault(&o.HeartbeatTimeout, 60*time.Second)
+	setDefault(&o.MaxMessageSize, 64<<10)
+	setDefault(&o.MaxChannels, 100)
+	setDefault(&o.WriteTimeout, 10*time.Second)
+	setDefault(&o.MaxQueuedMessages, 1024)
+	setDefault(&o.MaxQueuedBytes, 1<<20)
+	setDefault(&o.MaxChannelQueue, 1024)
+	setDefault(&o.MaxInboundRate, 100)
+	setDefault(&o.InboundBurst, 200)
+	if o.InboundBurst < 0 { // an unlimited burst: no rate limit
+		o.MaxInboundRate = -1
 	}
-	if o.HeartbeatTimeout == 0 {
-		o.HeartbeatTimeout = 60 * time.Second
+	setDefault(&o.MaxProtocolErrors, 20)
+	setDefault(&o.DrainBatchSize, 10000)
+	setDefault(&o.DrainBatchInterval, 2*time.Second)
+	setDefault(&o.JoinTimeout, 10*time.Second)
+	if o.LongPoll.Window < 0 {
+		return nil, fmt.Errorf("%w: LongPoll.Window %v: a poll must be held for a while (zero means the default, 10s)", ErrInvalidOptions, o.LongPoll.Window)
 	}
-	if o.MaxMessageSize == 0 {
-		o.MaxMessageSize = 64 << 10
-	}
-	if o.MaxChannels == 0 {
-		o.MaxChannels = 100
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
-	if o.MaxQueuedMessages <= 0 {
-		o.MaxQueuedMessages = 1024
-	}
-	if o.MaxQueuedBytes <= 0 {
-		o.MaxQueuedBytes = 1 << 20
-	}
-	if o.MaxChannelQueue <= 0 {
-		o.MaxChannelQueue = 1024
-	}
-	if o.MaxInboundRate == 0 {
-		o.MaxInboundRate = 100
-	}
-	if o.InboundBurst <= 0 {
-		o.InboundBurst = 200
-	}
-	if o.MaxProtocolErrors == 0 {
-		o.MaxProtocolErrors = 20
-	}
-	if o.DrainBatchSize <= 0 {
-		o.DrainBatchSize = 10000
-	}
-	if o.DrainBatchInterval <= 0 {
-		o.DrainBatchInterval = 2 * time.Second
-	}
-	if o.JoinTimeout == 0 {
-		o.JoinTimeout = 10 * time.Second
-	}
-	if o.LongPoll.Window <= 0 {
-		o.LongPoll.Window = 10 * time.Second
-	}
-	if o.LongPoll.IdleTimeout <= 0 {
-		o.LongPoll.IdleTimeout = 15 * time.Second
-	}
-	if o.LongPoll.MaxBody == 0 {
-		o.LongPoll.MaxBody = 1 << 20
-	}
-	lp := newLongPoll(o.LongPoll.Secret)
-	o.LongPoll.Secret = nil // kept only as the signer's derived keys
+	setDefault(&o.LongPoll.Window, 10*time.Second)
+	setDefault(&o.LongPoll.IdleTimeout, 15*time.Second)
+	setDefault(&o.LongPoll.MaxBody, 1<<20)
+
 	o.AllowedOrigins = append([]string(nil), o.AllowedOrigins...)
 	origins := make([]originPattern, len(o.AllowedOrigins))
 	for i, p := range o.AllowedOrigins {
 		op, err := parseOriginPattern(p)
 		if err != nil {
-			panic(err)
+			return nil, fmt.Errorf("%w: AllowedOrigins[%d]: %w", ErrInvalidOptions, i, err)
 		}
 		origins[i] = op
 	}
 	serializers, err := compileSerializers(o.Serializers)
 	if err != nil {
-		panic(err)
+		return nil, err
+	}
+	lp, err := newLongPoll(o.LongPoll.Secret)
+	if err != nil {
+		return nil, err
+	}
+	o.LongPoll.Secret = nil // kept only as the signer's derived keys
+	if o.PubSub == nil {
+		o.PubSub = NewMemoryPubSub()
 	}
 	return &Server{
 		opts:         o,
@@ -392,6 +388,24 @@ func NewServer(opts *Options) *Server {
 		hurry:        make(chan struct{}),
 		drained:      make(chan struct{}),
 		lp:           lp,
+	}, nil
+}
+
+// NewServer is [New] for options written in the program: it panics where
+// New returns an error, as regexp.MustCompile does.
+func NewServer(opts *Options) *Server {
+	s, err := New(opts)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// setDefault sets *v to def when it is zero, the rule every numeric
+// [Options] field follows.
+func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
 	}
 }
 
@@ -531,7 +545,7 @@ func (s *Server) startDrain() {
 func (s *Server) drain(conns []*conn) {
 	hurried := false
 	for i, c := range conns {
-		if i > 0 && i%s.opts.DrainBatchSize == 0 && !hurried {
+		if size := s.opts.DrainBatchSize; size > 0 && i > 0 && i%size == 0 && !hurried && s.opts.DrainBatchInterval > 0 {
 			t := time.NewTimer(s.opts.DrainBatchInterval)
 			select {
 			case <-t.C:

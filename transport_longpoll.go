@@ -69,15 +69,16 @@ type lpTokenData struct {
 }
 
 // newLongPoll makes the long-poll state; a nil secret means a random one.
-// It panics if the secret is too short, as NewServer documents.
-func newLongPoll(secret []byte) *longPoll {
+// A secret too short is an error wrapping ErrInvalidOptions and
+// token.ErrSecretTooShort.
+func newLongPoll(secret []byte) (*longPoll, error) {
 	if len(secret) == 0 {
 		secret = make([]byte, token.MinSecretLen)
 		rand.Read(secret) // never fails (crypto/rand panics instead)
 	}
 	signer, err := token.NewSigner(secret, lpTokenSalt, &token.Options{MaxAge: lpTokenMaxAge})
 	if err != nil {
-		panic(fmt.Errorf("phx: invalid Options.LongPoll.Secret: %w", err))
+		return nil, fmt.Errorf("%w: LongPoll.Secret: %w", ErrInvalidOptions, err)
 	}
 	var id [8]byte
 	rand.Read(id[:])
@@ -85,7 +86,7 @@ func newLongPoll(secret []byte) *longPoll {
 		signer:   signer,
 		instance: hex.EncodeToString(id[:]),
 		sessions: make(map[string]*lpSession),
-	}
+	}, nil
 }
 
 // lookup returns the live session token names. authentic reports whether
@@ -290,14 +291,18 @@ func (sess *lpSession) Serve(conn *Conn) error {
 	sess.lp.mu.Lock()
 	sess.lp.sessions[sess.id] = sess
 	sess.lp.mu.Unlock()
-	sess.mu.Lock()
-	sess.idle = time.AfterFunc(sess.idleAfter, sess.checkIdle)
-	sess.mu.Unlock()
+	if sess.idleAfter > 0 { // a negative IdleTimeout: never closed for idleness
+		sess.mu.Lock()
+		sess.idle = time.AfterFunc(sess.idleAfter, sess.checkIdle)
+		sess.mu.Unlock()
+	}
 	close(sess.started)
 
 	<-conn.Done()
 	sess.mu.Lock()
-	sess.idle.Stop()
+	if sess.idle != nil {
+		sess.idle.Stop()
+	}
 	sess.mu.Unlock()
 	sess.lp.remove(sess)
 	sess.dispatch <- struct{}{} // wait out a POST being dispatched; never released
@@ -438,13 +443,22 @@ func (s *Server) lpCloseDraining(c *conn) bool {
 // WriteTimeout shorter than that would otherwise cut it off (a read
 // deadline that passes while the handler runs cancels the request's
 // context). The read deadline also bounds a slow POST body, which is then
-// still answered (400).
+// still answered (400). With a negative WriteTimeout there is no write
+// deadline, and reads get the default 10s past the window.
 func (s *Server) longPollDeadlines(w http.ResponseWriter) {
 	rc := http.NewResponseController(w)
-	read := time.Now().Add(s.opts.LongPoll.Window + s.opts.WriteTimeout)
+	grace := s.opts.WriteTimeout
+	if grace < 0 {
+		grace = 10 * time.Second
+	}
+	read := time.Now().Add(s.opts.LongPoll.Window + grace)
+	var write time.Time // none for a negative WriteTimeout
+	if s.opts.WriteTimeout > 0 {
+		write = read.Add(s.opts.WriteTimeout)
+	}
 	// Where unsupported, the server's own deadlines stay.
 	_ = rc.SetReadDeadline(read)
-	_ = rc.SetWriteDeadline(read.Add(s.opts.WriteTimeout))
+	_ = rc.SetWriteDeadline(write)
 }
 
 // lpSignal signals the session's wake channel: frames arrived, or a poll
