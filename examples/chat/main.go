@@ -252,13 +252,16 @@ func newApp(cfg appConfig) (*app, error) {
 	}
 	c := &chat{store: cfg.Store, now: cfg.Now}
 
-	srv := phx.NewServer(&phx.Options{
+	srv, err := phx.New(&phx.Options{
 		Connect:          au.connect,
 		ID:               socketID,
 		Logger:           cfg.Logger,
 		DisableWebSocket: cfg.DisableWebSocket,
 		PubSub:           cfg.PubSub,
 	})
+	if err != nil {
+		return nil, err
+	}
 	c.presence = phx.NewPresence(srv, nil)
 	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} })
 	stopReplication := func() {}
