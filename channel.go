@@ -21,9 +21,14 @@ import (
 // for {}) to accept, or an error to refuse: an error made with [Error] or
 // [Errorf] sends its payload (e.g. {"reason":"unauthorized"}); any other
 // error is logged and the client gets {"reason":"join refused"}. A panic
-// in Join sends {"reason":"join crashed"}. Terminate runs only for channels
-// whose Join accepted. Pushes made during Join are sent after the join
-// reply.
+// in Join sends {"reason":"join crashed"}. The reply must encode as a
+// JSON object (a map, a struct, an [encoding/json.RawMessage] object), as
+// Phoenix requires; any other value (a string, a slice) is a bug: it is
+// logged at Error with its type, the client gets {"reason":"internal
+// error"}, and the channel ends, Terminate receiving an error wrapping
+// [ErrInvalidPayload].
+// Terminate runs only for channels whose Join accepted. Pushes made during
+// Join are sent after the join reply.
 //
 // The channel subscribes to its topic after Join returns and before the
 // join reply is sent, so broadcasts made while Join runs are not delivered
@@ -43,8 +48,10 @@ type ChannelFunc func() Channel
 // payload (nil for {}); an error from [Error] or [Errorf] replies with its
 // status and payload; [NoReply] sends nothing now (keep [Socket.ReplyRef]
 // to reply later, from any goroutine); any other error is logged and
-// replied as {"reason":"internal error"}. A panic crashes the channel: the
-// client gets phx_error and rejoins.
+// replied as {"reason":"internal error"}. A reply (or an error's payload)
+// that does not encode as a JSON object is logged at Error with its type
+// and replied as {"reason":"internal error"} too. A panic crashes the
+// channel: the client gets phx_error and rejoins.
 type InHandler interface {
 	HandleIn(s *Socket, event string, payload Payload) (reply any, err error)
 }
@@ -69,8 +76,8 @@ type InfoHandler interface {
 // Terminator is told when a channel whose Join accepted ends, and why:
 // [ErrLeft], [ErrClosed], [ErrServerClosed], [ErrDuplicateJoin], [ErrStopped],
 // [ErrChannelOverloaded], [ErrJoinTimeout], the error given to
-// [Socket.Stop], or a
-// [*PanicError] after a crash. Terminate runs on the channel's goroutine
+// [Socket.Stop], an error wrapping [ErrInvalidPayload] when Join's reply
+// was not a JSON object, or a [*PanicError] after a crash. Terminate runs on the channel's goroutine
 // after the client has been told (phx_close or phx_error), so it cannot
 // push any more.
 type Terminator interface {

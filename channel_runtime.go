@@ -19,8 +19,9 @@ import (
 //	 handleJoin: go run
 //	        |
 //	        v
-//	+--------------+  Join refused or panicked, Subscribe failed:
-//	| joining      |-------- phx_reply error ----------------------------+
+//	+--------------+  Join refused or panicked, Subscribe failed,
+//	| joining      |  reply not an object (then Terminate):              |
+//	|              |-------- phx_reply error ----------------------------+
 //	| Join,        |  JoinTimeout passed first: the timer sends          |
 //	| Intercept;   |  phx_reply error "join timeout"; when Join returns, |
 //	| pushes held  |-------- Terminate(ErrJoinTimeout) if it accepted ---+
@@ -174,7 +175,7 @@ func (ch *channel) post(it mailItem) bool {
 		ch.mu.Unlock()
 		return false
 	}
-	if len(ch.items) >= ch.conn.srv.opts.MaxChannelQueue {
+	if max := ch.conn.srv.opts.MaxChannelQueue; max > 0 && len(ch.items) >= max {
 		ch.mu.Unlock()
 		ch.log.Warn("phx: channel queue overflow", "max", ch.conn.srv.opts.MaxChannelQueue)
 		ch.requestStop(ErrChannelOverloaded)
@@ -313,7 +314,8 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 				_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, re.status(), p)
 				return false
 			} else {
-				ch.log.Error("phx: invalid join error payload", "err", perr)
+				ch.log.Error("phx: Join refused with a response that is not a JSON object; replying join refused",
+					"event", eventJoin, "type", fmt.Sprintf("%T", re.Response), "err", perr)
 			}
 			resp = reasonPayload("join refused")
 		default:
@@ -323,15 +325,26 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", resp)
 		return false
 	}
+	replyPayload, perr := toPayload(reply)
+	if perr != nil {
+		// A bug in Join: the client gets an error, as for a failed
+		// HandleIn, and the channel is not joined. Join accepted, so
+		// Terminate runs, with the error.
+		ch.log.Error("phx: Join returned a reply that is not a JSON object; the join fails with internal error",
+			"event", eventJoin, "type", fmt.Sprintf("%T", reply), "err", perr)
+		ch.markEnded()
+		c.unregister(ch)
+		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
+		ch.joined("error")
+		if t, ok := ch.impl.(Terminator); ok {
+			ch.safeTerminate(t, fmt.Errorf("phx: Join reply: %w", perr))
+		}
+		return false
+	}
 	// Replaced by a duplicate join, or the connection closed, during Join.
 	if reason := ch.stopReason(); reason != nil {
 		ch.endJoined(reason)
 		return false
-	}
-	replyPayload, perr := toPayload(reply)
-	if perr != nil {
-		ch.log.Error("phx: invalid Join reply payload; replying {}", "err", perr)
-		replyPayload = emptyPayload
 	}
 	if oh, ok := ch.impl.(OutHandler); ok {
 		if evs := ch.safeIntercept(oh); len(evs) > 0 {
@@ -505,7 +518,8 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 	case err == nil:
 		p, perr := toPayload(reply)
 		if perr != nil {
-			ch.log.Error("phx: invalid HandleIn reply", "event", it.event, "err", perr)
+			ch.log.Error("phx: HandleIn returned a reply that is not a JSON object; replying internal error",
+				"event", it.event, "type", fmt.Sprintf("%T", reply), "err", perr)
 			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
 			return "error"
 		}
@@ -516,8 +530,10 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 	case errors.As(err, &re):
 		p, perr := toPayload(re.Response)
 		if perr != nil {
-			ch.log.Error("phx: invalid HandleIn error reply", "event", it.event, "err", perr)
-			p = replyInternalError
+			ch.log.Error("phx: HandleIn returned a ReplyError whose response is not a JSON object; replying internal error",
+				"event", it.event, "type", fmt.Sprintf("%T", re.Response), "err", perr)
+			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
+			return "error"
 		}
 		_ = c.reply(ch.joinRef, it.ref, ch.topic, re.status(), p)
 		return re.status()

@@ -56,10 +56,24 @@
 //
 // # Limits
 //
-// Every queue is bounded and documented in [Options]: message size,
-// channels per connection, the outbound queue per connection (a client that
-// cannot keep up is disconnected instead of slowing publishers), the
-// per-channel event queue, write and heartbeat timeouts.
+// Every queue is bounded by default, and every limit documented in
+// [Options]: message size, channels per connection, the outbound queue per
+// connection (a client that cannot keep up is disconnected instead of
+// slowing publishers), the per-channel event queue, write and heartbeat
+// timeouts. Zero means the default; a negative value lifts the limit.
+// [New] reports options it cannot use; [NewServer] panics on them.
+//
+// # Shutting down
+//
+// Shut down the http.Server, then the Server, with one deadline:
+//
+//	err := errors.Join(hs.Shutdown(ctx), srv.Shutdown(ctx))
+//
+// The http.Server's Shutdown starts the Server's drain (it registers
+// itself with every http.Server it is served through): held long-polls
+// answer at once and WebSockets are closed with 1012, so that clients
+// reconnect elsewhere. [Server.Shutdown] waits until every channel has
+// terminated. The other order works as well.
 //
 // The examples are the best way to learn the package; examples/chat in the
 // repository is a complete application.

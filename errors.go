@@ -40,6 +40,12 @@ var (
 	ErrMessageTooBig = errors.New("phx: message too big")
 )
 
+// ErrInvalidOptions is wrapped by every error [New] returns: an [Options]
+// value it cannot serve with (a malformed AllowedOrigins entry, a
+// LongPoll.Secret shorter than 32 bytes, an invalid Serializers entry, a
+// negative LongPoll.Window). [NewServer] panics with that error.
+var ErrInvalidOptions = errors.New("phx: invalid options")
+
 // RefusedError is a refused connection. [Options.Connect] returns one to
 // choose the HTTP status (Status 400 or more; other values mean 403), and
 // [Server.Accept] returns one when it refuses a connection: a vsn no

@@ -115,8 +115,10 @@ func ExampleServer_Disconnect() {
 	}
 }
 
-// Draining on shutdown: stop the HTTP server, then close the sockets with
-// 1012 so clients reconnect to another instance.
+// Draining on shutdown: shut down the http.Server first (it stops
+// accepting, and the phx Server it serves starts closing its connections
+// with 1012 at once, so clients reconnect to another instance), then wait
+// for the drain with Server.Shutdown.
 func ExampleServer_Shutdown() {
 	srv := phx.NewServer(nil)
 	httpSrv := &http.Server{Addr: "127.0.0.1:0", Handler: srv, ReadHeaderTimeout: 10 * time.Second}
@@ -124,8 +126,11 @@ func ExampleServer_Shutdown() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	httpSrv.Shutdown(ctx) // stops accepting; does not close WebSockets
-	if err := srv.Shutdown(ctx); err != nil {
+	err := errors.Join(
+		httpSrv.Shutdown(ctx), // stops accepting; phx starts draining
+		srv.Shutdown(ctx),     // waits until every channel has terminated
+	)
+	if err != nil {
 		log.Print(err)
 	}
 	fmt.Println("drained")

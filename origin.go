@@ -23,7 +23,7 @@ func parseOriginPattern(p string) (originPattern, error) {
 	}
 	u, err := url.Parse(p)
 	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return originPattern{}, fmt.Errorf("phx: invalid AllowedOrigins entry %q: want \"https://host[:port]\" or \"//host[:port]\"", raw)
+		return originPattern{}, fmt.Errorf("%q: want \"https://host[:port]\" or \"//host[:port]\"", raw)
 	}
 	var op originPattern
 	if u.Scheme != "x" {
@@ -38,7 +38,7 @@ func parseOriginPattern(p string) (originPattern, error) {
 		op.wildcard, op.host = true, rest
 	}
 	if op.host == "" || strings.Contains(op.host, "*") {
-		return originPattern{}, fmt.Errorf("phx: invalid AllowedOrigins entry %q: '*' is only allowed as the first label, as in //*.example.com", raw)
+		return originPattern{}, fmt.Errorf("%q: '*' is only allowed as the first label, as in //*.example.com", raw)
 	}
 	return op, nil
 }

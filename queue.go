@@ -2,7 +2,8 @@ package phx
 
 import "sync"
 
-// outQueue is a connection's bounded queue of outgoing frames.
+// outQueue is a connection's bounded queue of outgoing frames. A bound of
+// zero or less is no bound (a negative MaxQueuedMessages or MaxQueuedBytes).
 type outQueue struct {
 	mu          sync.Mutex
 	frames      []Frame
@@ -51,7 +52,7 @@ func (q *outQueue) push(f Frame) pushResult {
 	if q.closed {
 		return pushClosed
 	}
-	if len(q.frames) >= q.maxMessages || q.bytes+len(f.Data) > q.maxBytes {
+	if (q.maxMessages > 0 && len(q.frames) >= q.maxMessages) || (q.maxBytes > 0 && q.bytes+len(f.Data) > q.maxBytes) {
 		return pushFull
 	}
 	q.frames = append(q.frames, f)

@@ -182,10 +182,10 @@ func compileSerializers(list []VersionedSerializer) ([]versionedCodec, error) {
 	for i, vs := range list {
 		req, err := wire.ParseRequirement(vs.Version)
 		if err != nil {
-			return nil, fmt.Errorf("phx: Options.Serializers[%d]: %w", i, err)
+			return nil, fmt.Errorf("%w: Serializers[%d]: %w", ErrInvalidOptions, i, err)
 		}
 		if vs.Serializer == nil {
-			return nil, fmt.Errorf("phx: Options.Serializers[%d] (%s): nil Serializer", i, vs.Version)
+			return nil, fmt.Errorf("%w: Serializers[%d] (%s): nil Serializer", ErrInvalidOptions, i, vs.Version)
 		}
 		var c codec
 		switch vs.Serializer {

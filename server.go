@@ -15,7 +15,12 @@ import (
 )
 
 // Options configures a [Server]. The zero value is usable: every field
-// documents its default, applied once by [NewServer].
+// documents its default, applied once by [New] (or [NewServer]).
+//
+// Every number and duration follows one rule: zero means the default, and
+// a negative value disables the limit or timeout (no bound, no deadline, no
+// pacing). The one setting that cannot be disabled, LongPoll.Window, makes
+// New return an error when negative.
 type Options struct {
 	// Connect authenticates a new transport connection, before the
 	// WebSocket upgrade. It returns the assigns every channel joined on the
@@ -57,6 +62,7 @@ type Options struct {
 	// host must match; the port too when the entry has one or the scheme
 	// implies it), "//example.com" (any scheme), "//*.example.com" (the
 	// domain itself and any subdomain). Failing requests get HTTP 403.
+	// [New] refuses a malformed entry.
 	AllowedOrigins []string
 
 	// CheckOrigin, when set, replaces AllowedOrigins: it reports whether
@@ -82,12 +88,15 @@ type Options struct {
 
 	// WriteTimeout bounds each write of queued frames to a client; a client
 	// that does not take them in time is disconnected. Default 10s.
+	// Negative: no write deadline.
 	WriteTimeout time.Duration
 
 	// MaxQueuedMessages and MaxQueuedBytes bound the frames waiting to be
 	// written to one connection. A connection whose queue overflows is a
 	// slow consumer: it is closed with code 1008 (the clients reconnect) and
-	// the publisher never waits. Defaults 1024 messages and 1 MiB.
+	// the publisher never waits. Defaults 1024 messages and 1 MiB. A
+	// negative value removes that bound: frames for a client that stops
+	// reading then pile up until WriteTimeout or HeartbeatTimeout ends it.
 	MaxQueuedMessages int
 	MaxQueuedBytes    int
 
@@ -95,12 +104,14 @@ type Options struct {
 	// goroutine (client messages, intercepted broadcasts, Send messages).
 	// A channel that falls this far behind is stopped with
 	// [ErrChannelOverloaded] and the client gets phx_error. Default 1024.
+	// Negative: no bound.
 	MaxChannelQueue int
 
 	// MaxInboundRate is how many messages per second one connection may
 	// send on average, in bursts of up to InboundBurst; a client over the
 	// limit is closed with 1008 (it reconnects after its backoff).
-	// Defaults 100 and 200. A negative MaxInboundRate disables the limit.
+	// Defaults 100 and 200. A negative MaxInboundRate or InboundBurst
+	// disables the limit.
 	MaxInboundRate float64
 	InboundBurst   int
 
@@ -122,7 +133,8 @@ type Options struct {
 	// DrainBatchSize and DrainBatchInterval pace Shutdown: connections are
 	// closed this many at a time, this long apart, so that clients do not
 	// all reconnect to the remaining instances at once. Defaults 10,000
-	// and 2s, as Phoenix.
+	// and 2s, as Phoenix. A negative DrainBatchSize (one batch) or
+	// DrainBatchInterval (no pause) closes every connection at once.
 	DrainBatchSize     int
 	DrainBatchInterval time.Duration
 
@@ -135,8 +147,8 @@ type Options struct {
 	// option: a connection gets the first entry whose requirement its vsn
 	// matches, and one that matches none is refused (403). nil means
 	// [DefaultSerializers]: V1 JSON for ~> 1.0.0 and clients that send no
-	// vsn, V2 JSON for ~> 2.0.0. NewServer panics on an entry with a
-	// malformed requirement or a nil Serializer.
+	// vsn, V2 JSON for ~> 2.0.0. [New] refuses an entry with a malformed
+	// requirement or a nil Serializer.
 	Serializers []VersionedSerializer
 
 	// DisableWebSocket refuses WebSocket upgrades: <mount>/websocket
@@ -169,8 +181,8 @@ type LongPollOptions struct {
 	// Phoenix's longpoll: false.
 	Disable bool
 
-	// Secret signs the session tokens (at least 32 random bytes; NewServer
-	// panics on a shorter one). nil means a random secret made by
+	// Secret signs the session tokens (at least 32 random bytes; [New]
+	// refuses a shorter one). nil means a random secret made by
 	// NewServer: sessions then do not survive a restart, and a token is
 	// only valid on the Server that made it. Sessions live in memory either
 	// way, so behind a load balancer long-poll clients need sticky routing.
@@ -179,14 +191,16 @@ type LongPollOptions struct {
 	// Window is how long a GET is held waiting for messages before it is
 	// answered with status 204, and how long a POST waits for its turn to
 	// dispatch before status 408. Default 10s, as Phoenix; keep it well
-	// under the client's 20s request timeout.
+	// under the client's 20s request timeout. It cannot be disabled: [New]
+	// refuses a negative Window.
 	Window time.Duration
 
 	// IdleTimeout closes a session that has not been polled for this long:
 	// its channels terminate with [ErrClosed] and the client's next poll
 	// opens a new session (the client rejoins). Default 15s, as Phoenix. It
 	// replaces Options.HeartbeatTimeout for long-poll sessions, whose
-	// clients send no heartbeats.
+	// clients send no heartbeats. Negative: sessions are never closed for
+	// idleness (only by Disconnect, Shutdown or a failure).
 	IdleTimeout time.Duration
 
 	// MaxBody is the largest POST body accepted, in bytes; a larger one
@@ -273,6 +287,17 @@ type Server struct {
 	draining bool
 	wg       sync.WaitGroup // every conn, until fully torn down
 
+	// The drain (see Shutdown): started once, by Shutdown or by the
+	// Shutdown of an http.Server that serves this one. drainStarted is
+	// closed when it begins, hurry to close the rest at once, drained once
+	// every connection is torn down.
+	drainOnce    sync.Once
+	drainStarted chan struct{}
+	hurryOnce    sync.Once
+	hurry        chan struct{}
+	drained      chan struct{}
+	httpServers  sync.Map // *http.Server whose Shutdown starts the drain
+
 	metrics metrics
 	lp      *longPoll // long-poll sessions; see transport_longpoll.go
 }
@@ -315,10 +340,14 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// NewServer returns a Server configured by opts (nil for all defaults). It
-// panics if an AllowedOrigins entry is malformed, LongPoll.Secret is
-// shorter than 32 bytes, or a Serializers entry is invalid.
-func NewServer(opts *Options) *Server {
+// New returns a Server configured by opts (nil for all defaults), or an
+// error wrapping [ErrInvalidOptions] when opts cannot be used: an
+// AllowedOrigins entry is malformed, LongPoll.Secret is shorter than 32
+// bytes (the error also wraps token.ErrSecretTooShort), a Serializers entry
+// has a malformed version requirement or a nil Serializer, or
+// LongPoll.Window is negative. Use New when the options come from
+// configuration; [NewServer] panics instead.
+func New(opts *Options) (*Server, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -326,83 +355,82 @@ func NewServer(opts *Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	setDefault(&o.HeartbeatTimeout, 60*time.Second)
+	setDefault(&o.MaxMessageSize, 64<<10)
+	setDefault(&o.MaxChannels, 100)
+	setDefault(&o.WriteTimeout, 10*time.Second)
+	setDefault(&o.MaxQueuedMessages, 1024)
+	setDefault(&o.MaxQueuedBytes, 1<<20)
+	setDefault(&o.MaxChannelQueue, 1024)
+	setDefault(&o.MaxInboundRate, 100)
+	setDefault(&o.InboundBurst, 200)
+	if o.InboundBurst < 0 { // an unlimited burst: no rate limit
+		o.MaxInboundRate = -1
+	}
+	setDefault(&o.MaxProtocolErrors, 20)
+	setDefault(&o.DrainBatchSize, 10000)
+	setDefault(&o.DrainBatchInterval, 2*time.Second)
+	setDefault(&o.JoinTimeout, 10*time.Second)
+	if o.LongPoll.Window < 0 {
+		return nil, fmt.Errorf("%w: LongPoll.Window %v: a poll must be held for a while (zero means the default, 10s)", ErrInvalidOptions, o.LongPoll.Window)
+	}
+	setDefault(&o.LongPoll.Window, 10*time.Second)
+	setDefault(&o.LongPoll.IdleTimeout, 15*time.Second)
+	setDefault(&o.LongPoll.MaxBody, 1<<20)
+
+	o.AllowedOrigins = append([]string(nil), o.AllowedOrigins...)
+	origins := make([]originPattern, len(o.AllowedOrigins))
+	for i, p := range o.AllowedOrigins {
+		op, err := parseOriginPattern(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: AllowedOrigins[%d]: %w", ErrInvalidOptions, i, err)
+		}
+		origins[i] = op
+	}
+	serializers, err := compileSerializers(o.Serializers)
+	if err != nil {
+		return nil, err
+	}
+	lp, err := newLongPoll(o.LongPoll.Secret)
+	if err != nil {
+		return nil, err
+	}
+	o.LongPoll.Secret = nil // kept only as the signer's derived keys
 	if o.PubSub == nil {
 		o.PubSub = NewMemoryPubSub()
 	}
 	if l, ok := o.PubSub.(interface{ UseLogger(*slog.Logger) }); ok {
 		l.UseLogger(o.Logger) // adapters without a logger of their own log with ours
 	}
-	if o.HeartbeatTimeout == 0 {
-		o.HeartbeatTimeout = 60 * time.Second
-	}
-	if o.MaxMessageSize == 0 {
-		o.MaxMessageSize = 64 << 10
-	}
-	if o.MaxChannels == 0 {
-		o.MaxChannels = 100
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
-	if o.MaxQueuedMessages <= 0 {
-		o.MaxQueuedMessages = 1024
-	}
-	if o.MaxQueuedBytes <= 0 {
-		o.MaxQueuedBytes = 1 << 20
-	}
-	if o.MaxChannelQueue <= 0 {
-		o.MaxChannelQueue = 1024
-	}
-	if o.MaxInboundRate == 0 {
-		o.MaxInboundRate = 100
-	}
-	if o.InboundBurst <= 0 {
-		o.InboundBurst = 200
-	}
-	if o.MaxProtocolErrors == 0 {
-		o.MaxProtocolErrors = 20
-	}
-	if o.DrainBatchSize <= 0 {
-		o.DrainBatchSize = 10000
-	}
-	if o.DrainBatchInterval <= 0 {
-		o.DrainBatchInterval = 2 * time.Second
-	}
-	if o.JoinTimeout == 0 {
-		o.JoinTimeout = 10 * time.Second
-	}
-	if o.LongPoll.Window <= 0 {
-		o.LongPoll.Window = 10 * time.Second
-	}
-	if o.LongPoll.IdleTimeout <= 0 {
-		o.LongPoll.IdleTimeout = 15 * time.Second
-	}
-	if o.LongPoll.MaxBody == 0 {
-		o.LongPoll.MaxBody = 1 << 20
-	}
-	lp := newLongPoll(o.LongPoll.Secret)
-	o.LongPoll.Secret = nil // kept only as the signer's derived keys
-	o.AllowedOrigins = append([]string(nil), o.AllowedOrigins...)
-	origins := make([]originPattern, len(o.AllowedOrigins))
-	for i, p := range o.AllowedOrigins {
-		op, err := parseOriginPattern(p)
-		if err != nil {
-			panic(err)
-		}
-		origins[i] = op
-	}
-	serializers, err := compileSerializers(o.Serializers)
+	return &Server{
+		opts:         o,
+		serializers:  serializers,
+		origins:      origins,
+		log:          o.Logger,
+		pubsub:       o.PubSub,
+		conns:        make(map[*conn]struct{}),
+		drainStarted: make(chan struct{}),
+		hurry:        make(chan struct{}),
+		drained:      make(chan struct{}),
+		lp:           lp,
+	}, nil
+}
+
+// NewServer is [New] for options written in the program: it panics where
+// New returns an error, as regexp.MustCompile does.
+func NewServer(opts *Options) *Server {
+	s, err := New(opts)
 	if err != nil {
 		panic(err)
 	}
-	return &Server{
-		opts:        o,
-		serializers: serializers,
-		origins:     origins,
-		log:         o.Logger,
-		pubsub:      o.PubSub,
-		conns:       make(map[*conn]struct{}),
-		lp:          lp,
+	return s
+}
+
+// setDefault sets *v to def when it is zero, the rule every numeric
+// [Options] field follows.
+func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v == 0 {
+		*v = def
 	}
 }
 
@@ -462,7 +490,14 @@ func (s *Server) Disconnect(id string) error {
 // path ends in /websocket is a WebSocket connection, one whose path ends in
 // /longpoll a long-poll request (see [Options.DisableWebSocket] and
 // [Options.LongPoll.Disable]). Anything else gets 404.
+//
+// The first request served through an [http.Server] registers the drain
+// with its RegisterOnShutdown: from then on, that http.Server's Shutdown
+// starts [Server.Shutdown]'s drain too.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if hs, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
+		s.followHTTPServer(hs)
+	}
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/websocket") && !s.opts.DisableWebSocket:
 		s.serveWebSocket(w, r)
@@ -473,44 +508,98 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Shutdown drains the server: new connections are refused with 503 (new
-// long-poll sessions with status 500); open connections are closed with
-// code 1012, DrainBatchSize at a time, DrainBatchInterval apart (the
-// clients reconnect, to another instance if there is one); long-poll
-// sessions are closed (a pending poll answers status 410); every channel's
-// Terminate runs with [ErrServerClosed]. Shutdown returns once all of that is
-// done, or with ctx's error when ctx ends first (the remaining connections
-// are then closed at once). http.Server.Shutdown does not close WebSocket
-// connections: call both.
+// Shutdown drains the server and waits until it is done:
+//
+//   - new connections are refused with 503 (new long-poll sessions with
+//     status 500);
+//   - open WebSocket connections are closed with code 1012,
+//     DrainBatchSize at a time, DrainBatchInterval apart (the clients
+//     reconnect, to another instance if there is one);
+//   - long-poll sessions close at once when they are being polled (the
+//     held poll answers status 410 now, so that no request outlives the
+//     http.Server's own Shutdown), and otherwise at their next request or
+//     in their batch, whichever comes first;
+//   - every channel's Terminate runs with [ErrServerClosed].
+//
+// Shutdown returns once every connection is torn down, or with ctx's
+// error when ctx ends first (the connections still open are then closed
+// at once, without waiting for their batch).
+//
+// # With net/http
+//
+// http.Server.Shutdown does not close hijacked connections (WebSockets)
+// and waits for active requests (held long-polls). So a Server registers
+// itself with every http.Server it is served through
+// ([http.Server.RegisterOnShutdown], on the first request): that
+// http.Server's Shutdown starts this drain, without waiting for it. The
+// recommended sequence is therefore
+//
+//	hs.Shutdown(ctx)  // stop accepting; phx starts draining at once
+//	srv.Shutdown(ctx) // wait for the drain and every Terminate
+//
+// and the reverse order works as well. A Server served by several
+// http.Servers starts draining when the first of them shuts down.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.draining = true
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
+	s.startDrain()
+	select {
+	case <-s.drained:
+		return nil
+	case <-ctx.Done():
+		s.hurryOnce.Do(func() { close(s.hurry) })
+		return ctx.Err()
 	}
-	s.mu.Unlock()
+}
+
+// startDrain starts the drain Shutdown waits for, once; it does not wait.
+func (s *Server) startDrain() {
+	s.drainOnce.Do(func() {
+		s.mu.Lock()
+		s.draining = true
+		close(s.drainStarted)
+		conns := make([]*conn, 0, len(s.conns))
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		go s.drain(conns)
+	})
+}
+
+// drain closes conns in paced batches (all at once after hurry), then
+// waits for every connection to be torn down.
+func (s *Server) drain(conns []*conn) {
+	hurried := false
 	for i, c := range conns {
-		if i > 0 && i%s.opts.DrainBatchSize == 0 {
+		if size := s.opts.DrainBatchSize; size > 0 && i > 0 && i%size == 0 && !hurried && s.opts.DrainBatchInterval > 0 {
+			t := time.NewTimer(s.opts.DrainBatchInterval)
 			select {
-			case <-time.After(s.opts.DrainBatchInterval):
-			case <-ctx.Done():
-				for _, c := range conns[i:] { // out of time: close the rest now
-					c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
-				}
-				return ctx.Err()
+			case <-t.C:
+			case <-s.hurry: // out of time: close the rest now
+				hurried = true
 			}
+			t.Stop()
 		}
 		c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	s.wg.Wait()
+	close(s.drained)
+}
+
+// followHTTPServer makes hs's Shutdown start the drain, once per
+// http.Server.
+func (s *Server) followHTTPServer(hs *http.Server) {
+	if _, known := s.httpServers.Load(hs); known {
+		return
 	}
+	if _, known := s.httpServers.LoadOrStore(hs, struct{}{}); known {
+		return
+	}
+	hs.RegisterOnShutdown(func() {
+		if !s.isDraining() {
+			s.log.Info("phx: http.Server shutting down; draining connections")
+		}
+		s.startDrain()
+	})
 }
 
 // register adds c to the live connections; false when draining.

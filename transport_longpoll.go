@@ -69,15 +69,16 @@ type lpTokenData struct {
 }
 
 // newLongPoll makes the long-poll state; a nil secret means a random one.
-// It panics if the secret is too short, as NewServer documents.
-func newLongPoll(secret []byte) *longPoll {
+// A secret too short is an error wrapping ErrInvalidOptions and
+// token.ErrSecretTooShort.
+func newLongPoll(secret []byte) (*longPoll, error) {
 	if len(secret) == 0 {
 		secret = make([]byte, token.MinSecretLen)
 		rand.Read(secret) // never fails (crypto/rand panics instead)
 	}
 	signer, err := token.NewSigner(secret, lpTokenSalt, &token.Options{MaxAge: lpTokenMaxAge})
 	if err != nil {
-		panic(fmt.Errorf("phx: invalid Options.LongPoll.Secret: %w", err))
+		return nil, fmt.Errorf("%w: LongPoll.Secret: %w", ErrInvalidOptions, err)
 	}
 	var id [8]byte
 	rand.Read(id[:])
@@ -85,7 +86,7 @@ func newLongPoll(secret []byte) *longPoll {
 		signer:   signer,
 		instance: hex.EncodeToString(id[:]),
 		sessions: make(map[string]*lpSession),
-	}
+	}, nil
 }
 
 // lookup returns the live session token names. authentic reports whether
@@ -290,14 +291,18 @@ func (sess *lpSession) Serve(conn *Conn) error {
 	sess.lp.mu.Lock()
 	sess.lp.sessions[sess.id] = sess
 	sess.lp.mu.Unlock()
-	sess.mu.Lock()
-	sess.idle = time.AfterFunc(sess.idleAfter, sess.checkIdle)
-	sess.mu.Unlock()
+	if sess.idleAfter > 0 { // a negative IdleTimeout: never closed for idleness
+		sess.mu.Lock()
+		sess.idle = time.AfterFunc(sess.idleAfter, sess.checkIdle)
+		sess.mu.Unlock()
+	}
 	close(sess.started)
 
 	<-conn.Done()
 	sess.mu.Lock()
-	sess.idle.Stop()
+	if sess.idle != nil {
+		sess.idle.Stop()
+	}
 	sess.mu.Unlock()
 	sess.lp.remove(sess)
 	sess.dispatch <- struct{}{} // wait out a POST being dispatched; never released
@@ -369,7 +374,9 @@ func (sess *lpSession) take(gen uint64) (frames []Frame, current, more bool) {
 // longPollPoll answers a GET for a live session: its queued frames now, or
 // as soon as some arrive within the window, or 204 when none did. A newer
 // GET of the same session makes this one answer 204 at once, and a session
-// that closes answers 410 (the client then reconnects and rejoins).
+// that closes answers 410 (the client then reconnects and rejoins). Once
+// Shutdown has begun, the poll closes its session and answers 410 at once,
+// so that it does not hold up http.Server.Shutdown for a window.
 func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSession) {
 	c := sess.c
 	gen, superseded := sess.beginPoll()
@@ -379,7 +386,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 	timer := time.NewTimer(window)
 	defer timer.Stop()
 	for {
-		if c.ctx.Err() != nil {
+		if c.ctx.Err() != nil || s.lpCloseDraining(c) {
 			lpWriteMessages(w, 410, sess.token, nil)
 			return
 		}
@@ -398,6 +405,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 		select {
 		case <-sess.wake:
 		case <-c.ctx.Done():
+		case <-s.drainStarted: // answered 410 at the top of the loop
 		case <-superseded:
 		case <-timer.C:
 			if frames, current, more = sess.take(gen); current && more {
@@ -415,6 +423,19 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 	}
 }
 
+// lpCloseDraining closes a long-poll session once Shutdown has begun,
+// rather than in its batch: its requests are what http.Server.Shutdown
+// waits for. It reports whether the server is draining.
+func (s *Server) lpCloseDraining(c *conn) bool {
+	select {
+	case <-s.drainStarted:
+		c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
+		return true
+	default:
+		return false
+	}
+}
+
 // longPollDeadlines sets the connection deadlines of a poll or POST: reads
 // end LongPoll.Window + WriteTimeout from now (20s by default, when
 // phoenix.js gives up on a request), writes WriteTimeout later. A poll is
@@ -422,13 +443,22 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 // WriteTimeout shorter than that would otherwise cut it off (a read
 // deadline that passes while the handler runs cancels the request's
 // context). The read deadline also bounds a slow POST body, which is then
-// still answered (400).
+// still answered (400). With a negative WriteTimeout there is no write
+// deadline, and reads get the default 10s past the window.
 func (s *Server) longPollDeadlines(w http.ResponseWriter) {
 	rc := http.NewResponseController(w)
-	read := time.Now().Add(s.opts.LongPoll.Window + s.opts.WriteTimeout)
+	grace := s.opts.WriteTimeout
+	if grace < 0 {
+		grace = 10 * time.Second
+	}
+	read := time.Now().Add(s.opts.LongPoll.Window + grace)
+	var write time.Time // none for a negative WriteTimeout
+	if s.opts.WriteTimeout > 0 {
+		write = read.Add(s.opts.WriteTimeout)
+	}
 	// Where unsupported, the server's own deadlines stay.
 	_ = rc.SetReadDeadline(read)
-	_ = rc.SetWriteDeadline(read.Add(s.opts.WriteTimeout))
+	_ = rc.SetWriteDeadline(write)
 }
 
 // lpSignal signals the session's wake channel: frames arrived, or a poll
@@ -444,7 +474,7 @@ func lpSignal(sess *lpSession) {
 func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	token, _ := lpSessionToken(r, r.URL.Query())
 	sess, _ := s.lp.lookup(token)
-	if sess == nil {
+	if sess == nil || s.lpCloseDraining(sess.c) {
 		lpWriteStatus(w, 410) // a POST never opens a session
 		return
 	}
@@ -482,6 +512,10 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	select {
 	case sess.dispatch <- struct{}{}:
 	case <-c.ctx.Done():
+		lpWriteStatus(w, 410)
+		return
+	case <-s.drainStarted:
+		s.lpCloseDraining(c)
 		lpWriteStatus(w, 410)
 		return
 	case <-timer.C:

@@ -410,7 +410,11 @@ func (w *batchWriter) writeLocked(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	var deadline time.Time // none for a negative WriteTimeout
+	if w.timeout > 0 {
+		deadline = time.Now().Add(w.timeout)
+	}
+	_ = w.conn.SetWriteDeadline(deadline)
 	n, err := w.conn.Write(p)
 	if err != nil {
 		w.err = err

@@ -142,9 +142,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("chat: shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// http.Server.Shutdown stops accepting connections but leaves the
-	// WebSockets (hijacked connections) alone: the phx server closes those,
-	// with code 1012 so that the clients reconnect.
+	// The http.Server first: it stops accepting, and its Shutdown starts
+	// the phx server's drain (WebSockets closed with 1012 so that the
+	// clients reconnect, held long-polls answered 410). Then the phx
+	// server's Shutdown waits until every channel has terminated.
 	err = errors.Join(hs.Shutdown(sctx), a.socket.Shutdown(sctx))
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
@@ -253,7 +254,7 @@ func newApp(cfg appConfig) (*app, error) {
 	}
 	c := &chat{store: cfg.Store, now: cfg.Now}
 
-	srv := phx.NewServer(&phx.Options{
+	srv, err := phx.New(&phx.Options{
 		Connect:          au.connect,
 		ID:               socketID,
 		Logger:           cfg.Logger,
@@ -261,6 +262,9 @@ func newApp(cfg appConfig) (*app, error) {
 		Compress:         cfg.Compress,
 		PubSub:           cfg.PubSub,
 	})
+	if err != nil {
+		return nil, err
+	}
 	c.presence = phx.NewPresence(srv, nil)
 	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} })
 	stopReplication := func() {}
