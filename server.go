@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,6 +158,14 @@ type Options struct {
 	// WebSockets.
 	DisableWebSocket bool
 
+	// Subprotocols lists WebSocket subprotocols the server accepts besides
+	// "phoenix", as Phoenix's websocket subprotocols option: a client that
+	// offers subprotocols gets the first of "phoenix" and these it
+	// offered (ConnectInfo.Subprotocol tells Connect which); one that
+	// offers none of them is refused with 403. phoenix.js's authToken
+	// element is not a subprotocol and never counts.
+	Subprotocols []string
+
 	// Compress enables permessage-deflate (RFC 7692) on WebSocket
 	// connections whose client offers it, as Phoenix's compress: true:
 	// browsers do, and phoenix.js needs no option. Each message is
@@ -250,6 +259,10 @@ type ConnectInfo struct {
 	Transport string
 	// Request is the HTTP request. Do not keep it past Connect.
 	Request *http.Request
+	// Subprotocol is the WebSocket subprotocol the connection will speak:
+	// "phoenix", one of Options.Subprotocols, or "" when the client offered
+	// none.
+	Subprotocol string
 }
 
 // newConnectInfo describes an HTTP request that opens a connection.
@@ -275,12 +288,13 @@ func newConnectInfo(r *http.Request, params url.Values, authToken, transport str
 //
 // All methods are safe for concurrent use.
 type Server struct {
-	opts        Options
-	serializers []versionedCodec
-	origins     []originPattern
-	log         *slog.Logger
-	pubsub      PubSub
-	routes      router
+	opts         Options
+	serializers  []versionedCodec
+	origins      []originPattern
+	subprotocols []string // "phoenix", then Options.Subprotocols
+	log          *slog.Logger
+	pubsub       PubSub
+	routes       router
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -402,9 +416,19 @@ func New(opts *Options) (*Server, error) {
 	if l, ok := o.PubSub.(interface{ UseLogger(*slog.Logger) }); ok {
 		l.UseLogger(o.Logger) // adapters without a logger of their own log with ours
 	}
+	subprotocols := []string{"phoenix"}
+	for _, p := range o.Subprotocols {
+		if p == "" || strings.ContainsAny(p, ", \t\r\n\"") {
+			return nil, fmt.Errorf("%w: Subprotocols entry %q is not a subprotocol token", ErrInvalidOptions, p)
+		}
+		if !slices.Contains(subprotocols, p) {
+			subprotocols = append(subprotocols, p)
+		}
+	}
 	return &Server{
 		opts:         o,
 		serializers:  serializers,
+		subprotocols: subprotocols,
 		origins:      origins,
 		log:          o.Logger,
 		pubsub:       o.PubSub,

@@ -34,7 +34,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	offered := headerList(r.Header, "Sec-WebSocket-Protocol")
 	authToken, rest, err := wire.ExtractAuthToken(offered)
-	if err == nil && len(offered) > 0 && !slices.Contains(rest, "phoenix") {
+	subprotocol := ""
+	if err == nil && len(rest) > 0 {
+		subprotocol = s.pickSubprotocol(rest)
+	}
+	if err == nil && len(offered) > 0 && subprotocol == "" {
 		err = errNoPhoenixSubprotocol
 	}
 	if err != nil {
@@ -42,7 +46,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
-	conn, err := s.Accept(newConnectInfo(r, r.URL.Query(), authToken, "websocket"))
+	info := newConnectInfo(r, r.URL.Query(), authToken, "websocket")
+	info.Subprotocol = subprotocol
+	conn, err := s.Accept(info)
 	if err != nil {
 		s.refuse(w, r, err)
 		return
@@ -63,6 +69,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	t.handshake <- s.upgrade(w, r, t)
 }
 
+// pickSubprotocol returns the first of the server's subprotocols ("phoenix",
+// then Options.Subprotocols) that the client offered, "" for none, as
+// coder/websocket will pick it.
+func (s *Server) pickSubprotocol(offered []string) string {
+	for _, p := range s.subprotocols {
+		if slices.Contains(offered, p) {
+			return p
+		}
+	}
+	return ""
+}
+
 // refuse answers a request whose connection Accept refused.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusServiceUnavailable
@@ -79,7 +97,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport) *websocket.Conn {
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 	accept := &websocket.AcceptOptions{
-		Subprotocols:       []string{"phoenix"},
+		Subprotocols:       s.subprotocols,
 		InsecureSkipVerify: true, // origin already checked by our own policy
 	}
 	if s.opts.Compress {
@@ -121,7 +139,7 @@ type wsTransport struct {
 
 var (
 	errUpgradeFailed        = errors.New("phx: WebSocket upgrade failed")
-	errNoPhoenixSubprotocol = errors.New(`phx: subprotocols offered without "phoenix"`)
+	errNoPhoenixSubprotocol = errors.New(`phx: subprotocols offered without "phoenix" or one of Options.Subprotocols`)
 )
 
 // run serves conn over t, on the connection's own goroutine.
