@@ -96,11 +96,17 @@ func tryDial(t *testing.T, url string, query string, opts *websocket.DialOptions
 	if query == "" {
 		query = "vsn=2.0.0"
 	}
+	return tryDialURL(t, url+"/websocket?"+query, opts)
+}
+
+// tryDialURL dials the full WebSocket URL (path and query).
+func tryDialURL(t *testing.T, url string, opts *websocket.DialOptions) (*wsClient, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c := &wsClient{inbox: inbox{t: t, in: make(chan wsFrame, 4096)}}
 	c.writeText = func(frame string) { c.write([]byte(frame), false) }
-	conn, resp, err := clienttest.Dial(ctx, url+"/websocket?"+query, opts, func(f clienttest.Frame) {
+	conn, resp, err := clienttest.Dial(ctx, url, opts, func(f clienttest.Frame) {
 		c.in <- wsFrame{binary: f.Binary, data: f.Data}
 	})
 	if err != nil {

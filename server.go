@@ -519,9 +519,7 @@ func (s *Server) Disconnect(id string) error {
 // with its RegisterOnShutdown: from then on, that http.Server's Shutdown
 // starts [Server.Shutdown]'s drain too.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if hs, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
-		s.followHTTPServer(hs)
-	}
+	s.follow(r)
 	switch {
 	case strings.HasSuffix(r.URL.Path, "/websocket") && !s.opts.DisableWebSocket:
 		s.serveWebSocket(w, r)
@@ -530,6 +528,47 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// follow registers the drain with the http.Server serving r, if any.
+func (s *Server) follow(r *http.Request) {
+	if hs, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
+		s.followHTTPServer(hs)
+	}
+}
+
+// WebSocketHandler returns the WebSocket transport alone, to mount on a
+// path of your own, as Phoenix's websocket: [path: "/live/:tenant"]:
+//
+//	mux.Handle("GET /live/{tenant}", srv.WebSocketHandler())
+//
+// Connect then reads info.Request.PathValue("tenant"). phoenix.js itself
+// always appends /websocket to its endpoint; custom paths serve other
+// clients. With [Options.DisableWebSocket] the handler answers 404.
+func (s *Server) WebSocketHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.follow(r)
+		if s.opts.DisableWebSocket {
+			http.NotFound(w, r)
+			return
+		}
+		s.serveWebSocket(w, r)
+	})
+}
+
+// LongPollHandler returns the long-poll transport alone, to mount on a
+// path of your own (see WebSocketHandler). phoenix.js derives its
+// long-poll URL from the WebSocket one by replacing /websocket with
+// /longpoll. With [LongPollOptions.Disable] the handler answers 404.
+func (s *Server) LongPollHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.follow(r)
+		if s.opts.LongPoll.Disable {
+			http.NotFound(w, r)
+			return
+		}
+		s.serveLongPoll(w, r)
+	})
 }
 
 // Shutdown drains the server and waits until it is done:
