@@ -562,7 +562,7 @@ func (ch *channel) endJoined(reason error) {
 	c.unregister(ch)
 	closeMsg := errors.Is(reason, ErrLeft) || errors.Is(reason, ErrStopped)
 	crashed := !closeMsg && !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrServerClosed) &&
-		!errors.Is(reason, ErrDuplicateJoin)
+		!errors.Is(reason, ErrExpired) && !errors.Is(reason, ErrDuplicateJoin)
 	switch {
 	case closeMsg:
 		_ = c.lifecycle(ch.joinRef, ch.topic, eventClose, emptyPayload)

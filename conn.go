@@ -78,6 +78,8 @@ type conn struct {
 	framesIn  atomic.Int64 // frames handed to handleFrame
 	framesOut atomic.Int64 // frames queued
 	idleTimer *time.Timer
+	expires     time.Time   // ConnectInfo.ExpiresAt as Connect left it
+	expiryTimer *time.Timer // see expiry.go
 	idSub     Subscriber
 
 	// From TransportFeatures, set by Serve before start. textOnly: binary
@@ -198,6 +200,9 @@ func (c *conn) teardown() {
 	c.close(closeGoingAway, "", ErrClosed) // no-op if already closing
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
+	}
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
 	}
 	if c.idSub != nil {
 		_ = c.srv.pubsub.Unsubscribe(c.id, c.idSub)

@@ -131,6 +131,22 @@ type Options struct {
 	// disables.
 	JoinTimeout time.Duration
 
+	// MaxConnectionsPerID bounds the connections one socket ID (Options.ID)
+	// may hold at once, on this server: one more is refused with HTTP 429
+	// (long-poll: status 403) wrapping [ErrTooManyConnections]. Zero means
+	// no limit. Anonymous connections are not counted.
+	MaxConnectionsPerID int
+
+	// Refresh is called when a connection's expiry passes (Connect set
+	// [ConnectInfo.ExpiresAt]): return a later time to extend it (a token
+	// refreshed server-side, a session still valid), or an error or the
+	// zero time to close the connection with code 4001, after which
+	// phoenix.js reconnects and Connect runs again. Its channels terminate
+	// with [ErrExpired]. It runs on a goroutine of the server, with a
+	// context that ends after 10 s or when the connection closes. nil
+	// closes every connection at its expiry.
+	Refresh func(ctx context.Context, id string, assigns Assigns) (time.Time, error)
+
 	// DrainBatchSize and DrainBatchInterval pace Shutdown: connections are
 	// closed this many at a time, this long apart, so that clients do not
 	// all reconnect to the remaining instances at once. Defaults 10,000
@@ -259,6 +275,10 @@ type ConnectInfo struct {
 	Transport string
 	// Request is the HTTP request. Do not keep it past Connect.
 	Request *http.Request
+	// ExpiresAt, when Connect sets it, is when the connection's
+	// credentials expire (a token's expiry): see [Options.Refresh]. The
+	// zero time means never.
+	ExpiresAt time.Time
 	// Subprotocol is the WebSocket subprotocol the connection will speak:
 	// "phoenix", one of Options.Subprotocols, or "" when the client offered
 	// none.
@@ -298,6 +318,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	perID    map[string]int // connections per socket ID, for MaxConnectionsPerID
 	draining bool
 	wg       sync.WaitGroup // every conn, until fully torn down
 

@@ -70,7 +70,9 @@ type TransportFeatures struct {
 // [Options.ID]. info.Transport names the transport (in logs and
 // [Socket.Transport]). A refusal is a [*RefusedError] carrying the HTTP
 // status to answer with; once Shutdown has begun, Accept returns
-// [ErrServerClosed]. The Conn returned does nothing until Serve.
+// [ErrServerClosed]. The Conn returned does nothing until Serve; serve
+// every Conn Accept returns (it counts against
+// [Options.MaxConnectionsPerID] until Serve returns).
 func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 	start := time.Now()
 	if s.isDraining() {
@@ -84,7 +86,11 @@ func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: status, Err: err})
 	}
+	if !s.reserveID(id) {
+		return nil, s.accepted(info, start, id, refusedTooMany(id, s.opts.MaxConnectionsPerID))
+	}
 	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
+	c.expires = info.ExpiresAt
 	s.accepted(info, start, id, nil)
 	return &c.pub, nil
 }
@@ -121,7 +127,12 @@ func (s *Server) AcceptAuthenticated(info *ConnectInfo, assigns Assigns, id stri
 	if id == "" && s.opts.ID != nil {
 		id = s.opts.ID(assigns)
 	}
-	return &newConn(info.Context, s, cd, id, assigns, info.Transport).pub, nil
+	if !s.reserveID(id) {
+		return nil, refusedTooMany(id, s.opts.MaxConnectionsPerID)
+	}
+	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
+	c.expires = info.ExpiresAt
+	return &c.pub, nil
 }
 
 // Conn is one client connection, as its [Transport] sees it: frames in
@@ -150,6 +161,7 @@ func (p *Conn) Serve(t Transport, features TransportFeatures) error {
 	err := t.Serve(p)
 	c.teardown()
 	c.srv.unregister(c)
+	c.srv.releaseID(c.id)
 	return err
 }
 
@@ -162,10 +174,12 @@ func (c *conn) begin(t Transport, features TransportFeatures) error {
 	c.noIdleTimer = features.OwnLiveness
 	if !c.srv.register(c) {
 		c.cancel()
+		c.srv.releaseID(c.id)
 		return ErrServerClosed
 	}
 	c.attach(t)
 	c.start()
+	c.armExpiry()
 	return nil
 }
 
