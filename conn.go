@@ -73,14 +73,14 @@ type conn struct {
 
 	limits inboundLimits // rate limit and protocol-error budget
 
-	lastRead  atomic.Int64 // unix nanos of the last frame received
-	opened    time.Time    // when Accept made the connection
-	framesIn  atomic.Int64 // frames handed to handleFrame
-	framesOut atomic.Int64 // frames queued
-	idleTimer *time.Timer
+	lastRead    atomic.Int64 // unix nanos of the last frame received
+	opened      time.Time    // when Accept made the connection
+	framesIn    atomic.Int64 // frames handed to handleFrame
+	framesOut   atomic.Int64 // frames queued
+	idleTimer   *time.Timer
 	expires     time.Time   // ConnectInfo.ExpiresAt as Connect left it
 	expiryTimer *time.Timer // see expiry.go
-	idSub     Subscriber
+	idSub       Subscriber
 
 	// From TransportFeatures, set by Serve before start. textOnly: binary
 	// frames cannot be carried (long-poll) and are dropped at enqueue.
