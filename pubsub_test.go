@@ -102,3 +102,32 @@ func TestNewServerGivesThePubSubItsLogger(t *testing.T) {
 		t.Fatal("NewServer did not call UseLogger with Options.Logger")
 	}
 }
+
+// ctxPubSub is a MemoryPubSub that records the context Broadcast gets.
+type ctxPubSub struct {
+	*phx.MemoryPubSub
+	got context.Context
+}
+
+func (p *ctxPubSub) Broadcast(ctx context.Context, b *phx.Broadcast, from phx.Subscriber) error {
+	p.got = ctx
+	return p.MemoryPubSub.Broadcast(ctx, b, from)
+}
+
+func TestBroadcastContextReachesThePubSub(t *testing.T) {
+	ps := &ctxPubSub{MemoryPubSub: phx.NewMemoryPubSub()}
+	srv := phx.NewServer(&phx.Options{PubSub: ps, Logger: quietLogger()})
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "req")
+	got := make(chan string, 1)
+	ps.Subscribe("t", phx.NewSubscriber(func(b *phx.Broadcast) { got <- b.Event }))
+	if err := srv.BroadcastContext(ctx, "t", "e", nil); err != nil {
+		t.Fatal(err)
+	}
+	if ps.got.Value(key{}) != "req" || <-got != "e" {
+		t.Fatal("BroadcastContext did not hand its context to the PubSub, or did not deliver")
+	}
+	if err := srv.DisconnectContext(ctx, "users_socket:1"); err != nil || ps.got.Value(key{}) != "req" {
+		t.Fatalf("DisconnectContext: %v", err)
+	}
+}

@@ -499,13 +499,21 @@ func (s *Server) PubSub() PubSub { return s.pubsub }
 
 // Broadcast sends event with payload to every subscriber of topic on every
 // node. It never waits for slow clients. payload is encoded as for
-// [Socket.Push].
+// [Socket.Push]. With a PubSub adapter (NATS, Redis) it may wait for the
+// broker up to the adapter's publish timeout: use BroadcastContext to bound
+// it by a request's context.
 func (s *Server) Broadcast(topic, event string, payload any) error {
+	return s.BroadcastContext(context.Background(), topic, event, payload)
+}
+
+// BroadcastContext is Broadcast with ctx handed to the PubSub: an
+// adapter gives up waiting for its broker when ctx ends.
+func (s *Server) BroadcastContext(ctx context.Context, topic, event string, payload any) error {
 	b, err := NewBroadcast(topic, event, payload)
 	if err != nil {
 		return err
 	}
-	return s.pubsub.Broadcast(context.Background(), b, nil)
+	return s.pubsub.Broadcast(ctx, b, nil)
 }
 
 // LocalBroadcast is [Server.Broadcast] restricted to this node's subscribers.
@@ -525,10 +533,16 @@ func (s *Server) LocalBroadcast(topic, event string, payload any) error {
 // subscribed to its ID just before); a long-poll session from its first
 // poll.
 func (s *Server) Disconnect(id string) error {
+	return s.DisconnectContext(context.Background(), id)
+}
+
+// DisconnectContext is Disconnect, its publish bounded by ctx (see
+// BroadcastContext).
+func (s *Server) DisconnectContext(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("phx: Disconnect needs a socket ID")
 	}
-	return s.Broadcast(id, "disconnect", nil)
+	return s.BroadcastContext(ctx, id, "disconnect", nil)
 }
 
 // ServeHTTP serves the transports under the mount prefix: a request whose
