@@ -352,15 +352,32 @@ func (c *conn) dispatch(msg Message, now time.Time) {
 			c.log.Debug("phx: dropping message with stale join_ref", "topic", msg.Topic, "event", msg.Event)
 			c.protocolError()
 		case msg.Event == eventLeave:
-			ch.post(mailItem{kind: itemLeave, ref: msg.Ref})
+			ch.post(mailItem{kind: itemLeave, ref: bytes.Clone(msg.Ref)})
 		case len(ch.limits) > 0 && !c.limits.allowEvent(ch.limits, msg.Event, now):
 			// Over one of the channel's InboundLimits.
 			c.log.Debug("phx: refusing message over an inbound limit", "topic", msg.Topic, "event", msg.Event)
 			_ = c.reply(ch.joinRef, msg.Ref, msg.Topic, "error", replyRateLimited)
 		default:
-			ch.post(mailItem{kind: itemIn, ref: msg.Ref, event: msg.Event, payload: msg.Payload})
+			ref, payload := ownBytes(msg.Ref, msg.Payload)
+			ch.post(mailItem{kind: itemIn, ref: ref, event: msg.Event, payload: payload})
 		}
 	}
+}
+
+// ownBytes copies ref and payload out of the frame they were decoded from,
+// into one allocation: the channel handles them after Receive has returned,
+// when the transport may have reused the frame's bytes.
+func ownBytes(ref Ref, p Payload) (Ref, Payload) {
+	buf := make([]byte, len(ref)+len(p.Data))
+	n := copy(buf, ref)
+	copy(buf[n:], p.Data)
+	if ref != nil {
+		ref = Ref(buf[:n:n])
+	}
+	if p.Data != nil {
+		p.Data = buf[n:]
+	}
+	return ref, p
 }
 
 func (c *conn) handleJoin(msg Message) {
@@ -412,7 +429,8 @@ func (c *conn) handleJoin(msg Message) {
 	if old != nil {
 		c.closeDuplicate(old)
 	}
-	go ch.run(msg.Ref, msg.Payload)
+	ref, payload := ownBytes(msg.Ref, msg.Payload)
+	go ch.run(ref, payload)
 }
 
 // protocolError counts one protocol error against the connection's budget

@@ -802,3 +802,25 @@ func TestProtocolErrorBudget(t *testing.T) {
 		t.Fatalf("close code %d, want 1008", code)
 	}
 }
+
+// TestQueuedMessagesOwnTheirBytes: a transport may reuse a frame's bytes
+// once Receive returns (the pipe transport's line scanner does), while the
+// channel handles queued pushes and joins later: each must keep its own
+// ref and payload.
+func TestQueuedMessagesOwnTheirBytes(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=a&vsn=2.0.0")
+		c.join("room:a", "1", map[string]any{})
+		c.send("1", "slow", "room:a", "slow", map[string]any{}) // the next pushes wait in the mailbox
+		pad := func(i int) string { return strings.Repeat(fmt.Sprint(i%10), 100+i%7) }
+		const n = 100 // more than a 4 KiB read buffer holds
+		for i := 0; i < n; i++ {
+			c.send("1", fmt.Sprintf("r%d", i), "room:a", "echo", map[string]string{"pad": pad(i)})
+		}
+		c.expect(`["1","slow","room:a","phx_reply",{"status":"ok","response":{}}]`)
+		for i := 0; i < n; i++ {
+			c.expect(fmt.Sprintf(`["1","r%d","room:a","phx_reply",{"status":"ok","response":{"pad":"%s"}}]`, i, pad(i)))
+		}
+	})
+}
