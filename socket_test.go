@@ -722,7 +722,7 @@ func TestInboundRateLimit(t *testing.T) {
 		ts, rec := newRoomServer(t, &phx.Options{MaxInboundRate: 0.001, InboundBurst: 10, MaxRateLimited: 50})
 		c := dialMode(t, ts, m, "user=busy&vsn=2.0.0")
 		other := dialMode(t, ts, m, "user=other&vsn=2.0.0") // a bucket of its own
-		c.join("room:r", "1", map[string]any{})                // token 1
+		c.join("room:r", "1", map[string]any{})             // token 1
 		for i := 2; i <= 15; i++ {
 			c.send("1", fmt.Sprint(i), "room:r", "echo", map[string]int{"n": i})
 		}
