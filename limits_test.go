@@ -20,7 +20,7 @@ func TestInboundLimits(t *testing.T) {
 				{Topic: "room:cursor*", Event: "echo", Rate: 0.001, Burst: 3},
 				{Topic: "room:whole", Rate: 0.001, Burst: 2},
 				{Topic: "room:default_burst", Rate: 2.5}, // Burst 3
-				{Event: "fail", Rate: 0.001, Burst: 1},    // every topic
+				{Event: "fail", Rate: 0.001, Burst: 1},   // every topic
 			},
 		})
 		c := dialMode(t, ts, m, "user=a&vsn=2.0.0")
@@ -53,7 +53,7 @@ func TestInboundLimits(t *testing.T) {
 			failed("room:cursor1", "1", fmt.Sprint("b", i), "echo", "rate limited")
 		}
 		pushMe("room:cursor1", "1", "c") // another event
-		for i := 0; i < 3; i++ { // each channel has its own bucket
+		for i := 0; i < 3; i++ {         // each channel has its own bucket
 			ok("room:cursor2", "2", fmt.Sprint("d", i), "echo", "{}")
 		}
 		failed("room:cursor2", "2", "e", "echo", "rate limited")
