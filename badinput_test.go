@@ -25,7 +25,9 @@ func TestBadInputCorpus(t *testing.T) {
 		MaxMessageSize:    64 << 10,
 		MaxInboundRate:    50,
 		InboundBurst:      50,
+		MaxRateLimited:    100,
 		MaxProtocolErrors: 50,
+		InboundLimits:     []phx.InboundLimit{{Topic: "room:limited", Event: "echo", Rate: 0.001, Burst: 1}},
 		AllowedOrigins:    []string{"https://good.example"},
 	})
 	baseline := runtime.NumGoroutine()
@@ -146,7 +148,7 @@ func TestBadInputCorpus(t *testing.T) {
 		{"F3 topic 300 bytes", text(`[null,"1","` + strings.Repeat("t", 300) + `","x",{}]`), websocket.StatusInvalidFramePayloadData},
 		{"F3 event not a string", text(`[null,"1","room:1",7,{}]`), websocket.StatusInvalidFramePayloadData},
 		{"F7 flood", func(c *wsClient) {
-			for i := 0; i < 200; i++ {
+			for i := 0; i < 300; i++ { // 50 in the burst, 100 refused, then closed
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				err := c.conn.Write(ctx, websocket.MessageText, []byte(`[null,"1","phoenix","heartbeat",{}]`))
 				cancel()
@@ -178,6 +180,33 @@ func TestBadInputCorpus(t *testing.T) {
 	c.expect(`["9","7","room:q","phx_reply",{"status":"ok","response":{}}]`) // P6: leave not joined
 	c.send(nil, "8", "phoenix", "heartbeat", map[string]any{})
 	c.expect(`[null,"8","phoenix","phx_reply",{"status":"ok","response":{}}]`) // §5.1 heartbeat
+	c.join("room:limited", "9", map[string]any{})
+	c.send("9", "10", "room:limited", "echo", map[string]any{})
+	c.expect(`["9","10","room:limited","phx_reply",{"status":"ok","response":{}}]`)
+	c.send("9", "11", "room:limited", "echo", map[string]any{}) // P13: over the route's InboundLimit
+	c.expect(`["9","11","room:limited","phx_reply",{"status":"error","response":{"reason":"rate limited"}}]`)
+	c.send("9", "12", "room:limited", "fail", map[string]any{}) // other events are not limited
+	c.expect(`["9","12","room:limited","phx_reply",{"status":"error","response":{"reason":"nope"}}]`)
+
+	// P12: a burst over MaxInboundRate: every message is answered, those
+	// over the limit with a refusal, and the connection stays open.
+	eager := dial(t, ts.url, "user=eager&vsn=2.0.0", nil)
+	eager.join("room:eager", "1", map[string]any{})
+	for i := 0; i < 80; i++ {
+		eager.send("1", fmt.Sprint(i), "room:eager", "echo", map[string]any{})
+	}
+	limited := 0
+	for i := 0; i < 80; i++ {
+		switch got := eager.recv(); {
+		case strings.HasSuffix(got, `"phx_reply",{"status":"error","response":{"reason":"rate limited"}}]`):
+			limited++
+		case !strings.HasSuffix(got, `"phx_reply",{"status":"ok","response":{}}]`):
+			t.Fatalf("row P12: got %s", got)
+		}
+	}
+	if limited == 0 {
+		t.Errorf("row P12: 80 messages at once within a burst of 50, none refused")
+	}
 
 	// P4: 101 joins on one connection, in its own connection (the
 	// rate limit of this server is low, so pace the joins).
@@ -215,6 +244,7 @@ func TestBadInputCorpus(t *testing.T) {
 	control.conn.CloseNow()
 	c.conn.CloseNow()
 	many.conn.CloseNow()
+	eager.conn.CloseNow()
 	waitGoroutines(t, baseline)
 }
 

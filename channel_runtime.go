@@ -88,6 +88,11 @@ type channel struct {
 	joinAnswered atomic.Bool
 	intercept    map[string]bool
 
+	// limits are the buckets of the InboundLimits matching the topic, set
+	// by handleJoin; the connection's reader checks them, under its
+	// inboundLimits' lock.
+	limits []limitBucket
+
 	joinPushes []Payload // pushes made while joining, with events below
 	joinEvents []string
 

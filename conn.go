@@ -14,7 +14,7 @@ import (
 const (
 	closeGoingAway      = 1001 // Disconnect by socket ID, idle timeout
 	closeInvalidData    = 1007 // malformed frame, invalid UTF-8
-	closePolicy         = 1008 // slow consumer (outbound queue overflow)
+	closePolicy         = 1008 // slow consumer, far over the rate limit, protocol errors
 	closeTooBig         = 1009 // message over MaxMessageSize (sent by coder/websocket)
 	closeInternal       = 1011 // unexpected server error
 	closeServiceRestart = 1012 // Shutdown
@@ -71,7 +71,7 @@ type conn struct {
 	pub     Conn        // the transport's handle; pub.c is this conn
 	serving atomic.Bool // Serve has been called
 
-	limits inboundLimits // rate limit and protocol-error budget
+	limits inboundLimits // rate limits and protocol-error budget
 
 	lastRead    atomic.Int64 // unix nanos of the last frame received
 	opened      time.Time    // when Accept made the connection
@@ -292,6 +292,7 @@ var (
 	replyJoinTimeout    = reasonPayload("join timeout")
 	replyChannelCrash   = reasonPayload("channel_crash")
 	replyInternalError  = reasonPayload("internal error")
+	replyRateLimited    = reasonPayload("rate limited")
 )
 
 // handleFrame decodes and dispatches one frame from the client. It returns
@@ -303,21 +304,52 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.framesIn.Add(1)
-	if !c.limits.allow(now, c.srv.opts.MaxInboundRate, c.srv.opts.InboundBurst) {
-		c.policyClose("phx: closing connection over its message rate limit", "rate limit exceeded",
-			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
-		return nil
-	}
 	msg, err := c.codec.ser.Decode(data, binary)
 	if err != nil {
 		return err
 	}
-	c.dispatch(msg)
+	if !c.limits.allow(now, c.srv.opts.MaxInboundRate, c.srv.opts.InboundBurst) {
+		c.overRate(msg, now)
+		return nil
+	}
+	c.dispatch(msg, now)
 	return nil
 }
 
+// overRate handles a message over MaxInboundRate. It is refused with an
+// error reply, except heartbeats and leaves, which are handled as usual so
+// that a busy client is never taken for a dead one nor kept in a channel it
+// left. Either way it counts against MaxRateLimited, past which the
+// connection is closed.
+func (c *conn) overRate(msg Message, now time.Time) {
+	n := c.limits.rateLimited(now)
+	if max := c.srv.opts.MaxRateLimited; max >= 0 && n > max {
+		c.policyClose("phx: closing connection far over its message rate limit", "rate limit exceeded",
+			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst,
+			"max_rate_limited", max, "window", rateLimitedWindow)
+		return
+	}
+	if n == 1 {
+		c.log.Info("phx: refusing messages over the connection's rate limit",
+			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
+	}
+	switch {
+	case msg.Topic == topicPhoenix && msg.Event == eventHeartbeat, msg.Event == eventLeave:
+		c.dispatch(msg, now)
+	case msg.Event == eventJoin:
+		joinRef := msg.JoinRef
+		if joinRef.IsNull() {
+			joinRef = msg.Ref // as handleJoin
+		}
+		_ = c.reply(joinRef, msg.Ref, msg.Topic, "error", replyRateLimited)
+	default:
+		_ = c.reply(msg.JoinRef, msg.Ref, msg.Topic, "error", replyRateLimited)
+	}
+}
+
 // dispatch routes one decoded message, as Phoenix's socket process does.
-func (c *conn) dispatch(msg Message) {
+// now is when its frame arrived.
+func (c *conn) dispatch(msg Message, now time.Time) {
 	switch {
 	case msg.Topic == topicPhoenix && msg.Event == eventHeartbeat:
 		_ = c.reply(msg.JoinRef, msg.Ref, topicPhoenix, "ok", emptyPayload)
@@ -340,11 +372,32 @@ func (c *conn) dispatch(msg Message) {
 			c.log.Debug("phx: dropping message with stale join_ref", "topic", msg.Topic, "event", msg.Event)
 			c.protocolError()
 		case msg.Event == eventLeave:
-			ch.post(mailItem{kind: itemLeave, ref: msg.Ref})
+			ch.post(mailItem{kind: itemLeave, ref: bytes.Clone(msg.Ref)})
+		case len(ch.limits) > 0 && !c.limits.allowEvent(ch.limits, msg.Event, now):
+			// Over one of the channel's InboundLimits.
+			c.log.Debug("phx: refusing message over an inbound limit", "topic", msg.Topic, "event", msg.Event)
+			_ = c.reply(ch.joinRef, msg.Ref, msg.Topic, "error", replyRateLimited)
 		default:
-			ch.post(mailItem{kind: itemIn, ref: msg.Ref, event: msg.Event, payload: msg.Payload})
+			ref, payload := ownBytes(msg.Ref, msg.Payload)
+			ch.post(mailItem{kind: itemIn, ref: ref, event: msg.Event, payload: payload})
 		}
 	}
+}
+
+// ownBytes copies ref and payload out of the frame they were decoded from,
+// into one allocation: the channel handles them after Receive has returned,
+// when the transport may have reused the frame's bytes.
+func ownBytes(ref Ref, p Payload) (Ref, Payload) {
+	buf := make([]byte, len(ref)+len(p.Data))
+	n := copy(buf, ref)
+	copy(buf[n:], p.Data)
+	if ref != nil {
+		ref = Ref(buf[:n:n])
+	}
+	if p.Data != nil {
+		p.Data = buf[n:]
+	}
+	return ref, p
 }
 
 func (c *conn) handleJoin(msg Message) {
@@ -389,6 +442,7 @@ func (c *conn) handleJoin(msg Message) {
 	// which it would otherwise keep whole (a 512-byte read buffer or more).
 	ch := newChannel(c, msg.Topic, bytes.Clone(joinRef), newCh())
 	ch.route = route
+	ch.limits = limitBuckets(c.srv.opts.InboundLimits, msg.Topic)
 	c.channels[msg.Topic] = ch
 	c.chWG.Add(1)
 	c.mu.Unlock()
@@ -396,7 +450,8 @@ func (c *conn) handleJoin(msg Message) {
 	if old != nil {
 		c.closeDuplicate(old)
 	}
-	go ch.run(msg.Ref, msg.Payload)
+	ref, payload := ownBytes(msg.Ref, msg.Payload)
+	go ch.run(ref, payload)
 }
 
 // protocolError counts one protocol error against the connection's budget

@@ -93,6 +93,56 @@ func Example() {
 	// ["1","3","room:lobby","phx_reply",{"status":"error","response":{"reason":"empty"}}]
 }
 
+// Rate limits per route and event, on top of the connection's
+// MaxInboundRate: each room a client joins takes 30 cursor moves a second
+// from it and a chat message a second, in bursts of 2. What goes over is
+// refused with an error reply, which phoenix.js hands to the push's
+// receive("error") callbacks; the connection stays open.
+func ExampleInboundLimit() {
+	srv := phx.NewServer(&phx.Options{
+		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			return phx.Assigns{"user": info.Params.Get("user")}, nil
+		},
+		InboundLimits: []phx.InboundLimit{
+			{Topic: "room:*", Event: "cursor", Rate: 30},
+			{Topic: "room:*", Event: "new_msg", Rate: 1, Burst: 2},
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	srv.Channel("room:*", func() phx.Channel { return &Room{} })
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	defer srv.Shutdown(context.Background())
+
+	// The client side: three chat messages in a row.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url := strings.Replace(hs.URL, "http", "ws", 1) + "/socket/websocket?user=ann&vsn=2.0.0"
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	send := func(frame string) { c.Write(ctx, websocket.MessageText, []byte(frame)) }
+	recv := func() { _, b, _ := c.Read(ctx); fmt.Println(string(b)) }
+	send(`["1","1","room:lobby","phx_join",{}]`)
+	recv()
+	for ref := 2; ref <= 3; ref++ {
+		send(fmt.Sprintf(`["1","%d","room:lobby","new_msg",{"body":"hi"}]`, ref))
+		recv() // the broadcast
+		recv() // the reply
+	}
+	send(`["1","4","room:lobby","new_msg",{"body":"hi"}]`)
+	recv() // refused: the burst is spent
+	// Output:
+	// ["1","1","room:lobby","phx_reply",{"status":"ok","response":{"welcome":"ann"}}]
+	// [null,null,"room:lobby","new_msg",{"body":"hi","user":"ann"}]
+	// ["1","2","room:lobby","phx_reply",{"status":"ok","response":{}}]
+	// [null,null,"room:lobby","new_msg",{"body":"hi","user":"ann"}]
+	// ["1","3","room:lobby","phx_reply",{"status":"ok","response":{}}]
+	// ["1","4","room:lobby","phx_reply",{"status":"error","response":{"reason":"rate limited"}}]
+}
+
 // Broadcasting from outside any channel, e.g. from an HTTP handler.
 func ExampleServer_Broadcast() {
 	srv := phx.NewServer(nil)

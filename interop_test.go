@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,7 @@ type interopEnv struct {
 	replyErrs  []string                          // failed async replies
 	logs       interopLogBuffer
 	shutdown   chan error // result of a /ctl/shutdown
+	proxy      *cutProxy  // under mu; set by tests that cut the network (/ctl/proxy, /ctl/cut)
 }
 
 // interopLogBuffer keeps the server's debug log, shown when a test fails.
@@ -365,6 +367,25 @@ func (e *interopEnv) serveControl(w http.ResponseWriter, r *http.Request) {
 		resp = map[string]bool{"ok": true}
 	case "stats":
 		resp = e.srv.Stats()
+	case "proxy": // GET: the WebSocket mount point through the cutting proxy
+		e.mu.Lock()
+		p := e.proxy
+		e.mu.Unlock()
+		if p == nil {
+			http.NotFound(w, r)
+			return
+		}
+		resp = map[string]string{"url": p.url()}
+	case "cut": // POST ?ms=: drop every connection through the proxy and refuse new ones for ms
+		e.mu.Lock()
+		p := e.proxy
+		e.mu.Unlock()
+		ms, perr := strconv.Atoi(q.Get("ms"))
+		if p == nil || perr != nil {
+			http.Error(w, "no proxy, or a bad ms", http.StatusBadRequest)
+			return
+		}
+		resp = map[string]int{"dropped": p.cut(time.Duration(ms) * time.Millisecond)}
 	case "presence": // GET ?topic=: Presence.List
 		resp = e.presence.List(q.Get("topic"))
 	default:

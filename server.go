@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -109,12 +110,34 @@ type Options struct {
 	MaxChannelQueue int
 
 	// MaxInboundRate is how many messages per second one connection may
-	// send on average, in bursts of up to InboundBurst; a client over the
-	// limit is closed with 1008 (it reconnects after its backoff).
-	// Defaults 100 and 200. A negative MaxInboundRate or InboundBurst
-	// disables the limit.
+	// send on average, in bursts of up to InboundBurst. A message over the
+	// limit is refused, not closed on: the client gets the error reply
+	// {"reason":"rate limited"} to it (phoenix.js runs the push's
+	// receive("error") callbacks) and the channel never sees it; a join
+	// over the limit is refused the same way, and the client rejoins after
+	// its backoff. Heartbeats and leaves are never refused: over the limit
+	// they are answered as usual, so that a busy client is not taken for
+	// a dead one, but they count towards MaxRateLimited. Defaults 100 and
+	// 200. A negative MaxInboundRate or InboundBurst disables the limit.
 	MaxInboundRate float64
 	InboundBurst   int
+
+	// MaxRateLimited closes a connection with 1008 once more than this
+	// many of its messages went over MaxInboundRate within 10 seconds:
+	// a flood, or a client sending at more than twice the rate for 10
+	// seconds. Default: 10 × MaxInboundRate (1000), at least InboundBurst.
+	// It is that high for phoenix.js, which buffers the pushes made while
+	// it is disconnected and sends them all at once when it has rejoined:
+	// it drops those older than the push's timeout (10 s by default), so
+	// a client within MaxInboundRate never sends more than 10 seconds'
+	// worth, and is refused, never closed. Raise it if your clients use
+	// longer push timeouts. Negative: never close.
+	MaxRateLimited int
+
+	// InboundLimits are finer rate limits on what clients push to
+	// channels, per topic pattern and event, on top of MaxInboundRate; see
+	// [InboundLimit]. NewServer panics on an invalid one.
+	InboundLimits []InboundLimit
 
 	// MaxProtocolErrors closes a connection with 1008 once it makes more
 	// than this many protocol errors within 5 seconds: joins or messages
@@ -355,7 +378,7 @@ type Stats struct {
 	// could not be decoded.
 	MalformedFrames int64
 	// PolicyClosed counts connections closed for going over
-	// MaxInboundRate or MaxProtocolErrors.
+	// MaxRateLimited or MaxProtocolErrors.
 	PolicyClosed int64
 	// JoinsTimedOut counts joins answered with "join timeout".
 	JoinsTimedOut int64
@@ -402,6 +425,14 @@ func New(opts *Options) (*Server, error) {
 	if o.InboundBurst < 0 { // an unlimited burst: no rate limit
 		o.MaxInboundRate = -1
 	}
+	if o.MaxRateLimited == 0 {
+		o.MaxRateLimited = max(o.InboundBurst, int(math.Min(math.Ceil(10*o.MaxInboundRate), 1<<30)))
+	}
+	limits, err := compileInboundLimits(o.InboundLimits)
+	if err != nil {
+		return nil, err
+	}
+	o.InboundLimits = limits
 	setDefault(&o.MaxProtocolErrors, 20)
 	setDefault(&o.DrainBatchSize, 10000)
 	setDefault(&o.DrainBatchInterval, 2*time.Second)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/wire"
 )
 
 // room is the channel the protocol tests join. Its events exercise every
@@ -712,33 +713,80 @@ func TestChannelQueueOverflow(t *testing.T) {
 	c.awaitReply("30")
 }
 
+// TestInboundRateLimit: messages over MaxInboundRate are refused with an
+// error reply to their ref and join_ref, and the connection stays open;
+// heartbeats and leaves are still handled. The refill rate is so low that
+// no token comes back during the test.
 func TestInboundRateLimit(t *testing.T) {
-	t.Parallel()
-	ts, _ := newRoomServer(t, &phx.Options{MaxInboundRate: 20, InboundBurst: 30})
-	polite := dial(t, ts.url, "user=polite&vsn=2.0.0", nil)
-	flood := dial(t, ts.url, "user=flood&vsn=2.0.0", nil)
-	for i := 0; i < 25; i++ { // within the burst
-		polite.send(nil, fmt.Sprint(i), "phoenix", "heartbeat", map[string]any{})
-		polite.awaitReply(fmt.Sprint(i))
-	}
-	for i := 0; i < 100; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := flood.conn.Write(ctx, websocket.MessageText, []byte(fmt.Sprintf(`[null,"%d","phoenix","heartbeat",{}]`, i)))
-		cancel()
-		if err != nil {
-			break
+	run(t, func(t *testing.T, m mode) {
+		ts, rec := newRoomServer(t, &phx.Options{MaxInboundRate: 0.001, InboundBurst: 10, MaxRateLimited: 50})
+		c := dialMode(t, ts, m, "user=busy&vsn=2.0.0")
+		other := dialMode(t, ts, m, "user=other&vsn=2.0.0") // a bucket of its own
+		c.join("room:r", "1", map[string]any{})             // token 1
+		for i := 2; i <= 15; i++ {
+			c.send("1", fmt.Sprint(i), "room:r", "echo", map[string]int{"n": i})
 		}
-	}
-	if code := flood.expectClose(); code != websocket.StatusPolicyViolation {
-		t.Fatalf("close code %d, want 1008", code)
-	}
-	if got := ts.Stats().PolicyClosed; got != 1 {
-		t.Fatalf("PolicyClosed = %d", got)
-	}
-	// The polite client carries on (its bucket refilling is timed in
-	// TestInboundRateRefillsOnTheClock).
-	polite.send(nil, "x", "phoenix", "heartbeat", map[string]any{})
-	polite.awaitReply("x")
+		// Refusals come from the connection, ok replies from the channel:
+		// match them by ref.
+		got := map[string]string{}
+		for len(got) < 14 {
+			f := c.recv()
+			reply, err := wire.DecodeServerV2([]byte(f), false)
+			if err != nil {
+				t.Fatalf("bad frame %s: %v", f, err)
+			}
+			got[string(reply.Ref)] = f
+		}
+		for i := 2; i <= 15; i++ {
+			want := fmt.Sprintf(`["1","%d","room:r","phx_reply",{"status":"ok","response":{"n":%d}}]`, i, i)
+			if i > 10 { // tokens 2..10 were the burst's last
+				want = fmt.Sprintf(`["1","%d","room:r","phx_reply",{"status":"error","response":{"reason":"rate limited"}}]`, i)
+			}
+			expectFrame(t, got[fmt.Sprintf("%q", fmt.Sprint(i))], want)
+		}
+		// Over the limit, a heartbeat is still answered ok.
+		c.send(nil, "hb", "phoenix", "heartbeat", map[string]any{})
+		c.expect(`[null,"hb","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+		// A join is refused, with its join_ref.
+		c.send("j", "j", "room:other", "phx_join", map[string]any{})
+		c.expect(`["j","j","room:other","phx_reply",{"status":"error","response":{"reason":"rate limited"}}]`)
+		// A leave is handled.
+		c.send("1", "lv", "room:r", "phx_leave", map[string]any{})
+		c.expect(`["1","lv","room:r","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`["1","1","room:r","phx_close",{}]`)
+		if got := rec.wait(t); got != "room:r:left" {
+			t.Fatalf("Terminate reason = %q", got)
+		}
+		// The other connection has its whole burst.
+		other.join("room:o", "1", map[string]any{})
+		for i := 2; i <= 10; i++ {
+			other.send("1", fmt.Sprint(i), "room:o", "echo", map[string]any{})
+			other.expect(fmt.Sprintf(`["1","%d","room:o","phx_reply",{"status":"ok","response":{}}]`, i))
+		}
+		c.expectNothing(50 * time.Millisecond) // still open, nothing pending
+		if n := ts.Stats().PolicyClosed; n != 0 {
+			t.Fatalf("PolicyClosed = %d, want 0", n)
+		}
+	})
+}
+
+// TestInboundRateFloodCloses: past MaxRateLimited messages over the rate
+// within the window, the connection is closed with 1008. Heartbeats count
+// even though they are answered.
+func TestInboundRateFloodCloses(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, &phx.Options{MaxInboundRate: 0.001, InboundBurst: 10, MaxRateLimited: 5})
+		c := dialMode(t, ts, m, "user=flood&vsn=2.0.0")
+		for i := 1; i <= 15; i++ { // the burst, then 5 over the rate
+			c.send(nil, fmt.Sprint(i), "phoenix", "heartbeat", map[string]any{})
+			c.expect(fmt.Sprintf(`[null,"%d","phoenix","phx_reply",{"status":"ok","response":{}}]`, i))
+		}
+		c.send(nil, "16", "phoenix", "heartbeat", map[string]any{})
+		c.expectClosed(websocket.StatusPolicyViolation)
+		if n := ts.Stats().PolicyClosed; n != 1 {
+			t.Fatalf("PolicyClosed = %d, want 1", n)
+		}
+	})
 }
 
 func TestProtocolErrorBudget(t *testing.T) {
@@ -753,4 +801,26 @@ func TestProtocolErrorBudget(t *testing.T) {
 	if code := c.expectClose(); code != websocket.StatusPolicyViolation {
 		t.Fatalf("close code %d, want 1008", code)
 	}
+}
+
+// TestQueuedMessagesOwnTheirBytes: a transport may reuse a frame's bytes
+// once Receive returns (the pipe transport's line scanner does), while the
+// channel handles queued pushes and joins later: each must keep its own
+// ref and payload.
+func TestQueuedMessagesOwnTheirBytes(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		ts, _ := newRoomServer(t, nil)
+		c := dialMode(t, ts, m, "user=a&vsn=2.0.0")
+		c.join("room:a", "1", map[string]any{})
+		c.send("1", "slow", "room:a", "slow", map[string]any{}) // the next pushes wait in the mailbox
+		pad := func(i int) string { return strings.Repeat(fmt.Sprint(i%10), 100+i%7) }
+		const n = 100 // more than a 4 KiB read buffer holds
+		for i := 0; i < n; i++ {
+			c.send("1", fmt.Sprintf("r%d", i), "room:a", "echo", map[string]string{"pad": pad(i)})
+		}
+		c.expect(`["1","slow","room:a","phx_reply",{"status":"ok","response":{}}]`)
+		for i := 0; i < n; i++ {
+			c.expect(fmt.Sprintf(`["1","r%d","room:a","phx_reply",{"status":"ok","response":{"pad":"%s"}}]`, i, pad(i)))
+		}
+	})
 }

@@ -3,6 +3,7 @@ package phx_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -136,25 +137,155 @@ func TestJoinTimeoutOnTheClock(t *testing.T) {
 	})
 }
 
+// echoOK pushes echo to room:a (joined with join_ref "j") and expects the
+// ok reply; echoLimited expects the rate-limited refusal instead.
+func echoOK(c *pipePeer, ref int) {
+	c.t.Helper()
+	c.send("j", fmt.Sprint(ref), "room:a", "echo", map[string]any{})
+	c.expect(fmt.Sprintf(`["j","%d","room:a","phx_reply",{"status":"ok","response":{}}]`, ref))
+}
+
+func echoLimited(c *pipePeer, ref int) {
+	c.t.Helper()
+	c.send("j", fmt.Sprint(ref), "room:a", "echo", map[string]any{})
+	c.expect(fmt.Sprintf(`["j","%d","room:a","phx_reply",{"status":"error","response":{"reason":"rate limited"}}]`, ref))
+}
+
 func TestInboundRateRefillsOnTheClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, _ := newPipeRoomServer(t, &phx.Options{MaxInboundRate: 20, InboundBurst: 30})
 		c := dialPipe(t, srv, "user=a&vsn=2.0.0")
+		c.join("room:a", "j", map[string]any{}) // one token
 		ref := 0
-		for ; ref < 30; ref++ { // the whole burst
-			heartbeat(c, ref)
+		for ; ref < 29; ref++ { // the rest of the burst
+			echoOK(c, ref)
 		}
+		echoLimited(c, ref) // none left
+		ref++
 		time.Sleep(time.Second) // 20 tokens back
 		for i := 0; i < 20; i++ {
-			heartbeat(c, ref)
+			echoOK(c, ref)
 			ref++
 		}
-		c.send(nil, "over", "phoenix", "heartbeat", map[string]any{}) // none left
+		echoLimited(c, ref)
+		ref++
+		time.Sleep(50 * time.Millisecond) // one more
+		echoOK(c, ref)
+		if c.isClosed() || srv.Stats().PolicyClosed != 0 {
+			t.Fatal("the connection was closed for going over its rate")
+		}
+	})
+}
+
+func TestRateLimitedWindowOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, _ := newPipeRoomServer(t, &phx.Options{MaxInboundRate: 1, InboundBurst: 5, MaxRateLimited: 10})
+		c := dialPipe(t, srv, "user=a&vsn=2.0.0")
+		c.join("room:a", "j", map[string]any{})
+		ref := 0
+		for ; ref < 4; ref++ {
+			echoOK(c, ref)
+		}
+		for i := 0; i < 10; i++ { // refused, within MaxRateLimited
+			echoLimited(c, ref)
+			ref++
+		}
+		time.Sleep(rateLimitedWindow + time.Millisecond) // a new window, a full bucket
+		for i := 0; i < 5; i++ {
+			echoOK(c, ref)
+			ref++
+		}
+		for i := 0; i < 10; i++ {
+			echoLimited(c, ref)
+			ref++
+		}
+		if c.isClosed() {
+			t.Fatal("closed within MaxRateLimited")
+		}
+		c.send("j", "over", "room:a", "echo", map[string]any{}) // the 11th in this window
 		c.expectClosed(websocket.StatusPolicyViolation)
 		if got := srv.Stats().PolicyClosed; got != 1 {
 			t.Fatalf("PolicyClosed = %d, want 1", got)
 		}
 	})
+}
+
+// rateLimitedWindow is the window of Options.MaxRateLimited.
+const rateLimitedWindow = 10 * time.Second
+
+// TestCursorFlushOnTheClock is issue 15's scenario on the default limits:
+// a phoenix.js app moving a cursor at 90 pushes a second loses its
+// connection; phoenix.js buffers the pushes and sends them all at once
+// when it has rejoined. Each must be answered (ok, or refused with an
+// error reply past the burst), the connection must stay open, and once
+// the burst is over the pushes at 90/s must all pass again. The worst
+// case is 10 s of buffered pushes: phoenix.js drops older ones.
+func TestCursorFlushOnTheClock(t *testing.T) {
+	for _, outage := range []time.Duration{2500 * time.Millisecond, 10 * time.Second} {
+		t.Run(outage.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv, _ := newPipeRoomServer(t, nil) // the defaults: 100/s, bursts of 200
+				const interval = time.Second / 90
+				ref := 0
+				move := func(c *pipePeer) {
+					c.send("j", fmt.Sprint(ref), "room:a", "echo", map[string]int{"x": ref})
+					ref++
+				}
+				// replies reads n replies and counts them by status; anything
+				// else fails.
+				replies := func(c *pipePeer, n int) (ok, limited int) {
+					for i := 0; i < n; i++ {
+						f := c.recv()
+						switch {
+						case strings.Contains(f, `"status":"ok"`):
+							ok++
+						case strings.HasSuffix(f, `{"status":"error","response":{"reason":"rate limited"}}]`):
+							limited++
+						default:
+							t.Fatalf("unexpected frame %s", f)
+						}
+					}
+					return ok, limited
+				}
+
+				before := dialPipe(t, srv, "user=a&vsn=2.0.0")
+				before.join("room:a", "j", map[string]any{})
+				for i := 0; i < 270; i++ { // 3 s of cursor moves
+					move(before)
+					time.Sleep(interval)
+				}
+				if ok, limited := replies(before, 270); limited != 0 {
+					t.Fatalf("at 90/s: %d ok, %d refused", ok, limited)
+				}
+				before.nc.Close() // the outage
+
+				after := dialPipe(t, srv, "user=a&vsn=2.0.0")
+				after.join("room:a", "j", map[string]any{})
+				buffered := int(outage / interval)
+				for i := 0; i < buffered; i++ {
+					move(after)
+				}
+				// A heartbeat, answered even though the bucket is empty.
+				after.send(nil, "hb", "phoenix", "heartbeat", map[string]any{})
+				ok, limited := replies(after, buffered+1)
+				ok-- // the heartbeat's
+				t.Logf("%d buffered pushes: %d ok, %d refused", buffered, ok, limited)
+				if ok != 199 || limited != buffered-199 { // the burst, less the join
+					t.Fatalf("%d ok, %d refused, want 199 and %d", ok, limited, buffered-199)
+				}
+				for i := 0; i < 450; i++ { // 5 s more at 90/s
+					time.Sleep(interval)
+					move(after)
+				}
+				if ok, limited := replies(after, 450); limited != 0 {
+					t.Fatalf("at 90/s after the flush: %d ok, %d refused", ok, limited)
+				}
+				if after.isClosed() || srv.Stats().PolicyClosed != 0 {
+					t.Fatal("the connection was closed")
+				}
+			})
+		})
+	}
 }
 
 func TestProtocolErrorWindowOnTheClock(t *testing.T) {
