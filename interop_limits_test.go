@@ -57,3 +57,31 @@ func TestInteropMaxConnectionsPerID(t *testing.T) {
 		})
 	}
 }
+
+// TestInteropHTTPShutdownFirst: the documented sequence, http.Server.Shutdown
+// then Server.Shutdown, with an official WebSocket client and a LongPoll
+// client holding a poll: both end at once, and the whole shutdown takes far
+// less than the poll's 10 s window (it used to wait it out). phoenix.js 1.8
+// only: 1.7's LongPoll needs XMLHttpRequest, which Node lacks.
+func TestInteropHTTPShutdownFirst(t *testing.T) {
+	requireInteropNode(t)
+	c := lpInteropClient(t)
+	baseline := runtime.NumGoroutine()
+	e := newInteropEnv(t, nil) // LongPoll.Window: the default 10 s
+	defer e.close(t, baseline)
+	id := c.short + "_httpshutdown"
+	runInteropScript(t, e.base, "http_shutdown", c, id)
+	select {
+	case err := <-e.shutdown:
+		if err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not return")
+	}
+	if e.shutdownTook > 5*time.Second {
+		t.Errorf("shutdown took %v with a long-poll held; want it well under the 10 s window", e.shutdownTook)
+	}
+	e.wantTerminated(t, "room:"+id+"_ws", "shutdown")
+	e.wantTerminated(t, "room:"+id+"_lp", "shutdown")
+}

@@ -109,15 +109,16 @@ type interopEnv struct {
 	http     *httptest.Server
 	base     string // http://127.0.0.1:port
 
-	mu         sync.Mutex
-	connects   map[string][]interopConnect       // by "user" param
-	joins      map[string]int                    // accepted joins by topic
-	terminated map[string][]string               // Terminate reasons by topic
-	live       map[string]map[*phx.Socket]string // joined sockets by topic -> user
-	replyErrs  []string                          // failed async replies
-	logs       interopLogBuffer
-	shutdown   chan error // result of a /ctl/shutdown
-	proxy      *cutProxy  // under mu; set by tests that cut the network (/ctl/proxy, /ctl/cut)
+	mu           sync.Mutex
+	connects     map[string][]interopConnect       // by "user" param
+	joins        map[string]int                    // accepted joins by topic
+	terminated   map[string][]string               // Terminate reasons by topic
+	live         map[string]map[*phx.Socket]string // joined sockets by topic -> user
+	replyErrs    []string                          // failed async replies
+	logs         interopLogBuffer
+	shutdown     chan error    // result of a /ctl/shutdown
+	shutdownTook time.Duration // of a /ctl/http_shutdown (read after shutdown delivers)
+	proxy        *cutProxy     // under mu; set by tests that cut the network (/ctl/proxy, /ctl/cut)
 }
 
 // interopLogBuffer keeps the server's debug log, shown when a test fails.
@@ -358,6 +359,17 @@ func (e *interopEnv) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "disconnect": // POST ?id=: srv.Disconnect
 		err = e.srv.Disconnect(q.Get("id"))
 		resp = map[string]bool{"ok": err == nil}
+	case "http_shutdown": // POST: http.Server.Shutdown, then srv.Shutdown, in the background
+		hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			start := time.Now()
+			err := errors.Join(hs.Shutdown(ctx), e.srv.Shutdown(ctx))
+			e.shutdownTook = time.Since(start)
+			e.shutdown <- err
+		}()
+		resp = map[string]bool{"ok": true}
 	case "shutdown": // POST: srv.Shutdown in the background
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
