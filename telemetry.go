@@ -20,11 +20,13 @@ import (
 // logged at Error; the server carries on.
 type Telemetry struct {
 	// SocketConnected is called once per connection attempt that reached
-	// Connect (the origin and subprotocol checks passed): accepted or
-	// refused.
+	// Connect (the origin and subprotocol checks passed), accepted or
+	// refused, and for each connection AcceptAuthenticated makes (phxtest).
 	SocketConnected func(SocketConnected)
-	// SocketClosed is called when a connection that was served has ended,
-	// after every channel's Terminate.
+	// SocketClosed is called once for every accepted connection (Err nil
+	// in its SocketConnected) when it has ended, after every channel's
+	// Terminate; also for one accepted but never served because Shutdown
+	// began (code 1012). Accepted minus closed is the open connections.
 	SocketClosed func(SocketClosed)
 	// ChannelJoined is called when a join has been answered (or has timed
 	// out), whatever the answer.

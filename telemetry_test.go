@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/phxtest"
 )
 
 // eventLog records every Telemetry event, in order.
@@ -193,4 +194,20 @@ func (c ctxChannel) Join(s *phx.Socket, _ phx.Payload) (any, error) {
 	}
 	c.got <- s.Context().Value(requestIDKey{})
 	return nil, nil
+}
+
+// Connections made by AcceptAuthenticated (phxtest) pair their
+// SocketConnected with a SocketClosed too, so gauges stay right.
+func TestTelemetryAcceptAuthenticated(t *testing.T) {
+	t.Parallel()
+	events, tel := newEventLog()
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger(), Telemetry: tel})
+	sock := phxtest.NewSocketID(t, srv, phx.Assigns{"user": "t"}, "users_socket:t")
+	if e := next[phx.SocketConnected](t, events); e.Transport != "memory" || e.ID != "users_socket:t" || e.Err != nil {
+		t.Fatalf("SocketConnected %+v", e)
+	}
+	sock.Close()
+	if e := next[phx.SocketClosed](t, events); e.Transport != "memory" || e.ID != "users_socket:t" {
+		t.Fatalf("SocketClosed %+v", e)
+	}
 }

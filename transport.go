@@ -132,6 +132,9 @@ func (s *Server) AcceptAuthenticated(info *ConnectInfo, assigns Assigns, id stri
 	}
 	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
 	c.expires = info.ExpiresAt
+	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
+		Context: info.Context, Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id,
+	})
 	return &c.pub, nil
 }
 
@@ -175,6 +178,11 @@ func (c *conn) begin(t Transport, features TransportFeatures) error {
 	if !c.srv.register(c) {
 		c.cancel()
 		c.srv.releaseID(c.id)
+		// Accepted, never served: its SocketClosed still pairs with the
+		// SocketConnected, for gauges of open connections.
+		c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
+			Context: c.ctx, Transport: c.transport, ID: c.id, Code: closeServiceRestart, Reason: "server shutting down",
+		})
 		return ErrServerClosed
 	}
 	c.attach(t)
