@@ -18,9 +18,9 @@ NPM_STAMP   := $(INTEROP_DIR)/node_modules/.package-lock.json
 # more of them at once than go test's default (GOMAXPROCS).
 INTEROP_PARALLEL ?= 4
 # The modules make test vets and tests: the library (the root, which requires
-# only github.com/coder/websocket) and the nested modules that bring NATS and
-# Redis. bench/ is a module too, but only vetted: its harness is never part
-# of make test.
+# only github.com/coder/websocket) and the nested modules that bring NATS,
+# Redis and the Prometheus client. bench/ is a module too, but only vetted:
+# its harness is never part of make test.
 MODULES     := . pubsub/natspubsub pubsub/redispubsub telemetry/phxprometheus examples/chat
 VET_MODULES := $(MODULES) bench
 

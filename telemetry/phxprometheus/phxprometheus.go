@@ -31,7 +31,7 @@
 //	phx_channels_open{route}                                gauge
 //	phx_channel_joins_total{route,status}                   counter: status ok, error, crash or timeout
 //	phx_channel_join_duration_seconds{route}                histogram
-//	phx_channel_handle_in_duration_seconds{route,event,status}  histogram: status ok, error, noreply, crash, ...
+//	phx_channel_handle_in_duration_seconds{route,event,status} histogram: status ok, error, noreply, crash, ...
 //	phx_channel_terminations_total{route,reason}            counter: reason left, closed, shutdown, crash, ...
 //
 // docs/observability.md in the repository describes each one, with alert
@@ -58,7 +58,7 @@ var DefaultBuckets = []float64{
 }
 
 // DefaultMaxEvents is how many distinct HandleIn event names a route keeps
-// as label values when [Options.MaxEvents] is 0.
+// as label values when [Options.MaxEvents] is 0 or less.
 const DefaultMaxEvents = 64
 
 // OtherEvent is the event label of a HandleIn whose event is past a

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -414,4 +416,33 @@ func gatherHistograms(t *testing.T, c prometheus.Collector, name string) []histo
 		t.Fatalf("no %s series", name)
 	}
 	return out
+}
+
+// docs/observability.md and the package comment describe every metric.
+func TestDocsListEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "observability.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := os.ReadFile("phxprometheus.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, reg := newCollector(t, Options{})
+	feedAll(c.Telemetry())
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(families) != 11 {
+		t.Errorf("%d metric families, want 11", len(families))
+	}
+	for _, f := range families {
+		if !strings.Contains(string(doc), "| `"+f.GetName()+"` |") {
+			t.Errorf("docs/observability.md has no row for %s", f.GetName())
+		}
+		if !strings.Contains(string(pkg), "//\t"+f.GetName()+"{") {
+			t.Errorf("the package comment does not list %s", f.GetName())
+		}
+	}
 }
