@@ -18,10 +18,10 @@ NPM_STAMP   := $(INTEROP_DIR)/node_modules/.package-lock.json
 # more of them at once than go test's default (GOMAXPROCS).
 INTEROP_PARALLEL ?= 4
 # The modules make test vets and tests: the library (the root, which requires
-# only github.com/coder/websocket) and the nested modules that bring NATS and
-# Redis. bench/ is a module too, but only vetted: its harness is never part
-# of make test.
-MODULES     := . pubsub/natspubsub pubsub/redispubsub telemetry/phxotel examples/chat
+# only github.com/coder/websocket) and the nested modules that bring NATS,
+# Redis, OpenTelemetry and the Prometheus client. bench/ is a module too, but
+# only vetted: its harness is never part of make test.
+MODULES     := . pubsub/natspubsub pubsub/redispubsub telemetry/phxotel telemetry/phxprometheus examples/chat
 VET_MODULES := $(MODULES) bench
 
 .PHONY: all test interop deps node vet
@@ -175,3 +175,25 @@ bench:
 	cd bench && $(GO) run . $(BENCH_ARGS)
 bench-smoke:
 	cd bench && $(GO) run . -targets chat,phxmin,floor -idle 200 -fanout 200 -rate 50 -messages 20 -settle 500ms -drain 5s -quiet
+
+# ---- Prometheus collectors (telemetry/phxprometheus) ----
+# The collectors are a module of their own (they bring client_golang).
+# examples/chat's TestPrometheusScrape runs Debian's prometheus server
+# (PROMETHEUS in the environment overrides the binary) scraping the chat
+# example; without it the test fails under CI=true and skips otherwise.
+PROMETHEUS ?= prometheus
+
+.PHONY: prometheus
+
+prometheus:
+	@if ! command -v $(PROMETHEUS) >/dev/null 2>&1; then \
+		echo "make: $(PROMETHEUS) missing: installing prometheus with apt-get"; \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+		{ $$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; } \
+			|| { echo "make: FAILED to install prometheus with apt-get" >&2; exit 1; }; \
+	fi
+	@command -v $(PROMETHEUS) >/dev/null 2>&1 \
+		|| { echo "make: $(PROMETHEUS) still not on PATH" >&2; exit 1; }
+
+# make deps / make test also install prometheus.
+deps: prometheus

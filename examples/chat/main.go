@@ -26,6 +26,7 @@
 //	GET  /                 the chat page
 //	POST /api/token        {"user":"NAME"} -> {"token":"..."} (or GET /api/token?user=NAME)
 //	     /socket/websocket the Phoenix socket; connect with params {token}
+//	GET  /metrics          Prometheus metrics (phx_..., go_..., process_...)
 //
 // The channel protocol is described on the room type in chat.go.
 package main
@@ -50,7 +51,11 @@ import (
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/telemetry/phxprometheus"
 	"github.com/phxgo/phx/token"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 //go:embed static
@@ -253,8 +258,16 @@ func newApp(cfg appConfig) (*app, error) {
 		return nil, err
 	}
 	c := &chat{store: cfg.Store, now: cfg.Now}
+	// Each app has a registry of its own, served on /metrics.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := phxprometheus.New(phxprometheus.Options{Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
 
 	srv, err := phx.New(&phx.Options{
+		Telemetry:        metrics.Telemetry(),
 		Connect:          au.connect,
 		ID:               socketID,
 		Logger:           cfg.Logger,
@@ -307,6 +320,7 @@ func newApp(cfg appConfig) (*app, error) {
 	mux.HandleFunc("POST /api/token", au.handleToken)
 	mux.HandleFunc("GET /api/token", au.handleToken)
 	mux.Handle("/socket/", srv)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	return &app{handler: securityHeaders(mux), socket: srv, auth: au, chat: c, stopReplication: stopReplication}, nil
 }
