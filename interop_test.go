@@ -448,6 +448,9 @@ func (r *interopRoom) Join(s *phx.Socket, p phx.Payload) (any, error) {
 	if params["refuse"] == true {
 		return nil, phx.Error(map[string]any{"reason": params["reason"]})
 	}
+	if params["bad_reply"] == true {
+		return "not an object", nil // an app bug: the client gets an error
+	}
 	r.user, _ = s.Assigns["user"].(string)
 	if params["welcome"] == true {
 		if err := s.Push("welcome", map[string]any{"hello": r.user}); err != nil {
@@ -497,6 +500,8 @@ func (r *interopRoom) HandleIn(s *phx.Socket, event string, p phx.Payload) (any,
 		return nil, phx.Errorf("bad payload: %v", err)
 	}
 	switch event {
+	case "bad_reply":
+		return []string{"not", "an", "object"}, nil
 	case "echo":
 		return raw, nil
 	case "fail":
@@ -726,6 +731,7 @@ var interopScenarios = []interopScenario{
 		e.wantTerminated(t, "room:"+id, "closed", "closed")
 	}},
 	{name: "too_many_channels"},
+	{name: "bad_reply"},
 	{name: "presence"},
 	{name: "too_big", check: func(t *testing.T, e *interopEnv, c interopClient, id string) {
 		e.wantTerminated(t, "room:"+id, "closed", "closed")
