@@ -444,6 +444,9 @@ func (p *Presence) flush() {
 		if err := p.srv.LocalBroadcast(topic, "presence_diff", payload); err != nil {
 			p.srv.log.Error("phx: presence_diff broadcast failed", "topic", topic, "err", err)
 		}
+		p.srv.opts.Telemetry.presenceDiff(p.srv.log, PresenceDiffSent{
+			Topic: topic, Joins: len(payload["joins"]), Leaves: len(payload["leaves"]),
+		})
 		if p.onMetas != nil {
 			p.callHandleMetas(topic, payload["joins"], payload["leaves"])
 		}

@@ -544,7 +544,33 @@ func (s *Server) BroadcastContext(ctx context.Context, topic, event string, payl
 	if err != nil {
 		return err
 	}
-	return s.pubsub.Broadcast(ctx, b, nil)
+	return s.publish(ctx, b, nil, false)
+}
+
+// publish hands b to the PubSub (this node only when local), and sends the
+// Broadcast telemetry event when a hook wants it.
+func (s *Server) publish(ctx context.Context, b *Broadcast, from Subscriber, local bool) error {
+	t := s.opts.Telemetry
+	if t == nil || t.Broadcast == nil {
+		if local {
+			return s.pubsub.LocalBroadcast(b, from)
+		}
+		return s.pubsub.Broadcast(ctx, b, from)
+	}
+	start := time.Now()
+	subs := -1
+	if sc, ok := s.pubsub.(interface{ SubscriberCount(string) int }); ok {
+		subs = sc.SubscriberCount(b.Topic)
+	}
+	var err error
+	if local {
+		err = s.pubsub.LocalBroadcast(b, from)
+	} else {
+		err = s.pubsub.Broadcast(ctx, b, from)
+	}
+	t.broadcast(s.log, BroadcastSent{Topic: b.Topic, Event: b.Event, Subscribers: subs, Local: local,
+		Duration: time.Since(start), Err: err})
+	return err
 }
 
 // LocalBroadcast is [Server.Broadcast] restricted to this node's subscribers.
@@ -553,7 +579,7 @@ func (s *Server) LocalBroadcast(topic, event string, payload any) error {
 	if err != nil {
 		return err
 	}
-	return s.pubsub.LocalBroadcast(b, nil)
+	return s.publish(context.Background(), b, nil, true)
 }
 
 // Disconnect closes every connection whose [Options.ID] is id, on every
@@ -698,20 +724,37 @@ func (s *Server) startDrain() {
 // waits for every connection to be torn down.
 func (s *Server) drain(conns []*conn) {
 	hurried := false
+	size := s.opts.DrainBatchSize
+	if size <= 0 {
+		size = len(conns)
+	}
 	for i, c := range conns {
-		if size := s.opts.DrainBatchSize; size > 0 && i > 0 && i%size == 0 && !hurried && s.opts.DrainBatchInterval > 0 {
-			t := time.NewTimer(s.opts.DrainBatchInterval)
-			select {
-			case <-t.C:
-			case <-s.hurry: // out of time: close the rest now
-				hurried = true
+		if i > 0 && i%size == 0 {
+			s.drainProgress(i, len(conns), size, hurried)
+			if !hurried && s.opts.DrainBatchInterval > 0 {
+				t := time.NewTimer(s.opts.DrainBatchInterval)
+				select {
+				case <-t.C:
+				case <-s.hurry: // out of time: close the rest now
+					hurried = true
+				}
+				t.Stop()
 			}
-			t.Stop()
 		}
 		c.close(closeServiceRestart, "server shutting down", ErrServerClosed)
 	}
+	if len(conns) > 0 {
+		s.drainProgress(len(conns), len(conns), size, hurried)
+	}
 	s.wg.Wait()
 	close(s.drained)
+}
+
+// drainProgress logs a drain batch and sends its telemetry event.
+func (s *Server) drainProgress(closed, total, size int, hurried bool) {
+	batch := (closed + size - 1) / size
+	s.log.Info("phx: draining", "closed", closed, "total", total, "batch", batch)
+	s.opts.Telemetry.drain(s.log, DrainProgress{Closed: closed, Total: total, Batch: batch, Hurry: hurried})
 }
 
 // followHTTPServer makes hs's Shutdown start the drain, once per

@@ -80,11 +80,7 @@ func (s *Socket) broadcast(event string, payload any, excludeSelf, local bool) e
 	if excludeSelf {
 		from = s.ch
 	}
-	ps := s.ch.conn.srv.pubsub
-	if local {
-		return ps.LocalBroadcast(b, from)
-	}
-	return ps.Broadcast(s.ch.ctx, b, from)
+	return s.ch.conn.srv.publish(s.ch.ctx, b, from, local)
 }
 
 // Send queues msg for the channel's [InfoHandler], after the events already

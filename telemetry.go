@@ -37,6 +37,43 @@ type Telemetry struct {
 	// ChannelTerminated is called when a joined channel has ended, after
 	// its Terminate.
 	ChannelTerminated func(ChannelTerminated)
+	// Broadcast is called after a broadcast made on this node
+	// (Server.Broadcast*, Socket.Broadcast*) was handed to the PubSub:
+	// delivered to this node's subscribers, and published to the others'.
+	Broadcast func(BroadcastSent)
+	// Drain is called while Shutdown drains, after each batch of
+	// connections is told to close ([:phoenix, :socket_drain]).
+	Drain func(DrainProgress)
+	// PresenceDiff is called after a Presence broadcast a presence_diff.
+	PresenceDiff func(PresenceDiffSent)
+}
+
+// BroadcastSent describes one broadcast made on this node.
+type BroadcastSent struct {
+	Topic string
+	Event string
+	// Subscribers is how many subscribers of this node the topic had, -1
+	// when the PubSub cannot tell (it has no SubscriberCount method).
+	Subscribers int
+	Local       bool          // LocalBroadcast: this node only
+	Duration    time.Duration // encoding, local delivery and the publish
+	Err         error         // the PubSub's error, if any
+}
+
+// DrainProgress describes one batch of a Shutdown's drain ([:phoenix,
+// :socket_drain]).
+type DrainProgress struct {
+	Closed int  // connections told to close so far
+	Total  int  // connections open when the drain began
+	Batch  int  // this batch's number, from 1
+	Hurry  bool // Shutdown's context ended: the rest closed at once
+}
+
+// PresenceDiffSent describes one presence_diff broadcast.
+type PresenceDiffSent struct {
+	Topic  string
+	Joins  int // keys joining
+	Leaves int // keys leaving
 }
 
 // SocketConnected describes a connection attempt ([:phoenix,
@@ -141,6 +178,30 @@ func (t *Telemetry) channelTerminated(log *slog.Logger, e ChannelTerminated) {
 	}
 	defer recoverHook(log, "ChannelTerminated")
 	t.ChannelTerminated(e)
+}
+
+func (t *Telemetry) broadcast(log *slog.Logger, e BroadcastSent) {
+	if t == nil || t.Broadcast == nil {
+		return
+	}
+	defer recoverHook(log, "Broadcast")
+	t.Broadcast(e)
+}
+
+func (t *Telemetry) drain(log *slog.Logger, e DrainProgress) {
+	if t == nil || t.Drain == nil {
+		return
+	}
+	defer recoverHook(log, "Drain")
+	t.Drain(e)
+}
+
+func (t *Telemetry) presenceDiff(log *slog.Logger, e PresenceDiffSent) {
+	if t == nil || t.PresenceDiff == nil {
+		return
+	}
+	defer recoverHook(log, "PresenceDiff")
+	t.PresenceDiff(e)
 }
 
 // recoverHook, deferred by a fire function, contains a panicking hook.

@@ -3,6 +3,7 @@ package phx_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -209,5 +210,65 @@ func TestTelemetryAcceptAuthenticated(t *testing.T) {
 	sock.Close()
 	if e := next[phx.SocketClosed](t, events); e.Transport != "memory" || e.ID != "users_socket:t" {
 		t.Fatalf("SocketClosed %+v", e)
+	}
+}
+
+func TestTelemetryBroadcastPresenceAndDrain(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var bcasts []phx.BroadcastSent
+	var diffs []phx.PresenceDiffSent
+	var drains []phx.DrainProgress
+	srv := phx.NewServer(&phx.Options{
+		Logger:             quietLogger(),
+		DrainBatchSize:     2,
+		DrainBatchInterval: time.Millisecond,
+		Telemetry: &phx.Telemetry{
+			Broadcast:    func(e phx.BroadcastSent) { mu.Lock(); bcasts = append(bcasts, e); mu.Unlock() },
+			PresenceDiff: func(e phx.PresenceDiffSent) { mu.Lock(); diffs = append(diffs, e); mu.Unlock() },
+			Drain:        func(e phx.DrainProgress) { mu.Lock(); drains = append(drains, e); mu.Unlock() },
+		},
+	})
+	p := phx.NewPresence(srv, &phx.PresenceOptions{BatchInterval: -1})
+	srv.Channel("lobby", func() phx.Channel { return lobby{p} })
+	peers := make([]*pipePeer, 5)
+	for i := range peers {
+		peers[i] = dialPipe(t, srv, fmt.Sprintf("vsn=2.0.0&user=u%d", i))
+	}
+	sock := phxtest.NewSocket(t, srv, phx.Assigns{"user": "ann"})
+	sock.JoinOK("lobby", nil)
+	if err := srv.Broadcast("lobby", "news", map[string]int{"n": 1}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	var news *phx.BroadcastSent
+	for i := range bcasts {
+		if bcasts[i].Event == "news" {
+			news = &bcasts[i]
+		}
+	}
+	mu.Unlock()
+	// Subscribers: the channel and phxtest's watch of the topic.
+	if news == nil || news.Topic != "lobby" || news.Subscribers != 2 || news.Local || news.Err != nil {
+		t.Fatalf("Broadcast events %+v", bcasts)
+	}
+	interopEventually(t, 3*time.Second, "a PresenceDiff event for ann's join", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range diffs {
+			if d.Topic == "lobby" && d.Joins == 1 && d.Leaves == 0 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", diffs)
+	})
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []phx.DrainProgress{{Closed: 2, Total: 6, Batch: 1}, {Closed: 4, Total: 6, Batch: 2}, {Closed: 6, Total: 6, Batch: 3}}
+	if fmt.Sprint(drains) != fmt.Sprint(want) {
+		t.Fatalf("Drain events %+v, want %+v", drains, want)
 	}
 }
