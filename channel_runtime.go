@@ -502,7 +502,16 @@ func (ch *channel) handle(it *mailItem) (end error) {
 		ch.handledIn(it.event, inStart, status)
 	case itemOut:
 		if h, ok := ch.impl.(OutHandler); ok {
+			t := c.srv.opts.Telemetry
+			if t == nil || t.ChannelHandledOut == nil {
+				h.HandleOut(ch.sock, it.event, it.payload)
+				break
+			}
+			start := time.Now()
 			h.HandleOut(ch.sock, it.event, it.payload)
+			t.channelHandledOut(ch.log, ChannelHandledOut{
+				Context: ch.ctx, Route: ch.route, Topic: ch.topic, Event: it.event, Duration: time.Since(start),
+			})
 		}
 	case itemInfo:
 		if h, ok := ch.impl.(InfoHandler); ok {

@@ -468,6 +468,9 @@ func New(opts *Options) (*Server, error) {
 	if l, ok := o.PubSub.(interface{ UseLogger(*slog.Logger) }); ok {
 		l.UseLogger(o.Logger) // adapters without a logger of their own log with ours
 	}
+	if t, ok := o.PubSub.(interface{ UseTelemetry(*Telemetry) }); ok && o.Telemetry != nil {
+		t.UseTelemetry(o.Telemetry)
+	}
 	subprotocols := []string{"phoenix"}
 	for _, p := range o.Subprotocols {
 		if p == "" || strings.ContainsAny(p, ", \t\r\n\"") {

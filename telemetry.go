@@ -46,6 +46,37 @@ type Telemetry struct {
 	Drain func(DrainProgress)
 	// PresenceDiff is called after a Presence broadcast a presence_diff.
 	PresenceDiff func(PresenceDiffSent)
+	// PubSub is called by a PubSub adapter (the NATS and Redis ones) for
+	// what an operator watches: the broker connection lost and restored,
+	// a publish that failed, a message from the broker it could not
+	// decode. NewServer hands the hooks to a PubSub with a method
+	// UseTelemetry(*Telemetry).
+	PubSub func(PubSubEvent)
+	// ChannelHandledOut is called after HandleOut ran for an intercepted
+	// broadcast.
+	ChannelHandledOut func(ChannelHandledOut)
+}
+
+// PubSubEvent is something a PubSub adapter reports.
+type PubSubEvent struct {
+	Adapter string // "nats", "redis"
+	Node    string // the adapter's node ID
+	// Kind is "disconnected" (broadcasts reach this node only), or
+	// "reconnected" (Gap says for how long broadcasts of other nodes were
+	// lost), "publish_failed" (Topic, Err), "decode_failed" (Err).
+	Kind  string
+	Topic string
+	Gap   time.Duration
+	Err   error
+}
+
+// ChannelHandledOut describes one HandleOut of an intercepted broadcast.
+type ChannelHandledOut struct {
+	Context  context.Context // the channel's
+	Route    string
+	Topic    string
+	Event    string
+	Duration time.Duration
 }
 
 // BroadcastSent describes one broadcast made on this node.
@@ -202,6 +233,14 @@ func (t *Telemetry) presenceDiff(log *slog.Logger, e PresenceDiffSent) {
 	}
 	defer recoverHook(log, "PresenceDiff")
 	t.PresenceDiff(e)
+}
+
+func (t *Telemetry) channelHandledOut(log *slog.Logger, e ChannelHandledOut) {
+	if t == nil || t.ChannelHandledOut == nil {
+		return
+	}
+	defer recoverHook(log, "ChannelHandledOut")
+	t.ChannelHandledOut(e)
 }
 
 // recoverHook, deferred by a fire function, contains a panicking hook.

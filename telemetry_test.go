@@ -272,3 +272,38 @@ func TestTelemetryBroadcastPresenceAndDrain(t *testing.T) {
 		t.Fatalf("Drain events %+v, want %+v", drains, want)
 	}
 }
+
+func TestTelemetryHandledOutAndPubSubWiring(t *testing.T) {
+	t.Parallel()
+	outs := make(chan phx.ChannelHandledOut, 4)
+	ps := &telemetryPubSub{MemoryPubSub: phx.NewMemoryPubSub()}
+	tel := &phx.Telemetry{ChannelHandledOut: func(e phx.ChannelHandledOut) { outs <- e }}
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger(), PubSub: ps, Telemetry: tel})
+	if ps.got != tel {
+		t.Fatal("NewServer did not hand Options.Telemetry to the PubSub's UseTelemetry")
+	}
+	srv.Channel("room:*", func() phx.Channel { return &room{} })
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	c := dialPipe(t, srv, "user=bo&vsn=2.0.0")
+	c.join("room:o", "1", map[string]any{})
+	if err := srv.Broadcast("room:o", "secret", map[string]any{}); err != nil { // room intercepts "secret"
+		t.Fatal(err)
+	}
+	c.expect(`["1",null,"room:o","secret",{"seen_by":null}]`) // no Connect: no user
+	select {
+	case e := <-outs:
+		if e.Route != "room:*" || e.Topic != "room:o" || e.Event != "secret" || e.Duration <= 0 {
+			t.Fatalf("ChannelHandledOut %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no ChannelHandledOut event")
+	}
+}
+
+// telemetryPubSub is a MemoryPubSub that records the hooks NewServer gives it.
+type telemetryPubSub struct {
+	*phx.MemoryPubSub
+	got *phx.Telemetry
+}
+
+func (p *telemetryPubSub) UseTelemetry(t *phx.Telemetry) { p.got = t }

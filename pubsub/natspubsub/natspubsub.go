@@ -348,6 +348,11 @@ type Stats struct {
 // where the server does.
 func (ps *PubSub) UseLogger(l *slog.Logger) { ps.r.UseLogger(l) }
 
+// UseTelemetry makes t receive the adapter's events (connection lost and
+// restored, failed publishes, undecodable messages) as phx.PubSubEvent.
+// phx.NewServer calls it with Options.Telemetry.
+func (ps *PubSub) UseTelemetry(t *phx.Telemetry) { ps.r.UseTelemetry(t) }
+
 // Stats returns the current counters.
 func (ps *PubSub) Stats() Stats {
 	c := ps.r.Counters()

@@ -331,6 +331,11 @@ type Stats struct {
 // where the server does.
 func (a *PubSub) UseLogger(l *slog.Logger) { a.r.UseLogger(l) }
 
+// UseTelemetry makes t receive the adapter's events (connection lost and
+// restored, failed publishes, undecodable messages) as phx.PubSubEvent.
+// phx.NewServer calls it with Options.Telemetry.
+func (a *PubSub) UseTelemetry(t *phx.Telemetry) { a.r.UseTelemetry(t) }
+
 // Stats returns the current counters.
 func (a *PubSub) Stats() Stats {
 	c := a.r.Counters()

@@ -59,6 +59,7 @@ type Relay struct {
 	node   []byte
 	log    atomic.Pointer[slog.Logger]
 	ownLog bool // the adapter was given a logger: UseLogger keeps it
+	tel    atomic.Pointer[phx.Telemetry]
 	local  *phx.MemoryPubSub
 	broker Broker
 
@@ -110,6 +111,26 @@ func New(cfg Config, b Broker) *Relay {
 	r.log.Store(cfg.Logger.With("pubsub", cfg.Adapter, "node", cfg.NodeID))
 	r.connected.Store(true)
 	return r
+}
+
+// UseTelemetry makes t receive the relay's PubSub events. phx.NewServer
+// calls it with Options.Telemetry.
+func (r *Relay) UseTelemetry(t *phx.Telemetry) { r.tel.Store(t) }
+
+// event sends a PubSub event to the Telemetry hook, if any, containing
+// its panics.
+func (r *Relay) event(e phx.PubSubEvent) {
+	t := r.tel.Load()
+	if t == nil || t.PubSub == nil {
+		return
+	}
+	e.Adapter, e.Node = r.cfg.Adapter, r.cfg.NodeID
+	defer func() {
+		if v := recover(); v != nil {
+			r.Logger().Error("phx pubsub: Telemetry PubSub hook panicked", "panic", v)
+		}
+	}()
+	t.PubSub(e)
 }
 
 // UseLogger makes l the relay's logger, unless the adapter was configured
@@ -235,6 +256,7 @@ func (r *Relay) Broadcast(ctx context.Context, b *phx.Broadcast, from phx.Subscr
 		if r.closed.Load() {
 			return phx.ErrPubSubClosed
 		}
+		r.event(phx.PubSubEvent{Kind: "publish_failed", Topic: b.Topic, Err: err})
 		return err
 	}
 	r.published.Add(1)
@@ -249,6 +271,7 @@ func (r *Relay) Receive(msg []byte) {
 	e, err := DecodeEnvelope(msg)
 	if err != nil {
 		r.decodeErrors.Add(1)
+		r.event(phx.PubSubEvent{Kind: "decode_failed", Err: err})
 		now := time.Now().UnixNano()
 		if last := r.lastDecodeLog.Load(); now-last >= int64(time.Second) && r.lastDecodeLog.CompareAndSwap(last, now) {
 			r.Logger().Warn("phx pubsub: dropped an undecodable message (logged at most once a second; see Stats().DecodeErrors)",
@@ -282,6 +305,7 @@ func (r *Relay) Disconnected(err error) {
 	r.gapMu.Unlock()
 	r.disconnects.Add(1)
 	r.Logger().Warn("phx pubsub: broker connection lost; broadcasts reach this node only until it returns", "err", err)
+	r.event(phx.PubSubEvent{Kind: "disconnected", Err: err})
 }
 
 // Reconnected records that the broker connection is back, with every
@@ -296,6 +320,7 @@ func (r *Relay) Reconnected() {
 	r.lastGap = end.Sub(start)
 	r.gapMu.Unlock()
 	r.reconnects.Add(1)
+	r.event(phx.PubSubEvent{Kind: "reconnected", Gap: end.Sub(start)})
 	r.Logger().Warn("phx pubsub: broker connection restored; broadcasts of other nodes during the gap were lost",
 		"gap", end.Sub(start).Round(time.Millisecond), "gap_start", start, "topics", r.remoteTopics.Load())
 	if r.cfg.OnGap != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -241,5 +242,35 @@ func TestRelayUseLogger(t *testing.T) {
 	r.Logger().Info("mine")
 	if server.Len() != 0 || !strings.Contains(own.String(), "msg=mine") {
 		t.Fatalf("a relay with its own logger switched: server %q, own %q", server.String(), own.String())
+	}
+}
+
+func TestRelayTelemetryEvents(t *testing.T) {
+	br := &recBroker{}
+	r := New(Config{NodeID: "A", Adapter: "test", Logger: slog.New(slog.DiscardHandler)}, br)
+	var got []phx.PubSubEvent
+	r.UseTelemetry(&phx.Telemetry{PubSub: func(e phx.PubSubEvent) { got = append(got, e) }})
+
+	r.Disconnected(errors.New("broker gone"))
+	r.Reconnected()
+	br.fail = errors.New("publish refused")
+	b, _ := phx.NewBroadcast("t", "e", nil)
+	if err := r.Broadcast(context.Background(), b, nil); err == nil {
+		t.Fatal("a failing publish returned nil")
+	}
+	r.Receive([]byte("not an envelope"))
+
+	kinds := make([]string, len(got))
+	for i, e := range got {
+		kinds[i] = e.Kind
+		if e.Adapter != "test" || e.Node != "A" {
+			t.Errorf("event %+v without the adapter's name and node", e)
+		}
+	}
+	if want := []string{"disconnected", "reconnected", "publish_failed", "decode_failed"}; !slices.Equal(kinds, want) {
+		t.Fatalf("events %q, want %q", kinds, want)
+	}
+	if got[0].Err == nil || got[1].Gap <= 0 || got[2].Topic != "t" || got[3].Err == nil {
+		t.Fatalf("event fields %+v", got)
 	}
 }
