@@ -376,6 +376,26 @@ func TestPrometheusScrape(t *testing.T) {
 			t.Fatalf("docs/observability.md's alert rules: %d loaded, want 5; unhealthy: %q", n, bad)
 		}
 	}
+	// Prometheus's own graph page, screenshotted in Chromium while the
+	// client is connected (testdata/artifacts/prometheus.png; the copy in
+	// docs/ comes from a run of this test).
+	if _, err := os.Stat(chromiumPath); err == nil {
+		artifacts, err := filepath.Abs(filepath.Join("..", "..", "testdata", "artifacts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(artifacts, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		shot := filepath.Join(artifacts, "prometheus.png")
+		runNode(t, 40*time.Second, []string{"CHROMIUM=" + chromiumPath},
+			filepath.Join("e2e", "prometheus_graph.mjs"), prom.url, shot)
+		if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
+			t.Errorf("screenshot %s missing or tiny: %v", shot, err)
+		}
+	} else {
+		missing(t, chromiumPath+" is missing (apt-get install chromium)")
+	}
 	// A quantile is computable from the buckets: every new_msg took under 10s.
 	if v, ok := prom.query(t, `histogram_quantile(0.99, sum by (le) (phx_channel_handle_in_duration_seconds_bucket{event="new_msg"}))`); !ok || !(v > 0 && v <= 10) {
 		t.Errorf("p99 of new_msg: %v (ok %v), want a duration in (0, 10] s", v, ok)
