@@ -388,8 +388,8 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 func (ch *channel) joined(status string) {
 	c := ch.conn
 	d := time.Since(ch.started)
-	if status == "ok" {
-		ch.log.Info("phx: joined", "route", ch.route, "duration", d)
+	if level := c.srv.opts.JoinLogLevel; status == "ok" && ch.log.Enabled(ch.ctx, level) {
+		ch.log.Log(ch.ctx, level, "phx: joined", "route", ch.route, "duration", d)
 	}
 	c.srv.opts.Telemetry.channelJoined(ch.log, ChannelJoined{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,

@@ -52,6 +52,16 @@ type Options struct {
 	// at Debug, bad client input at Info or Warn, crashes at Error.
 	// nil means slog.Default().
 	Logger *slog.Logger
+	// ConnectLogLevel and JoinLogLevel are the levels of the lines logged
+	// for each accepted connection ("phx: socket connected", with its
+	// transport, socket ID, vsn, Connect's duration and params, password
+	// and token values filtered) and each accepted join ("phx: joined",
+	// with the route and duration), as Phoenix's log: and log_join:
+	// options. Zero means Info; slog.LevelDebug hides them under a
+	// handler at Info.
+	ConnectLogLevel slog.Level
+	JoinLogLevel    slog.Level
+
 	// Telemetry receives the server's lifecycle events (connects, joins,
 	// HandleIn, ends) with their durations; nil for none. See [Telemetry].
 	Telemetry *Telemetry

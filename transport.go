@@ -100,8 +100,10 @@ func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 func (s *Server) accepted(info *ConnectInfo, start time.Time, id string, err error) error {
 	d := time.Since(start)
 	if err == nil {
-		s.log.Info("phx: socket connected", "transport", info.Transport, "socket_id", id,
-			"vsn", info.Params.Get("vsn"), "duration", d, "params", logParams(info.Params))
+		if s.log.Enabled(info.Context, s.opts.ConnectLogLevel) {
+			s.log.Log(info.Context, s.opts.ConnectLogLevel, "phx: socket connected", "transport", info.Transport,
+				"socket_id", id, "vsn", info.Params.Get("vsn"), "duration", d, "params", logParams(info.Params))
+		}
 	}
 	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
 		Context: info.Context, Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id, Duration: d, Err: err,
