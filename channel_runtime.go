@@ -101,6 +101,7 @@ type channel struct {
 	mu       sync.Mutex
 	cleanups []func()   // run once when the channel ends (presence untrack)
 	res      *resources // Subscribe and SendAfter's, made on first use
+	curOut   *Broadcast // the broadcast HandleOut is handling (channel goroutine only)
 	items    []mailItem
 	spare    []mailItem // the drained batch's array, reused for items
 	stopErr  error      // the first stop request's reason
@@ -223,7 +224,7 @@ func (ch *channel) requestStop(err error) {
 // for intercepted ones.
 func (ch *channel) Deliver(b *Broadcast) {
 	if ch.intercept[b.Event] {
-		ch.post(mailItem{kind: itemOut, event: b.Event, payload: b.Payload})
+		ch.post(mailItem{kind: itemOut, event: b.Event, payload: b.Payload, info: b})
 		return
 	}
 	f, err := b.frame(ch.conn.codec)
@@ -502,6 +503,8 @@ func (ch *channel) handle(it *mailItem) (end error) {
 		ch.handledIn(it.event, inStart, status)
 	case itemOut:
 		if h, ok := ch.impl.(OutHandler); ok {
+			ch.curOut, _ = it.info.(*Broadcast)
+			defer func() { ch.curOut = nil }()
 			t := c.srv.opts.Telemetry
 			if t == nil || t.ChannelHandledOut == nil {
 				h.HandleOut(ch.sock, it.event, it.payload)

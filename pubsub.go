@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -74,8 +75,10 @@ type Broadcast struct {
 
 	frames [wire.NumFormats]encodedFrame // by wire.Format of the built-in serializers
 
-	mu     sync.Mutex
-	custom []customFrame // encoded by other serializers
+	mu      sync.Mutex
+	custom  []customFrame        // encoded by other serializers
+	value   any                  // the Go value NewBroadcast encoded, for OutPayload
+	decoded map[reflect.Type]any // OutPayload's decodings, by type (guarded by mu)
 }
 
 // encodedFrame is the broadcast as one built-in serializer encodes it.
@@ -99,7 +102,7 @@ func NewBroadcast(topic, event string, payload any) (*Broadcast, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Broadcast{Topic: topic, Event: event, Payload: p}, nil
+	return &Broadcast{Topic: topic, Event: event, Payload: p, value: payload}, nil
 }
 
 // frame returns the broadcast encoded for cd, computing it once per

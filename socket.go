@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 )
 
 // Socket is a channel's handle on its client, as the socket in Phoenix's
@@ -133,4 +134,44 @@ func (r ReplyRef) Reply(status string, response any) error {
 		return ErrChannelClosed
 	}
 	return r.ch.conn.reply(r.ch.joinRef, r.ref, r.ch.topic, status, p)
+}
+
+// OutPayload returns the payload of the intercepted broadcast HandleOut is
+// handling as a T, as Phoenix's handle_out gets the original term: a
+// broadcast made on this node with a T returns that very value, and one
+// that arrived as JSON (from another node, or of another type) is decoded
+// once per broadcast and type, for every subscriber of this node. The value
+// is shared by those subscribers: treat it as read-only. Called outside
+// HandleOut it returns an error.
+func OutPayload[T any](s *Socket) (T, error) {
+	var zero T
+	b := s.ch.curOut
+	if b == nil {
+		return zero, errors.New("phx: OutPayload called outside HandleOut")
+	}
+	if v, ok := b.value.(T); ok {
+		return v, nil
+	}
+	key := reflect.TypeFor[T]()
+	b.mu.Lock()
+	d, ok := b.decoded[key]
+	b.mu.Unlock()
+	if ok {
+		return d.(T), nil
+	}
+	var v T
+	if err := b.Payload.Decode(&v); err != nil {
+		return zero, err
+	}
+	b.mu.Lock()
+	if d, ok := b.decoded[key]; ok { // another subscriber decoded it meanwhile
+		v = d.(T)
+	} else {
+		if b.decoded == nil {
+			b.decoded = make(map[reflect.Type]any, 1)
+		}
+		b.decoded[key] = v
+	}
+	b.mu.Unlock()
+	return v, nil
 }
