@@ -4,10 +4,10 @@ go 1.25.0
 
 require (
 	github.com/nats-io/nats-server/v2 v2.14.5
-	github.com/phxgo/phx v0.0.0
-	github.com/phxgo/phx/pubsub/natspubsub v0.0.0
-	github.com/phxgo/phx/pubsub/redispubsub v0.0.0
-	github.com/phxgo/phx/telemetry/phxprometheus v0.0.0
+	github.com/phxgo/phx v0.1.0
+	github.com/phxgo/phx/pubsub/natspubsub v0.1.0
+	github.com/phxgo/phx/pubsub/redispubsub v0.1.0
+	github.com/phxgo/phx/telemetry/phxprometheus v0.1.0
 	github.com/prometheus/client_golang v1.24.1
 )
 

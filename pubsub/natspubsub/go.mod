@@ -5,7 +5,7 @@ go 1.25.0
 require (
 	github.com/nats-io/nats-server/v2 v2.14.5
 	github.com/nats-io/nats.go v1.53.1
-	github.com/phxgo/phx v0.0.0
+	github.com/phxgo/phx v0.1.0
 )
 
 require (

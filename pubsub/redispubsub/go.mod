@@ -3,7 +3,7 @@ module github.com/phxgo/phx/pubsub/redispubsub
 go 1.25.0
 
 require (
-	github.com/phxgo/phx v0.0.0
+	github.com/phxgo/phx v0.1.0
 	github.com/redis/go-redis/v9 v9.22.0
 )
 

@@ -4,7 +4,7 @@ go 1.25.0
 
 require (
 	github.com/coder/websocket v1.8.15
-	github.com/phxgo/phx v0.0.0
+	github.com/phxgo/phx v0.1.0
 	github.com/prometheus/client_golang v1.24.1
 )
 
