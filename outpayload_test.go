@@ -41,6 +41,7 @@ func (cardBoard) HandleOut(s *phx.Socket, event string, _ phx.Payload) {
 // The subscribers of one node share one decoding of an intercepted
 // broadcast from another node, and a local broadcast's own value.
 func TestOutPayloadDecodesOncePerBroadcast(t *testing.T) {
+	cardDecodes.Store(0)
 	srv := phx.NewServer(&phx.Options{Logger: quietLogger()})
 	srv.Channel("board:*", func() phx.Channel { return cardBoard{} })
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })

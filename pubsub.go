@@ -78,7 +78,7 @@ type Broadcast struct {
 	mu      sync.Mutex
 	custom  []customFrame        // encoded by other serializers
 	value   any                  // the Go value NewBroadcast encoded, for OutPayload
-	decoded map[reflect.Type]any // OutPayload's decodings, by type (guarded by mu)
+	decoded map[reflect.Type]*decodedPayload // OutPayload's decodings, by type (guarded by mu)
 }
 
 // encodedFrame is the broadcast as one built-in serializer encodes it.

@@ -36,6 +36,14 @@ type Options struct {
 	// request's context. nil accepts every connection with no assigns.
 	Connect func(info *ConnectInfo) (Assigns, error)
 
+	// ConnectErrorHandler, when set, writes the HTTP response of a
+	// WebSocket connection Connect refused (or whose vsn no serializer
+	// matches), as Phoenix's error_handler: err is the [*RefusedError],
+	// its Status the response's default and Err Connect's error. nil
+	// answers Status with its standard text. Long-poll refusals keep
+	// their JSON statuses, the only answers phoenix.js reads there.
+	ConnectErrorHandler func(w http.ResponseWriter, r *http.Request, err *RefusedError)
+
 	// ID names the connection from its assigns, e.g. "users_socket:42".
 	// Connections that share an ID can be closed together with
 	// [Server.Disconnect]. An empty ID (or a nil ID func) makes the

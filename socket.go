@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
+	"sync"
 )
 
 // Socket is a channel's handle on its client, as the socket in Phoenix's
@@ -136,6 +137,13 @@ func (r ReplyRef) Reply(status string, response any) error {
 	return r.ch.conn.reply(r.ch.joinRef, r.ref, r.ch.topic, status, p)
 }
 
+// decodedPayload is one OutPayload decoding of a broadcast.
+type decodedPayload struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
 // OutPayload returns the payload of the intercepted broadcast HandleOut is
 // handling as a T, as Phoenix's handle_out gets the original term: a
 // broadcast made on this node with a T returns that very value, and one
@@ -154,24 +162,23 @@ func OutPayload[T any](s *Socket) (T, error) {
 	}
 	key := reflect.TypeFor[T]()
 	b.mu.Lock()
-	d, ok := b.decoded[key]
-	b.mu.Unlock()
-	if ok {
-		return d.(T), nil
+	if b.decoded == nil {
+		b.decoded = make(map[reflect.Type]*decodedPayload, 1)
 	}
-	var v T
-	if err := b.Payload.Decode(&v); err != nil {
-		return zero, err
-	}
-	b.mu.Lock()
-	if d, ok := b.decoded[key]; ok { // another subscriber decoded it meanwhile
-		v = d.(T)
-	} else {
-		if b.decoded == nil {
-			b.decoded = make(map[reflect.Type]any, 1)
-		}
-		b.decoded[key] = v
+	d := b.decoded[key]
+	if d == nil {
+		d = &decodedPayload{}
+		b.decoded[key] = d
 	}
 	b.mu.Unlock()
-	return v, nil
+	// The first subscriber decodes; the others wait for it.
+	d.once.Do(func() {
+		var v T
+		d.err = b.Payload.Decode(&v)
+		d.v = v
+	})
+	if d.err != nil {
+		return zero, d.err
+	}
+	return d.v.(T), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -219,5 +220,29 @@ func TestTransportShutdownAndLimits(t *testing.T) {
 	go srv.Shutdown(context.Background())
 	if code, err := live.awaitEnd(t); code != 1012 || err != nil {
 		t.Fatalf("Shutdown: close code %d, Serve error %v; want 1012, nil", code, err)
+	}
+}
+
+// ConnectErrorHandler writes the response of a refused WebSocket connect.
+func TestConnectErrorHandler(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, &phx.Options{
+		Connect: func(*phx.ConnectInfo) (phx.Assigns, error) {
+			return nil, &phx.RefusedError{Status: http.StatusPaymentRequired, Err: errors.New("plan expired")}
+		},
+		ConnectErrorHandler: func(w http.ResponseWriter, r *http.Request, err *phx.RefusedError) {
+			w.Header().Set("X-Reason", err.Err.Error())
+			w.WriteHeader(err.Status)
+			fmt.Fprint(w, `{"error":"upgrade your plan"}`)
+		},
+	}, nil)
+	resp, err := http.Get(strings.Replace(ts.url, "ws", "http", 1) + "/websocket?vsn=2.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusPaymentRequired || resp.Header.Get("X-Reason") == "" || string(body) != `{"error":"upgrade your plan"}` {
+		t.Fatalf("refusal answered %d %q %q", resp.StatusCode, resp.Header.Get("X-Reason"), body)
 	}
 }

@@ -89,6 +89,10 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		status = refused.Status
 	}
 	s.log.Info("phx: connection refused", "err", err, "remote", r.RemoteAddr)
+	if h := s.opts.ConnectErrorHandler; h != nil && refused != nil {
+		h(w, r, refused)
+		return
+	}
 	http.Error(w, http.StatusText(status), status)
 }
 
