@@ -76,8 +76,8 @@ type Broadcast struct {
 	frames [wire.NumFormats]encodedFrame // by wire.Format of the built-in serializers
 
 	mu      sync.Mutex
-	custom  []customFrame        // encoded by other serializers
-	value   any                  // the Go value NewBroadcast encoded, for OutPayload
+	custom  []customFrame                    // encoded by other serializers
+	value   any                              // the Go value NewBroadcast encoded, for OutPayload
 	decoded map[reflect.Type]*decodedPayload // OutPayload's decodings, by type (guarded by mu)
 }
 
