@@ -24,7 +24,7 @@ INTEROP_PARALLEL ?= 4
 MODULES     := . pubsub/natspubsub pubsub/redispubsub telemetry/phxotel telemetry/phxprometheus examples/chat
 VET_MODULES := $(MODULES) bench
 
-.PHONY: all test interop deps node vet
+.PHONY: all test interop deps node vet fmt
 
 export NODE_VERSION_CHECK := const [a, b] = process.versions.node.split(".").map(Number); \
 	if (a < 20 || (a === 20 && b < 10)) { \
@@ -50,8 +50,13 @@ test: deps vet
 interop: deps
 	$(GO) test -race -count=1 -parallel $(INTEROP_PARALLEL) -run '^TestInterop' .
 
-vet:
+vet: fmt
 	$(call in-modules,$(VET_MODULES),$(GO) vet ./...)
+
+# fmt fails when a Go file anywhere in the repository is not gofmt'ed.
+fmt:
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$out" ]; then echo "make: FAILED: not gofmt'ed:" >&2; echo "$$out" >&2; exit 1; fi
 
 deps: node $(NPM_STAMP)
 
