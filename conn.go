@@ -75,6 +75,7 @@ type conn struct {
 
 	lastRead    atomic.Int64 // unix nanos of the last frame received
 	opened      time.Time    // when Accept made the connection
+	countFrames bool         // a SocketClosed hook wants framesIn and framesOut
 	framesIn    atomic.Int64 // frames handed to handleFrame
 	framesOut   atomic.Int64 // frames queued
 	idleTimer   *time.Timer
@@ -114,6 +115,7 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 	}
 	c.out.init(srv.opts.MaxQueuedMessages, srv.opts.MaxQueuedBytes)
 	c.opened = time.Now()
+	c.countFrames = srv.opts.Telemetry != nil && srv.opts.Telemetry.SocketClosed != nil
 	c.lastRead.Store(c.opened.UnixNano())
 	return c
 }
@@ -234,7 +236,9 @@ func (c *conn) enqueue(f Frame) bool {
 	}
 	switch c.out.push(f) {
 	case pushOK:
-		c.framesOut.Add(1)
+		if c.countFrames {
+			c.framesOut.Add(1)
+		}
 		return true
 	case pushFull:
 		c.log.Warn("phx: closing slow client: outbound queue full",
@@ -303,7 +307,9 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 	}
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
-	c.framesIn.Add(1)
+	if c.countFrames {
+		c.framesIn.Add(1)
+	}
 	msg, err := c.codec.ser.Decode(data, binary)
 	if err != nil {
 		return err
