@@ -111,22 +111,14 @@ func (s *Socket) SendAfter(d time.Duration, msg any) (stop func() bool) {
 // cleanup that releases them when the channel ends; nil if it has ended.
 func (ch *channel) resources() *resources {
 	ch.mu.Lock()
-	r := ch.res
-	ch.mu.Unlock()
-	if r != nil {
-		return r
+	r, made := ch.res, false
+	if r == nil {
+		r, made = &resources{}, true
+		ch.res = r
 	}
-	r = &resources{}
-	ch.mu.Lock()
-	if ch.res != nil { // made meanwhile
-		r = ch.res
-		ch.mu.Unlock()
-		return r
-	}
-	ch.res = r
 	ch.mu.Unlock()
-	if !ch.onEnd(func() { r.release(ch) }) {
-		r.release(ch)
+	if made && !ch.onEnd(func() { r.release(ch) }) {
+		r.release(ch) // the channel ended meanwhile
 		return nil
 	}
 	return r
