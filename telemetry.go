@@ -171,79 +171,70 @@ type ChannelTerminated struct {
 // The fire functions call a hook if it is set, containing its panics. They
 // take events by value: with no hook set nothing is built or allocated.
 
-func (t *Telemetry) socketConnected(log *slog.Logger, e SocketConnected) {
-	if t == nil || t.SocketConnected == nil {
+// fire calls hook with e unless it is nil; a panic is logged as name's.
+func fire[E any](log *slog.Logger, name string, hook func(E), e E) {
+	if hook == nil {
 		return
 	}
-	defer recoverHook(log, "SocketConnected")
-	t.SocketConnected(e)
+	defer recoverHook(log, name)
+	hook(e)
+}
+
+func (t *Telemetry) socketConnected(log *slog.Logger, e SocketConnected) {
+	if t != nil {
+		fire(log, "SocketConnected", t.SocketConnected, e)
+	}
 }
 
 func (t *Telemetry) socketClosed(log *slog.Logger, e SocketClosed) {
-	if t == nil || t.SocketClosed == nil {
-		return
+	if t != nil {
+		fire(log, "SocketClosed", t.SocketClosed, e)
 	}
-	defer recoverHook(log, "SocketClosed")
-	t.SocketClosed(e)
 }
 
 func (t *Telemetry) channelJoined(log *slog.Logger, e ChannelJoined) {
-	if t == nil || t.ChannelJoined == nil {
-		return
+	if t != nil {
+		fire(log, "ChannelJoined", t.ChannelJoined, e)
 	}
-	defer recoverHook(log, "ChannelJoined")
-	t.ChannelJoined(e)
 }
 
 func (t *Telemetry) channelHandledIn(log *slog.Logger, e ChannelHandledIn) {
-	if t == nil || t.ChannelHandledIn == nil {
-		return
+	if t != nil {
+		fire(log, "ChannelHandledIn", t.ChannelHandledIn, e)
 	}
-	defer recoverHook(log, "ChannelHandledIn")
-	t.ChannelHandledIn(e)
 }
 
 func (t *Telemetry) channelTerminated(log *slog.Logger, e ChannelTerminated) {
-	if t == nil || t.ChannelTerminated == nil {
-		return
+	if t != nil {
+		fire(log, "ChannelTerminated", t.ChannelTerminated, e)
 	}
-	defer recoverHook(log, "ChannelTerminated")
-	t.ChannelTerminated(e)
 }
 
 func (t *Telemetry) broadcast(log *slog.Logger, e BroadcastSent) {
-	if t == nil || t.Broadcast == nil {
-		return
+	if t != nil {
+		fire(log, "Broadcast", t.Broadcast, e)
 	}
-	defer recoverHook(log, "Broadcast")
-	t.Broadcast(e)
 }
 
 func (t *Telemetry) drain(log *slog.Logger, e DrainProgress) {
-	if t == nil || t.Drain == nil {
-		return
+	if t != nil {
+		fire(log, "Drain", t.Drain, e)
 	}
-	defer recoverHook(log, "Drain")
-	t.Drain(e)
 }
 
 func (t *Telemetry) presenceDiff(log *slog.Logger, e PresenceDiffSent) {
-	if t == nil || t.PresenceDiff == nil {
-		return
+	if t != nil {
+		fire(log, "PresenceDiff", t.PresenceDiff, e)
 	}
-	defer recoverHook(log, "PresenceDiff")
-	t.PresenceDiff(e)
 }
 
 func (t *Telemetry) channelHandledOut(log *slog.Logger, e ChannelHandledOut) {
-	if t == nil || t.ChannelHandledOut == nil {
-		return
+	if t != nil {
+		fire(log, "ChannelHandledOut", t.ChannelHandledOut, e)
 	}
-	defer recoverHook(log, "ChannelHandledOut")
-	t.ChannelHandledOut(e)
 }
 
-// recoverHook, deferred by a fire function, contains a panicking hook.
+// recoverHook, deferred by fire, contains a panicking hook.
 func recoverHook(log *slog.Logger, hook string) {
 	if v := recover(); v != nil {
 		log.Error("phx: Telemetry hook panicked", "hook", hook, "panic", v)
