@@ -86,13 +86,23 @@ func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: status, Err: err})
 	}
+	c, err := s.admit(info, cd, id, assigns)
+	if err != nil {
+		return nil, s.accepted(info, start, id, err)
+	}
+	s.accepted(info, start, id, nil)
+	return &c.pub, nil
+}
+
+// admit makes the connection Accept or AcceptAuthenticated let in, once it
+// has its place under MaxConnectionsPerID.
+func (s *Server) admit(info *ConnectInfo, cd codec, id string, assigns Assigns) (*conn, error) {
 	if !s.reserveID(id) {
-		return nil, s.accepted(info, start, id, refusedTooMany(id, s.opts.MaxConnectionsPerID))
+		return nil, refusedTooMany(id, s.opts.MaxConnectionsPerID)
 	}
 	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
 	c.expires = info.ExpiresAt
-	s.accepted(info, start, id, nil)
-	return &c.pub, nil
+	return c, nil
 }
 
 // accepted logs a connection attempt and sends its telemetry event; it
@@ -129,11 +139,10 @@ func (s *Server) AcceptAuthenticated(info *ConnectInfo, assigns Assigns, id stri
 	if id == "" && s.opts.ID != nil {
 		id = s.opts.ID(assigns)
 	}
-	if !s.reserveID(id) {
-		return nil, refusedTooMany(id, s.opts.MaxConnectionsPerID)
+	c, err := s.admit(info, cd, id, assigns)
+	if err != nil {
+		return nil, err
 	}
-	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
-	c.expires = info.ExpiresAt
 	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
 		Context: info.Context, Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id,
 	})
