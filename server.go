@@ -248,25 +248,25 @@ func (s *Server) BroadcastContext(ctx context.Context, topic, event string, payl
 func (s *Server) publish(ctx context.Context, b *Broadcast, from Subscriber, local bool) error {
 	t := s.opts.Telemetry
 	if t == nil || t.Broadcast == nil {
-		if local {
-			return s.pubsub.LocalBroadcast(b, from)
-		}
-		return s.pubsub.Broadcast(ctx, b, from)
+		return s.hand(ctx, b, from, local)
 	}
 	start := time.Now()
 	subs := -1
 	if sc, ok := s.pubsub.(interface{ SubscriberCount(string) int }); ok {
 		subs = sc.SubscriberCount(b.Topic)
 	}
-	var err error
-	if local {
-		err = s.pubsub.LocalBroadcast(b, from)
-	} else {
-		err = s.pubsub.Broadcast(ctx, b, from)
-	}
+	err := s.hand(ctx, b, from, local)
 	t.broadcast(s.log, BroadcastSent{Topic: b.Topic, Event: b.Event, Subscribers: subs, Local: local,
 		Duration: time.Since(start), Err: err})
 	return err
+}
+
+// hand gives b to the PubSub: this node's subscribers only when local.
+func (s *Server) hand(ctx context.Context, b *Broadcast, from Subscriber, local bool) error {
+	if local {
+		return s.pubsub.LocalBroadcast(b, from)
+	}
+	return s.pubsub.Broadcast(ctx, b, from)
 }
 
 // LocalBroadcast is [Server.Broadcast] restricted to this node's subscribers.
