@@ -30,11 +30,16 @@ import (
 // Terminate runs only for channels whose Join accepted. Pushes made during
 // Join are sent after the join reply.
 //
-// The channel subscribes to its topic after Join returns and before the
-// join reply is sent, so broadcasts made while Join runs are not delivered
-// to it, as in Phoenix. To act once the channel is subscribed (for example
-// to send what was stored while Join read its history), call [Socket.Send]
-// in Join: the message reaches HandleInfo after the subscription.
+// The channel subscribes to its topic before Join runs (Phoenix
+// subscribes after): broadcasts made while Join runs, presence_diff
+// included, are held and sent after the join reply and the pushes made in
+// Join, in the order they arrived; a refused join drops them. So Join may
+// track presence, push presence_state and broadcast, and the joining
+// client still converges with everybody else. A broadcast made in Join
+// with [Socket.Broadcast] reaches this client too (after its join reply);
+// use [Socket.BroadcastFrom] to skip it. Holding is bounded by
+// MaxChannelQueue broadcasts, past which the channel stops with
+// [ErrChannelOverloaded] and the client rejoins.
 type Channel interface {
 	Join(s *Socket, payload Payload) (reply any, err error)
 }

@@ -19,17 +19,19 @@ import (
 //	 handleJoin: go run
 //	        |
 //	        v
-//	+--------------+  Join refused or panicked, Subscribe failed,
+//	+--------------+  Subscribe failed, Join refused or panicked,
 //	| joining      |  reply not an object (then Terminate):              |
-//	|              |-------- phx_reply error ----------------------------+
+//	| Subscribe,   |-------- phx_reply error ----------------------------+
 //	| Join,        |  JoinTimeout passed first: the timer sends          |
 //	| Intercept;   |  phx_reply error "join timeout"; when Join returns, |
-//	| pushes held  |-------- Terminate(ErrJoinTimeout) if it accepted ---+
+//	| pushes and   |-------- Terminate(ErrJoinTimeout) if it accepted ---+
+//	| broadcasts   |                                                     |
+//	| held         |                                                     |
 //	+--------------+                                                     |
 //	   |       |  stopped during Join (no join reply):                   |
 //	   |       +-------- endJoined(stop reason) ----------------------+  |
 //	   |                                                              |  |
-//	   | Join accepted: Subscribe, phx_reply ok, held pushes          |  |
+//	   | Join accepted: history read, phx_reply ok, replay, held      |  |
 //	   | (stopping instead if a stop came in meanwhile)               |  |
 //	   v                                                              |  |
 //	+--------------+  mailbox empty  +------+                         |  |
@@ -74,8 +76,9 @@ type channel struct {
 	impl    Channel
 	sock    *Socket
 	log     *slog.Logger
-	route   string    // the pattern the topic matched, for telemetry
-	started time.Time // when the join arrived
+	route   string          // the pattern the topic matched, for telemetry
+	history *HistoryOptions // the route's, nil when broadcasts are not recorded
+	started time.Time       // when the join arrived
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,8 +96,11 @@ type channel struct {
 	// inboundLimits' lock.
 	limits []limitBucket
 
-	joinPushes []Payload // pushes made while joining, with events below
-	joinEvents []string
+	// held are the pushes made and the broadcasts delivered while joining,
+	// in arrival order: the channel subscribes before Join runs, so nothing
+	// published meanwhile is missed, and sends them once the join reply is
+	// out (dropped if the join fails). Guarded by mu.
+	held []heldOut
 
 	curRef Ref // ref of the event HandleIn is handling
 
@@ -145,6 +151,13 @@ const (
 	itemOut
 	itemInfo
 )
+
+// heldOut is a push (b nil) or a broadcast held while joining.
+type heldOut struct {
+	event   string
+	payload Payload
+	b       *Broadcast
+}
 
 type mailItem struct {
 	kind    itemKind
@@ -221,8 +234,45 @@ func (ch *channel) requestStop(err error) {
 }
 
 // Deliver implements Subscriber: fastlane for plain broadcasts, the mailbox
-// for intercepted ones.
+// for intercepted ones. While joining, broadcasts are held until the join
+// reply is out.
 func (ch *channel) Deliver(b *Broadcast) {
+	if ch.loadState() == stateJoining && ch.hold(heldOut{event: b.Event, b: b}) {
+		return
+	}
+	ch.deliverNow(b)
+}
+
+// hold keeps h for after the join reply and reports true, or reports
+// false when the channel has joined meanwhile (the caller sends h itself).
+// A broadcast reaching an ended channel is dropped (true). More than
+// MaxChannelQueue held broadcasts stop the channel with
+// [ErrChannelOverloaded]: the client rejoins.
+func (ch *channel) hold(h heldOut) bool {
+	ch.mu.Lock()
+	switch ch.loadState() {
+	case stateJoining:
+	case stateEnded:
+		ch.mu.Unlock()
+		return true
+	default:
+		ch.mu.Unlock()
+		return false
+	}
+	if max := ch.conn.srv.opts.MaxChannelQueue; h.b != nil && max > 0 && len(ch.held) >= max {
+		ch.mu.Unlock()
+		ch.log.Warn("phx: too many broadcasts while joining", "max", max)
+		ch.requestStop(ErrChannelOverloaded)
+		return true
+	}
+	ch.held = append(ch.held, h)
+	ch.mu.Unlock()
+	return true
+}
+
+// deliverNow sends b to the client: encoded once for every client, or
+// through HandleOut when intercepted.
+func (ch *channel) deliverNow(b *Broadcast) {
 	if ch.intercept[b.Event] {
 		ch.post(mailItem{kind: itemOut, event: b.Event, payload: b.Payload, info: b})
 		return
@@ -242,18 +292,12 @@ func (ch *channel) pushPayload(event string, p Payload) error {
 	case stateEnded:
 		return ErrChannelClosed
 	case stateJoining:
-		ch.mu.Lock()
-		switch ch.loadState() {
-		case stateJoining: // send after the join reply
-			ch.joinEvents = append(ch.joinEvents, event)
-			ch.joinPushes = append(ch.joinPushes, p)
-			ch.mu.Unlock()
+		if ch.hold(heldOut{event: event, payload: p}) {
+			if ch.hasEnded() {
+				return ErrChannelClosed
+			}
 			return nil
-		case stateEnded:
-			ch.mu.Unlock()
-			return ErrChannelClosed
 		}
-		ch.mu.Unlock()
 	}
 	return ch.conn.push(ch.joinRef, ch.topic, event, p)
 }
@@ -285,6 +329,19 @@ func (ch *channel) release() {
 func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	c := ch.conn
 
+	// Subscribe before Join runs: whatever Join does (track presence, push
+	// state, broadcast), the diffs and broadcasts it causes reach this
+	// client, held until the join reply is out.
+	if err := c.srv.pubsub.Subscribe(ch.topic, ch); err != nil {
+		ch.log.Error("phx: subscribe failed", "err", err)
+		ch.joinAnswered.Store(true)
+		ch.markEnded()
+		c.unregister(ch)
+		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
+		ch.joined("error")
+		return false
+	}
+
 	if d := c.srv.opts.JoinTimeout; d > 0 {
 		t := time.AfterFunc(d, func() { ch.joinTimedOut(joinMsgRef) })
 		defer t.Stop()
@@ -293,6 +350,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	if !ch.joinAnswered.CompareAndSwap(false, true) {
 		// Too late: the client was told "join timeout" (joinTimedOut sent
 		// the telemetry event) and may have rejoined. Discard the result.
+		ch.unsubscribe()
 		ch.markEnded()
 		if err == nil && crashed == nil {
 			if t, ok := ch.impl.(Terminator); ok {
@@ -302,6 +360,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		return false
 	}
 	if err != nil || crashed != nil {
+		ch.unsubscribe()
 		ch.markEnded()
 		c.unregister(ch)
 		if crashed != nil {
@@ -338,6 +397,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		// Terminate runs, with the error.
 		ch.log.Error("phx: Join returned a reply that is not a JSON object; the join fails with internal error",
 			"event", eventJoin, "type", fmt.Sprintf("%T", reply), "err", perr)
+		ch.unsubscribe()
 		ch.markEnded()
 		c.unregister(ch)
 		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
@@ -360,29 +420,56 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 			}
 		}
 	}
-	if err := c.srv.pubsub.Subscribe(ch.topic, ch); err != nil {
-		ch.log.Error("phx: subscribe failed", "err", err)
-		ch.markEnded()
-		c.unregister(ch)
-		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
-		ch.joined("error")
-		return false
+	rec := ch.recoverHistory(payload)
+	if rec.fields != nil {
+		replyPayload = mergeFields(replyPayload, rec.fields)
 	}
 	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "ok", replyPayload)
 	ch.joined("ok")
-	ch.mu.Lock()
-	events, pushes := ch.joinEvents, ch.joinPushes
-	ch.joinEvents, ch.joinPushes = nil, nil
-	if ch.stopErr != nil { // stopped since the check above: drain ends it
-		ch.setState(stateStopping)
-	} else {
-		ch.setState(stateDraining)
-	}
-	ch.mu.Unlock()
-	for i := range pushes {
-		_ = c.push(ch.joinRef, ch.topic, events[i], pushes[i])
-	}
+	ch.replay(rec)
+	ch.flushHeld(rec.last)
 	return true
+}
+
+// flushHeld sends what was held while joining, in order, then moves the
+// channel to draining (stopping if a stop came in meanwhile). Broadcasts
+// recorded in the topic's history at or below skip were replayed already.
+// Broadcasts keep arriving in held until the last batch is sent, so live
+// delivery starts exactly after it.
+func (ch *channel) flushHeld(skip uint64) {
+	c := ch.conn
+	for {
+		ch.mu.Lock()
+		held := ch.held
+		ch.held = nil
+		if len(held) == 0 {
+			if ch.stopErr != nil { // drain ends it
+				ch.setState(stateStopping)
+			} else {
+				ch.setState(stateDraining)
+			}
+			ch.mu.Unlock()
+			return
+		}
+		ch.mu.Unlock()
+		for _, h := range held {
+			switch {
+			case h.b == nil:
+				_ = c.push(ch.joinRef, ch.topic, h.event, h.payload)
+			case h.b.offset != 0 && h.b.offset <= skip:
+				// replayed from history already
+			default:
+				ch.deliverNow(h.b)
+			}
+		}
+	}
+}
+
+// unsubscribe removes the channel from its topic's subscribers.
+func (ch *channel) unsubscribe() {
+	if err := ch.conn.srv.pubsub.Unsubscribe(ch.topic, ch); err != nil {
+		ch.log.Debug("phx: unsubscribe failed", "err", err)
+	}
 }
 
 // joined logs an answered join and sends its telemetry event.
@@ -575,7 +662,7 @@ func (ch *channel) handledIn(event string, start time.Time, status string) {
 // ended, run Terminate.
 func (ch *channel) endJoined(reason error) {
 	c := ch.conn
-	_ = c.srv.pubsub.Unsubscribe(ch.topic, ch)
+	ch.unsubscribe()
 	c.unregister(ch)
 	closeMsg := errors.Is(reason, ErrLeft) || errors.Is(reason, ErrStopped)
 	crashed := !closeMsg && !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrServerClosed) &&
@@ -603,6 +690,7 @@ func (ch *channel) markEnded() {
 	ch.mu.Lock()
 	ch.setState(stateEnded)
 	ch.items = nil
+	ch.held = nil
 	cleanups := ch.cleanups
 	ch.cleanups = nil
 	ch.mu.Unlock()

@@ -412,7 +412,8 @@ func (c *conn) handleJoin(msg Message) {
 		// V1 clients may omit join_ref: Phoenix uses the join's ref.
 		joinRef = msg.Ref
 	}
-	newCh, route := c.srv.routes.matchRoute(msg.Topic)
+	rt := c.srv.routes.lookup(msg.Topic)
+	newCh, route := rt.newCh, rt.pattern
 	if newCh == nil {
 		c.log.Info("phx: join of unmatched topic", "topic", msg.Topic)
 		_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
@@ -448,6 +449,7 @@ func (c *conn) handleJoin(msg Message) {
 	// which it would otherwise keep whole (a 512-byte read buffer or more).
 	ch := newChannel(c, msg.Topic, bytes.Clone(joinRef), newCh())
 	ch.route = route
+	ch.history = rt.history
 	ch.limits = limitBuckets(c.srv.opts.InboundLimits, msg.Topic)
 	c.channels[msg.Topic] = ch
 	c.chWG.Add(1)

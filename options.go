@@ -51,6 +51,11 @@ type Options struct {
 	// does unless it was built with a logger of its own.
 	PubSub PubSub
 
+	// History stores the broadcasts of routes registered [WithHistory]
+	// (and of [Server.BroadcastWith] calls that ask for it). nil means a
+	// fresh [NewMemoryHistory], which serves one node.
+	History HistoryStore
+
 	// Logger receives the server's logs: connection and channel lifecycle
 	// at Debug, bad client input at Info or Warn, crashes at Error.
 	// nil means slog.Default().

@@ -73,6 +73,8 @@ type Broadcast struct {
 	Event   string
 	Payload Payload
 
+	offset uint64 // its offset in the topic's history when recorded on this node, else 0
+
 	frames [wire.NumFormats]encodedFrame // by wire.Format of the built-in serializers
 
 	mu      sync.Mutex

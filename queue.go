@@ -46,6 +46,13 @@ func (q *outQueue) setWake(wake func()) {
 	}
 }
 
+// load reports how many frames and bytes are queued.
+func (q *outQueue) load() (frames, bytes int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames), q.bytes
+}
+
 func (q *outQueue) push(f Frame) pushResult {
 	q.mu.Lock()
 	defer q.mu.Unlock()

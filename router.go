@@ -31,18 +31,27 @@ import (
 // VIPRoom and "user:1" to Fallback.
 type router struct {
 	mu       sync.RWMutex
-	exact    map[string]ChannelFunc
+	exact    map[string]route
 	prefixes []prefixRoute // sorted by descending prefix length
 }
 
-type prefixRoute struct {
-	prefix  string
-	pattern string // prefix + "*", as registered
+// route is one registered pattern.
+type route struct {
+	pattern string
 	newCh   ChannelFunc
+	history *HistoryOptions // nil: broadcasts are not recorded
 }
 
-// add registers a route, panicking on programming errors.
-func (r *router) add(pattern string, newCh ChannelFunc) {
+type prefixRoute struct {
+	prefix string
+	route  // pattern is prefix + "*", as registered
+}
+
+// add registers a route without history, panicking on programming errors.
+func (r *router) add(pattern string, newCh ChannelFunc) { r.addRoute(pattern, newCh, nil) }
+
+// addRoute registers a route, panicking on programming errors.
+func (r *router) addRoute(pattern string, newCh ChannelFunc, history *HistoryOptions) {
 	if newCh == nil {
 		panic("phx: nil ChannelFunc for pattern " + quote(pattern))
 	}
@@ -57,12 +66,12 @@ func (r *router) add(pattern string, newCh ChannelFunc) {
 	defer r.mu.Unlock()
 	if star < 0 {
 		if r.exact == nil {
-			r.exact = make(map[string]ChannelFunc)
+			r.exact = make(map[string]route)
 		}
 		if _, dup := r.exact[pattern]; dup {
 			panic("phx: duplicate channel pattern " + quote(pattern))
 		}
-		r.exact[pattern] = newCh
+		r.exact[pattern] = route{pattern: pattern, newCh: newCh, history: history}
 		return
 	}
 	prefix := pattern[:star]
@@ -71,7 +80,7 @@ func (r *router) add(pattern string, newCh ChannelFunc) {
 			panic("phx: duplicate channel pattern " + quote(pattern))
 		}
 	}
-	r.prefixes = append(r.prefixes, prefixRoute{prefix: prefix, pattern: pattern, newCh: newCh})
+	r.prefixes = append(r.prefixes, prefixRoute{prefix: prefix, route: route{pattern: pattern, newCh: newCh, history: history}})
 	sort.SliceStable(r.prefixes, func(i, j int) bool {
 		return len(r.prefixes[i].prefix) > len(r.prefixes[j].prefix)
 	})
@@ -86,17 +95,23 @@ func (r *router) match(topic string) ChannelFunc {
 // matchRoute returns the constructor for topic and the pattern that
 // matched it; nil and "" when no route matches.
 func (r *router) matchRoute(topic string) (ChannelFunc, string) {
+	rt := r.lookup(topic)
+	return rt.newCh, rt.pattern
+}
+
+// lookup returns the route topic matches; the zero route when none does.
+func (r *router) lookup(topic string) route {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if f, ok := r.exact[topic]; ok {
-		return f, topic
+	if rt, ok := r.exact[topic]; ok {
+		return rt
 	}
 	for _, p := range r.prefixes {
 		if strings.HasPrefix(topic, p.prefix) {
-			return p.newCh, p.pattern
+			return p.route
 		}
 	}
-	return nil, ""
+	return route{}
 }
 
 func quote(s string) string { return fmt.Sprintf("%q", s) }

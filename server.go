@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"net/http"
@@ -31,6 +32,9 @@ type Server struct {
 	log          *slog.Logger
 	pubsub       PubSub
 	routes       router
+	history      HistoryStore
+	topicLocks   [64]sync.Mutex // recorded publishes, by topic hash; see topicLock
+	lockSeed     maphash.Seed
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -158,6 +162,9 @@ func New(opts *Options) (*Server, error) {
 	if o.PubSub == nil {
 		o.PubSub = NewMemoryPubSub()
 	}
+	if o.History == nil {
+		o.History = NewMemoryHistory()
+	}
 	if l, ok := o.PubSub.(interface{ UseLogger(*slog.Logger) }); ok {
 		l.UseLogger(o.Logger) // adapters without a logger of their own log with ours
 	}
@@ -180,6 +187,8 @@ func New(opts *Options) (*Server, error) {
 		origins:      origins,
 		log:          o.Logger,
 		pubsub:       o.PubSub,
+		history:      o.History,
+		lockSeed:     maphash.MakeSeed(),
 		conns:        make(map[*conn]struct{}),
 		drainStarted: make(chan struct{}),
 		hurry:        make(chan struct{}),
@@ -216,9 +225,15 @@ func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 // prefix wins, whatever the order of the calls: with "room:*" and
 // "room:vip:*" registered, "room:vip:1" joins the second.
 //
+// Options such as [WithHistory] configure the route.
+//
 // Channel panics on an invalid or duplicate pattern.
-func (s *Server) Channel(pattern string, newChannel ChannelFunc) {
-	s.routes.add(pattern, newChannel)
+func (s *Server) Channel(pattern string, newChannel ChannelFunc, opts ...RouteOption) {
+	var rt route
+	for _, o := range opts {
+		o(&rt)
+	}
+	s.routes.addRoute(pattern, newChannel, rt.history)
 }
 
 // PubSub returns the PubSub the server broadcasts through.
@@ -240,7 +255,8 @@ func (s *Server) BroadcastContext(ctx context.Context, topic, event string, payl
 	if err != nil {
 		return err
 	}
-	return s.publish(ctx, b, nil, false)
+	_, err = s.publishRecorded(ctx, b, nil, s.routes.lookup(topic).history)
+	return err
 }
 
 // publish hands b to the PubSub (this node only when local), and sends the
@@ -295,7 +311,11 @@ func (s *Server) DisconnectContext(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("phx: Disconnect needs a socket ID")
 	}
-	return s.BroadcastContext(ctx, id, "disconnect", nil)
+	b, err := NewBroadcast(id, "disconnect", nil)
+	if err != nil {
+		return err
+	}
+	return s.publish(ctx, b, nil, false)
 }
 
 // ServeHTTP serves the transports under the mount prefix: a request whose

@@ -82,7 +82,11 @@ func (s *Socket) broadcast(event string, payload any, excludeSelf, local bool) e
 	if excludeSelf {
 		from = s.ch
 	}
-	return s.ch.conn.srv.publish(s.ch.ctx, b, from, local)
+	if local {
+		return s.ch.conn.srv.publish(s.ch.ctx, b, from, true)
+	}
+	_, err = s.ch.conn.srv.publishRecorded(s.ch.ctx, b, from, s.ch.history)
+	return err
 }
 
 // Send queues msg for the channel's [InfoHandler], after the events already
