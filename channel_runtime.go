@@ -89,6 +89,11 @@ type channel struct {
 	// joinAnswered: the join's reply (ok, error or the timeout's) was sent
 	// or is being sent; Join's result and the JoinTimeout timer race for it.
 	joinAnswered atomic.Bool
+	// replayedTo is the history offset up to which the join's recovery
+	// covered the topic: a recorded broadcast at or below it was replayed
+	// (or predates the client's position) and is not sent again, even when
+	// its publisher hands it to the PubSub after the channel went live.
+	replayedTo atomic.Uint64
 	intercept    map[string]bool
 
 	// limits are the buckets of the InboundLimits matching the topic, set
@@ -237,6 +242,9 @@ func (ch *channel) requestStop(err error) {
 // for intercepted ones. While joining, broadcasts are held until the join
 // reply is out.
 func (ch *channel) Deliver(b *Broadcast) {
+	if b.offset != 0 && b.offset <= ch.replayedTo.Load() {
+		return
+	}
 	if ch.loadState() == stateJoining && ch.hold(heldOut{event: b.Event, b: b}) {
 		return
 	}
@@ -424,6 +432,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	if rec.fields != nil {
 		replyPayload = mergeFields(replyPayload, rec.fields)
 	}
+	ch.replayedTo.Store(rec.last)
 	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "ok", replyPayload)
 	ch.joined("ok")
 	ch.replay(rec)

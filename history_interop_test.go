@@ -7,6 +7,7 @@ package phx_test
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -59,10 +60,12 @@ type historyRoom struct{}
 func (historyRoom) Join(s *phx.Socket, params phx.Payload) (any, error) { return nil, nil }
 
 // newRaceServer serves /socket and a control API: GET /ctl/presence?topic=
-// (the server's List), POST /ctl/publish?topic=&n=&every= (n broadcasts
-// "msg" {n: i} on topic, one every `every` microseconds, in the
-// background), GET /ctl/published (how many so far), POST /ctl/kick?user=
-// (server-side disconnect of that user's connections).
+// (the server's List), POST /ctl/publish?topic=&n=&every=&users=&kicks=&tick_ms=&user_prefix=
+// (in the background: n broadcasts "msg" {n: i} on topic, one every `every`
+// microseconds, while every tick_ms `kicks` random users among
+// user_prefix0..user_prefix<users-1> are disconnected server-side), GET
+// /ctl/published (how many were published and kicked so far), POST
+// /ctl/kick?user= (server-side disconnect of that user's connections).
 func newRaceServer(t *testing.T) string {
 	t.Helper()
 	srv := phx.NewServer(&phx.Options{
@@ -78,7 +81,7 @@ func newRaceServer(t *testing.T) string {
 	srv.Channel("race:*", func() phx.Channel { return &raceRoom{p: presence} })
 	srv.Channel("hist:*", func() phx.Channel { return historyRoom{} },
 		phx.WithHistory(phx.HistoryOptions{MaxMessages: 20000, MaxAge: time.Minute, MaxReplay: 20000}))
-	var published atomic.Int64
+	var published, kicked atomic.Int64
 	var pubWG sync.WaitGroup
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
@@ -94,10 +97,17 @@ func newRaceServer(t *testing.T) string {
 		topic := q.Get("topic")
 		n, _ := strconv.Atoi(q.Get("n"))
 		every, _ := strconv.Atoi(q.Get("every"))
+		users, _ := strconv.Atoi(q.Get("users"))
+		kicks, _ := strconv.Atoi(q.Get("kicks"))
+		tick, _ := strconv.Atoi(q.Get("tick_ms"))
+		prefix := q.Get("user_prefix")
 		published.Store(0)
-		pubWG.Add(1)
+		kicked.Store(0)
+		done := make(chan struct{})
+		pubWG.Add(2)
 		go func() {
 			defer pubWG.Done()
+			defer close(done)
 			next := time.Now()
 			for i := 1; i <= n; i++ {
 				if err := srv.Broadcast(topic, "msg", map[string]int{"n": i}); err != nil {
@@ -111,10 +121,31 @@ func newRaceServer(t *testing.T) string {
 				}
 			}
 		}()
+		go func() { // server-side disconnects of random users while publishing
+			defer pubWG.Done()
+			if users <= 0 || kicks <= 0 || tick <= 0 {
+				return
+			}
+			tk := time.NewTicker(time.Duration(tick) * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-tk.C:
+				}
+				for range kicks {
+					if err := srv.Disconnect(prefix + strconv.Itoa(rand.IntN(users))); err != nil {
+						t.Errorf("disconnect: %v", err)
+					}
+					kicked.Add(1)
+				}
+			}
+		}()
 		writeJSON(w, map[string]any{})
 	})
 	mux.HandleFunc("GET /ctl/published", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, map[string]int64{"n": published.Load()})
+		writeJSON(w, map[string]int64{"n": published.Load(), "kicked": kicked.Load()})
 	})
 	mux.HandleFunc("POST /ctl/kick", func(w http.ResponseWriter, r *http.Request) {
 		if err := srv.Disconnect(r.URL.Query().Get("user")); err != nil {
