@@ -94,6 +94,10 @@ type channel struct {
 	// (or predates the client's position) and is not sent again, even when
 	// its publisher hands it to the PubSub after the channel went live.
 	replayedTo atomic.Uint64
+	// sendDirect: the join reply is out and the replay is running, so
+	// pushes (those of HandleOut for replayed messages) go out at once
+	// instead of being held.
+	sendDirect atomic.Bool
 	intercept    map[string]bool
 
 	// limits are the buckets of the InboundLimits matching the topic, set
@@ -300,7 +304,7 @@ func (ch *channel) pushPayload(event string, p Payload) error {
 	case stateEnded:
 		return ErrChannelClosed
 	case stateJoining:
-		if ch.hold(heldOut{event: event, payload: p}) {
+		if !ch.sendDirect.Load() && ch.hold(heldOut{event: event, payload: p}) {
 			if ch.hasEnded() {
 				return ErrChannelClosed
 			}

@@ -248,9 +248,11 @@ func mergeFields(p Payload, fields []byte) Payload {
 	return Payload{Data: append(out, '}')}
 }
 
-// replay sends the recovered messages after the join reply, as they were
-// broadcast (intercepted events through HandleOut), pacing itself so the
-// connection's outbound queue stays under half full.
+// replay sends the recovered messages after the join reply, in order, as
+// they were broadcast: intercepted events go through HandleOut right here
+// (this is the channel's goroutine), its pushes sent at once. It paces
+// itself so the connection's outbound queue stays under half full. A
+// HandleOut panic stops the channel once joined.
 func (ch *channel) replay(rec recovery) {
 	c := ch.conn
 	for _, m := range rec.msgs {
@@ -260,7 +262,13 @@ func (ch *channel) replay(rec recovery) {
 		p := Payload{Data: withField(m.Payload, offsetField, strconv.AppendUint(nil, m.Offset, 10))}
 		if ch.intercept[m.Event] {
 			b := &Broadcast{Topic: ch.topic, Event: m.Event, Payload: p, offset: m.Offset}
-			ch.post(mailItem{kind: itemOut, event: m.Event, payload: p, info: b})
+			ch.sendDirect.Store(true)
+			err := ch.handle(&mailItem{kind: itemOut, event: m.Event, payload: p, info: b})
+			ch.sendDirect.Store(false)
+			if err != nil {
+				ch.requestStop(err)
+				return
+			}
 			continue
 		}
 		if c.push(ch.joinRef, ch.topic, m.Event, p) != nil {
