@@ -98,7 +98,7 @@ type channel struct {
 	// pushes (those of HandleOut for replayed messages) go out at once
 	// instead of being held.
 	sendDirect atomic.Bool
-	intercept    map[string]bool
+	intercept  map[string]bool
 
 	// limits are the buckets of the InboundLimits matching the topic, set
 	// by handleJoin; the connection's reader checks them, under its
