@@ -71,18 +71,36 @@ type Options struct {
 
 	// AllowedOrigins lists the browser origins allowed to connect, checked
 	// only when a request carries an Origin header (native clients send
-	// none). Empty means same host: the Origin's host must equal the
-	// request's Host (scheme and port ignored), as Phoenix's
-	// check_origin: true. Entries are "https://example.com" (scheme and
+	// none; a present but empty Origin, or two of them, is refused, as
+	// Phoenix refuses it). Entries are "https://example.com" (scheme and
 	// host must match; the port too when the entry has one or the scheme
 	// implies it), "//example.com" (any scheme), "//*.example.com" (the
-	// domain itself and any subdomain). Failing requests get HTTP 403.
-	// [New] refuses a malformed entry.
+	// domain itself and any subdomain). Empty means the Origin's host must
+	// be one of Hosts or, without Hosts, the request's own Host header
+	// (scheme and port ignored). Failing requests get HTTP 403. [New]
+	// refuses a malformed entry.
+	//
+	// What each mode protects against: any of them stops a page on another
+	// site from opening a socket with the user's cookies (cross-site
+	// WebSocket hijacking). Only Hosts or an explicit list stops DNS
+	// rebinding, where a hostile name resolves to this server: then the
+	// page's Origin and the request's Host both name the hostile site, so
+	// the request-Host default lets it in.
 	AllowedOrigins []string
+
+	// Hosts lists the host names this server is reached under, as
+	// Phoenix's endpoint url: [host: ...] that check_origin: true compares
+	// against: "example.com", "*.example.com" (the domain and its
+	// subdomains), "127.0.0.1", "[::1]"; no scheme or port. When set, a
+	// request whose Host header names another host gets HTTP 403 on every
+	// transport, Origin or not (a DNS-rebinding page's requests name its
+	// own host), and with AllowedOrigins empty an Origin must name one of
+	// these hosts. Empty: any Host. [New] refuses a malformed entry.
+	Hosts []string
 
 	// CheckOrigin, when set, replaces AllowedOrigins: it reports whether
 	// the request may connect. It is called for every request, with or
-	// without an Origin header.
+	// without an Origin header. Hosts still applies.
 	CheckOrigin func(r *http.Request) bool
 
 	// HeartbeatTimeout closes a connection that has sent nothing (not even

@@ -159,8 +159,8 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if !s.checkOrigin(r) {
-		s.log.Info("phx: long-poll request refused: origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+	if err := s.CheckRequest(r); err != nil {
+		s.log.Info("phx: long-poll request refused", "err", err, "origin", r.Header.Get("Origin"), "host", r.Host, "remote", r.RemoteAddr)
 		lpWriteStatus(w, 403)
 		return
 	}

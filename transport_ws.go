@@ -27,8 +27,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	if !s.checkOrigin(r) {
-		s.log.Info("phx: connection refused: origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+	if err := s.CheckRequest(r); err != nil {
+		s.log.Info("phx: connection refused", "err", err, "origin", r.Header.Get("Origin"), "host", r.Host, "remote", r.RemoteAddr)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
@@ -107,6 +107,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 	if s.opts.Compress {
 		accept.CompressionMode = websocket.CompressionNoContextTakeover
 		accept.CompressionThreshold = s.opts.CompressThreshold
+	}
+	if !isUpgrade(r) {
+		// coder/websocket answers 426 Upgrade Required; Phoenix answers a
+		// plain GET on the WebSocket path with 400.
+		s.log.Debug("phx: WebSocket upgrade failed: not an upgrade request", "remote", r.RemoteAddr)
+		http.Error(w, "phx: not a WebSocket upgrade request", http.StatusBadRequest)
+		return nil
 	}
 	ws, err := websocket.Accept(uw, r, accept)
 	if err != nil {
@@ -445,6 +452,15 @@ func (w *batchWriter) writeLocked(p []byte) (int, error) {
 }
 
 // headerList splits a comma-separated header, over all its lines.
+// isUpgrade reports whether r asks for a WebSocket upgrade: Connection
+// lists "upgrade" and Upgrade lists "websocket".
+func isUpgrade(r *http.Request) bool {
+	has := func(key, token string) bool {
+		return slices.ContainsFunc(headerList(r.Header, key), func(v string) bool { return strings.EqualFold(v, token) })
+	}
+	return has("Connection", "upgrade") && has("Upgrade", "websocket")
+}
+
 func headerList(h http.Header, key string) []string {
 	var out []string
 	for _, line := range h.Values(key) {
