@@ -98,6 +98,17 @@ type Options struct {
 	// these hosts. Empty: any Host. [New] refuses a malformed entry.
 	Hosts []string
 
+	// LoadSession, when set, reads the HTTP session of each connection
+	// attempt (usually from its session cookie), as Phoenix's
+	// connect_info: [session: ...]. Its value reaches Connect as
+	// [ConnectInfo.Session] only when the connect params carry the
+	// session's CSRF token as [CSRFParam]: browsers send cookies with a
+	// WebSocket upgrade from any page that can reach the server, so a
+	// cookie alone proves nothing. A nil *Session means no session; an
+	// error or a panic is logged and means no session too. It runs before
+	// Connect, on every transport that has an HTTP request.
+	LoadSession func(r *http.Request) (*Session, error)
+
 	// CheckOrigin, when set, replaces AllowedOrigins: it reports whether
 	// the request may connect. It is called for every request, with or
 	// without an Origin header. Hosts still applies.
@@ -337,6 +348,12 @@ type ConnectInfo struct {
 	// "phoenix", one of Options.Subprotocols, or "" when the client offered
 	// none.
 	Subprotocol string
+	// Session is the value of the [Session] that [Options.LoadSession]
+	// read from the request, when the connect params carried its CSRF
+	// token ([CSRFParam]); nil otherwise: no LoadSession, no session, or
+	// a missing or wrong token. A Connect that authenticates by cookie
+	// refuses when it is nil.
+	Session any
 }
 
 // newConnectInfo describes an HTTP request that opens a connection.

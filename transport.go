@@ -66,7 +66,8 @@ type TransportFeatures struct {
 }
 
 // Accept authenticates a new client connection: it chooses the serializer
-// from info.Params ("vsn"), runs [Options.Connect] with info, then
+// from info.Params ("vsn"), runs [Options.LoadSession] (when info.Request
+// is set) and [Options.Connect] with info, then
 // [Options.ID]. info.Transport names the transport (in logs and
 // [Socket.Transport]). A refusal is a [*RefusedError] carrying the HTTP
 // status to answer with; once Shutdown has begun, Accept returns
@@ -82,6 +83,7 @@ func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: http.StatusForbidden, Err: err})
 	}
+	s.loadSession(info)
 	assigns, id, status, err := s.connect(info)
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: status, Err: err})
