@@ -68,6 +68,7 @@ type conn struct {
 	tr          Transport
 	closing     bool
 
+	raw     *RawConn    // a raw socket's (RawSocketHandler); nil: channels
 	pub     Conn        // the transport's handle; pub.c is this conn
 	serving atomic.Bool // Serve has been called
 
@@ -221,6 +222,9 @@ func (c *conn) teardown() {
 		ch.requestStop(reason) // the conn is closing: no phx_close to the client
 	}
 	c.chWG.Wait()
+	if c.raw != nil {
+		c.raw.terminate(reason)
+	}
 	c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
 		Context: c.ctx, Transport: c.transport, ID: c.id, Code: c.closeCode, Reason: c.closeText,
 		Lifetime: time.Since(c.opened), FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
@@ -314,6 +318,9 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 	c.lastRead.Store(now.UnixNano())
 	if c.countFrames {
 		c.framesIn.Add(1)
+	}
+	if c.raw != nil {
+		return c.raw.handleIn(data, binary)
 	}
 	msg, err := c.codec.ser.Decode(data, binary)
 	if err != nil {

@@ -79,6 +79,9 @@ func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 	if s.isDraining() {
 		return nil, s.accepted(info, start, "", ErrServerClosed)
 	}
+	if connect := rawConnectOf(info); connect != nil {
+		return s.acceptRaw(info, connect, start)
+	}
 	cd, err := negotiate(s.serializers, info.Params)
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: http.StatusForbidden, Err: err})
@@ -201,6 +204,9 @@ func (c *conn) begin(t Transport, features TransportFeatures) error {
 	c.attach(t)
 	c.start()
 	c.armExpiry()
+	if c.raw != nil {
+		c.raw.start()
+	}
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -104,6 +105,15 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 		Subprotocols:       s.subprotocols,
 		InsecureSkipVerify: true, // origin already checked by our own policy
 	}
+	if raw := t.conn.c.raw; raw != nil {
+		accept.OnPingReceived = func(_ context.Context, p []byte) bool {
+			raw.handleControl(ControlFrame{Payload: p})
+			return true
+		}
+		accept.OnPongReceived = func(_ context.Context, p []byte) {
+			raw.handleControl(ControlFrame{Pong: true, Payload: p})
+		}
+	}
 	if s.opts.Compress {
 		accept.CompressionMode = websocket.CompressionNoContextTakeover
 		accept.CompressionThreshold = s.opts.CompressThreshold
@@ -142,6 +152,8 @@ type wsTransport struct {
 	write     func() // t.write as a func value, made once (see Wake)
 	writers   sync.WaitGroup
 
+	attached    atomic.Bool // ws and write are set: writers may start
+	wakeLater   bool        // under mu: a Wake came before attachSocket
 	mu          sync.Mutex
 	closeCode   int // a Close that came before the upgrade finished
 	closeReason string
@@ -195,15 +207,30 @@ func (t *wsTransport) attachSocket(ws *websocket.Conn) {
 	t.write = t.writeLoop
 	t.mu.Lock()
 	t.ws = ws
+	t.attached.Store(true)
 	closed, code, reason := t.closed, t.closeCode, t.closeReason
+	wake := t.wakeLater
 	t.mu.Unlock()
 	if closed {
 		go ws.Close(websocket.StatusCode(code), reason)
 	}
+	if wake {
+		t.Wake()
+	}
 }
 
-// Wake implements [Transport]: it starts a writer.
+// Wake implements [Transport]: it starts a writer. Frames queued before the
+// upgrade (a raw socket's Init pushes) wait for attachSocket.
 func (t *wsTransport) Wake() {
+	if !t.attached.Load() {
+		t.mu.Lock()
+		if !t.attached.Load() {
+			t.wakeLater = true
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+	}
 	t.writers.Add(1)
 	go t.write()
 }
