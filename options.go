@@ -279,9 +279,10 @@ type LongPollOptions struct {
 	// poll gets 410. Default 2s. Relaying needs a shared Secret and a
 	// PubSub that reaches every node (NATS, Redis; a MemoryPubSub reaches
 	// the Servers of one process); each relayed request costs one PubSub
-	// round trip (request and answer; a poll held for more than a quarter
-	// of ForwardTimeout also an acknowledgement). Negative: nothing is
-	// relayed, and another node's token opens a new session at once.
+	// round trip (request and answer; a request the owner holds for more
+	// than a quarter of ForwardTimeout, such as a waiting poll, also an
+	// acknowledgement). Negative: nothing is relayed, and another node's
+	// token opens a new session at once.
 	ForwardTimeout time.Duration
 
 	// Window is how long a GET is held waiting for messages before it is

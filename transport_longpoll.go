@@ -34,6 +34,10 @@ import (
 //	     line, base64 for binary frames; at most 100 lines, as Phoenix),
 //	     answer {"status":200}
 //
+// A GET or POST whose token names another node's session is relayed to
+// that node over the PubSub and answered as it answers
+// (longpoll_forward.go).
+//
 // Every answer is HTTP 200 with the logical status in the JSON body, as the
 // official client expects; it handles no other values than 200, 204, 410,
 // 403 and 500 (and any non-200 on a POST as a failure).
