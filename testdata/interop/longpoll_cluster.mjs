@@ -3,9 +3,9 @@
 // the LongPoll client's consecutive requests land on different nodes and
 // those for the session are relayed to the node that owns it (A, where the
 // first request landed). A WebSocket client on node B (PHX_WS_URL, its
-// socket mount) shares the topic. Then the proxy's /ctl/kill cuts A off
-// (out of the proxy and off the PubSub, as a crash looks to the others):
-// the client finds its session gone, reconnects through B and rejoins, and
+// socket mount) shares the topic. Then the proxy's /ctl/kill makes A die
+// mid-session (cut off the proxy and the PubSub, or crashed as well): the
+// client finds its session gone, reconnects through B and rejoins, and
 // everything works again. Run by pubsub/internal/clustertest (RunLongPoll).
 import {scenario, connect, joined, push, collect, until, sleep, ctl, disconnect, assert, log, ID, CLIENT} from "./lib.mjs"
 

@@ -138,11 +138,18 @@ func interopDir(t testing.TB) string {
 // node sharing its topic. Every request for the session that lands on the
 // second node is relayed to the first; the client joins, pushes, gets
 // replies, broadcasts and presence both ways without reconnecting. Then the
-// owner is cut off (out of the proxy, its adapter closed, as a crash looks
-// to the others): the client reconnects through the survivor and rejoins,
-// nothing panics, and no goroutine is left once the nodes stop (the
-// adapters' TestMain checks that).
+// owner dies mid-session, in two ways: cut off (out of the proxy and off
+// the broker, its requests in flight finishing, so that the survivor's
+// relaying finds it gone), or crashed (also its connections cut and the
+// server stopped). Either way the client reconnects through the survivor
+// and rejoins, nothing panics, and no goroutine is left once the nodes stop
+// (the test packages' TestMain checks that).
 func RunLongPoll(t *testing.T, br Broker) {
+	t.Run("owner cut off", func(t *testing.T) { runLongPoll(t, br, false) })
+	t.Run("owner crashes", func(t *testing.T) { runLongPoll(t, br, true) })
+}
+
+func runLongPoll(t *testing.T, br Broker, crash bool) {
 	dir := interopDir(t)
 	node, flags := nodetest.Require(t, "long-poll cluster scenario", filepath.Join(dir, "node_modules", "phoenix", "package.json"))
 	tune := func(o *phx.Options) {
@@ -170,6 +177,10 @@ func RunLongPoll(t *testing.T, br Broker) {
 		killedMu.Unlock()
 		rr.Remove(a.Name)
 		_ = a.Adapter.Close()
+		if crash {
+			a.http.CloseClientConnections()
+			a.Kill()
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte("{}"))
 	})
