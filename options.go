@@ -272,11 +272,29 @@ type LongPollOptions struct {
 	Disable bool
 
 	// Secret signs the session tokens (at least 32 random bytes; [New]
-	// refuses a shorter one). nil means a random secret made by
-	// NewServer: sessions then do not survive a restart, and a token is
-	// only valid on the Server that made it. Sessions live in memory either
-	// way, so behind a load balancer long-poll clients need sticky routing.
+	// refuses a shorter one). Give every node behind a load balancer the
+	// same Secret: a session lives in the memory of the node that opened
+	// it, and a request for it that lands on another node is relayed to
+	// that one over Options.PubSub (see ForwardTimeout), so no sticky
+	// routing is needed. nil means a random secret made by New: a token is
+	// then only valid on the Server that made it, nothing is relayed, and
+	// long-poll clients need sticky routing.
 	Secret []byte
+
+	// ForwardTimeout bounds how long a node waits for the owner of a
+	// session to take a request relayed to it over Options.PubSub, as
+	// Phoenix's pubsub_timeout_ms: past it the owner counts as gone, a GET
+	// opens a new session where it landed (answered 410, so phoenix.js
+	// reconnects and rejoins) and a POST gets 410. An owner that has taken
+	// a request answers within LongPoll.Window plus ForwardTimeout, or the
+	// poll gets 410. Default 2s. Relaying needs a shared Secret and a
+	// PubSub that reaches every node (NATS, Redis; a MemoryPubSub reaches
+	// the Servers of one process); each relayed request costs one PubSub
+	// round trip (request and answer; a request the owner holds for more
+	// than a quarter of ForwardTimeout, such as a waiting poll, also an
+	// acknowledgement). Negative: nothing is relayed, and another node's
+	// token opens a new session at once.
+	ForwardTimeout time.Duration
 
 	// Window is how long a GET is held waiting for messages before it is
 	// answered with status 204, and how long a POST waits for its turn to
