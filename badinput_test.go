@@ -108,7 +108,8 @@ func TestBadInputCorpus(t *testing.T) {
 		want        int
 	}{
 		{"H1 POST", "POST", nil, 400},
-		{"H9 GET without upgrade", "GET", nil, 426},
+		{"H9 GET without upgrade", "GET", nil, 400},
+		{"H9 Upgrade without Connection", "GET", map[string]string{"Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, 400},
 		{"H9 missing key", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}, 400},
 		{"H9 bad version", "GET", map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "8", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}, 400},
 	} {

@@ -72,13 +72,16 @@ import (
 type channel struct {
 	conn    *conn
 	topic   string
-	joinRef Ref
-	impl    Channel
-	sock    *Socket
-	log     *slog.Logger
-	route   string          // the pattern the topic matched, for telemetry
-	history *HistoryOptions // the route's, nil when broadcasts are not recorded
-	started time.Time       // when the join arrived
+	joinRef Ref // the join's join_ref, or its ref when it had none
+	// joinRefNull: the join had no join_ref (V1 clients); phx_close and
+	// phx_error then carry a null ref, as Phoenix's.
+	joinRefNull bool
+	impl        Channel
+	sock        *Socket
+	log         *slog.Logger
+	route       string          // the pattern the topic matched, for telemetry
+	history     *HistoryOptions // the route's, nil when broadcasts are not recorded
+	started     time.Time       // when the join arrived
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -682,9 +685,9 @@ func (ch *channel) endJoined(reason error) {
 		!errors.Is(reason, ErrExpired) && !errors.Is(reason, ErrDuplicateJoin)
 	switch {
 	case closeMsg:
-		_ = c.lifecycle(ch.joinRef, ch.topic, eventClose, emptyPayload)
+		_ = c.lifecycle(ch, eventClose, emptyPayload)
 	case crashed:
-		_ = c.lifecycle(ch.joinRef, ch.topic, eventError, replyChannelCrash)
+		_ = c.lifecycle(ch, eventError, replyChannelCrash)
 	}
 	ch.markEnded()
 	if t, ok := ch.impl.(Terminator); ok {

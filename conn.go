@@ -68,6 +68,7 @@ type conn struct {
 	tr          Transport
 	closing     bool
 
+	raw     *RawConn    // a raw socket's (RawSocketHandler); nil: channels
 	pub     Conn        // the transport's handle; pub.c is this conn
 	serving atomic.Bool // Serve has been called
 
@@ -221,6 +222,9 @@ func (c *conn) teardown() {
 		ch.requestStop(reason) // the conn is closing: no phx_close to the client
 	}
 	c.chWG.Wait()
+	if c.raw != nil {
+		c.raw.terminate(reason)
+	}
 	c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
 		Context: c.ctx, Transport: c.transport, ID: c.id, Code: c.closeCode, Reason: c.closeText,
 		Lifetime: time.Since(c.opened), FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
@@ -266,10 +270,15 @@ func (c *conn) push(joinRef Ref, topic, event string, payload Payload) error {
 	return c.message(joinRef, nil, topic, event, payload)
 }
 
-// lifecycle queues phx_close or phx_error, which carry the join_ref as
-// their ref too, as Phoenix sends them.
-func (c *conn) lifecycle(joinRef Ref, topic, event string, payload Payload) error {
-	return c.message(joinRef, joinRef, topic, event, payload)
+// lifecycle queues phx_close or phx_error for ch, which carry the join_ref
+// as their ref too, as Phoenix sends them: null when the client's join had
+// none (V1 clients), as Phoenix's channel then has none.
+func (c *conn) lifecycle(ch *channel, event string, payload Payload) error {
+	ref := ch.joinRef
+	if ch.joinRefNull {
+		ref = nil
+	}
+	return c.message(ref, ref, ch.topic, event, payload)
 }
 
 func (c *conn) message(joinRef, ref Ref, topic, event string, payload Payload) error {
@@ -309,6 +318,9 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 	c.lastRead.Store(now.UnixNano())
 	if c.countFrames {
 		c.framesIn.Add(1)
+	}
+	if c.raw != nil {
+		return c.raw.handleIn(data, binary)
 	}
 	msg, err := c.codec.ser.Decode(data, binary)
 	if err != nil {
@@ -358,7 +370,7 @@ func (c *conn) overRate(msg Message, now time.Time) {
 func (c *conn) dispatch(msg Message, now time.Time) {
 	switch {
 	case msg.Topic == topicPhoenix && msg.Event == eventHeartbeat:
-		_ = c.reply(msg.JoinRef, msg.Ref, topicPhoenix, "ok", emptyPayload)
+		_ = c.reply(nil, msg.Ref, topicPhoenix, "ok", emptyPayload) // join_ref null, as Phoenix, whatever the client sent
 	case msg.Event == eventJoin:
 		c.handleJoin(msg)
 	default:
@@ -448,6 +460,7 @@ func (c *conn) handleJoin(msg Message) {
 	// The channel keeps its join_ref for life: copy it out of the frame,
 	// which it would otherwise keep whole (a 512-byte read buffer or more).
 	ch := newChannel(c, msg.Topic, bytes.Clone(joinRef), newCh())
+	ch.joinRefNull = msg.JoinRef.IsNull()
 	ch.route = route
 	ch.history = rt.history
 	ch.limits = limitBuckets(c.srv.opts.InboundLimits, msg.Topic)
@@ -489,7 +502,7 @@ func (c *conn) policyClose(logMsg, reason string, attrs ...any) {
 func (c *conn) closeDuplicate(old *channel) {
 	c.log.Debug("phx: duplicate join, closing previous channel", "topic", old.topic)
 	old.requestStop(ErrDuplicateJoin)
-	_ = c.lifecycle(old.joinRef, old.topic, eventClose, emptyPayload)
+	_ = c.lifecycle(old, eventClose, emptyPayload)
 }
 
 // unregister removes ch if it is still the current channel of its topic.

@@ -41,10 +41,22 @@ var (
 )
 
 // ErrInvalidOptions is wrapped by every error [New] returns: an [Options]
-// value it cannot serve with (a malformed AllowedOrigins entry, a
+// value it cannot serve with (a malformed AllowedOrigins or Hosts entry, a
 // LongPoll.Secret shorter than 32 bytes, an invalid Serializers entry, a
 // negative LongPoll.Window). [NewServer] panics with that error.
 var ErrInvalidOptions = errors.New("phx: invalid options")
+
+// Refusals of [Server.CheckRequest], inside a [*RefusedError] with HTTP
+// status 403.
+var (
+	// ErrOriginNotAllowed: the request's Origin header is empty, repeated
+	// or not allowed by [Options.AllowedOrigins], [Options.Hosts] or
+	// [Options.CheckOrigin].
+	ErrOriginNotAllowed = errors.New("phx: origin not allowed")
+	// ErrHostNotAllowed: the request's Host header is not one of
+	// [Options.Hosts].
+	ErrHostNotAllowed = errors.New("phx: host not allowed")
+)
 
 // RefusedError is a refused connection. [Options.Connect] returns one to
 // choose the HTTP status (Status 400 or more; other values mean 403), and

@@ -76,18 +76,47 @@ type Options struct {
 
 	// AllowedOrigins lists the browser origins allowed to connect, checked
 	// only when a request carries an Origin header (native clients send
-	// none). Empty means same host: the Origin's host must equal the
-	// request's Host (scheme and port ignored), as Phoenix's
-	// check_origin: true. Entries are "https://example.com" (scheme and
+	// none; a present but empty Origin, or two of them, is refused, as
+	// Phoenix refuses it). Entries are "https://example.com" (scheme and
 	// host must match; the port too when the entry has one or the scheme
 	// implies it), "//example.com" (any scheme), "//*.example.com" (the
-	// domain itself and any subdomain). Failing requests get HTTP 403.
-	// [New] refuses a malformed entry.
+	// domain itself and any subdomain). Empty means the Origin's host must
+	// be one of Hosts or, without Hosts, the request's own Host header
+	// (scheme and port ignored). Failing requests get HTTP 403. [New]
+	// refuses a malformed entry.
+	//
+	// What each mode protects against: any of them stops a page on another
+	// site from opening a socket with the user's cookies (cross-site
+	// WebSocket hijacking). Only Hosts or an explicit list stops DNS
+	// rebinding, where a hostile name resolves to this server: then the
+	// page's Origin and the request's Host both name the hostile site, so
+	// the request-Host default lets it in.
 	AllowedOrigins []string
+
+	// Hosts lists the host names this server is reached under, as
+	// Phoenix's endpoint url: [host: ...] that check_origin: true compares
+	// against: "example.com", "*.example.com" (the domain and its
+	// subdomains), "127.0.0.1", "[::1]"; no scheme or port. When set, a
+	// request whose Host header names another host gets HTTP 403 on every
+	// transport, Origin or not (a DNS-rebinding page's requests name its
+	// own host), and with AllowedOrigins empty an Origin must name one of
+	// these hosts. Empty: any Host. [New] refuses a malformed entry.
+	Hosts []string
+
+	// LoadSession, when set, reads the HTTP session of each connection
+	// attempt (usually from its session cookie), as Phoenix's
+	// connect_info: [session: ...]. Its value reaches Connect as
+	// [ConnectInfo.Session] only when the connect params carry the
+	// session's CSRF token as [CSRFParam]: browsers send cookies with a
+	// WebSocket upgrade from any page that can reach the server, so a
+	// cookie alone proves nothing. A nil *Session means no session; an
+	// error or a panic is logged and means no session too. It runs before
+	// Connect, on every transport that has an HTTP request.
+	LoadSession func(r *http.Request) (*Session, error)
 
 	// CheckOrigin, when set, replaces AllowedOrigins: it reports whether
 	// the request may connect. It is called for every request, with or
-	// without an Origin header.
+	// without an Origin header. Hosts still applies.
 	CheckOrigin func(r *http.Request) bool
 
 	// HeartbeatTimeout closes a connection that has sent nothing (not even
@@ -248,11 +277,29 @@ type LongPollOptions struct {
 	Disable bool
 
 	// Secret signs the session tokens (at least 32 random bytes; [New]
-	// refuses a shorter one). nil means a random secret made by
-	// NewServer: sessions then do not survive a restart, and a token is
-	// only valid on the Server that made it. Sessions live in memory either
-	// way, so behind a load balancer long-poll clients need sticky routing.
+	// refuses a shorter one). Give every node behind a load balancer the
+	// same Secret: a session lives in the memory of the node that opened
+	// it, and a request for it that lands on another node is relayed to
+	// that one over Options.PubSub (see ForwardTimeout), so no sticky
+	// routing is needed. nil means a random secret made by New: a token is
+	// then only valid on the Server that made it, nothing is relayed, and
+	// long-poll clients need sticky routing.
 	Secret []byte
+
+	// ForwardTimeout bounds how long a node waits for the owner of a
+	// session to take a request relayed to it over Options.PubSub, as
+	// Phoenix's pubsub_timeout_ms: past it the owner counts as gone, a GET
+	// opens a new session where it landed (answered 410, so phoenix.js
+	// reconnects and rejoins) and a POST gets 410. An owner that has taken
+	// a request answers within LongPoll.Window plus ForwardTimeout, or the
+	// poll gets 410. Default 2s. Relaying needs a shared Secret and a
+	// PubSub that reaches every node (NATS, Redis; a MemoryPubSub reaches
+	// the Servers of one process); each relayed request costs one PubSub
+	// round trip (request and answer; a request the owner holds for more
+	// than a quarter of ForwardTimeout, such as a waiting poll, also an
+	// acknowledgement). Negative: nothing is relayed, and another node's
+	// token opens a new session at once.
+	ForwardTimeout time.Duration
 
 	// Window is how long a GET is held waiting for messages before it is
 	// answered with status 204, and how long a POST waits for its turn to
@@ -324,6 +371,12 @@ type ConnectInfo struct {
 	// "phoenix", one of Options.Subprotocols, or "" when the client offered
 	// none.
 	Subprotocol string
+	// Session is the value of the [Session] that [Options.LoadSession]
+	// read from the request, when the connect params carried its CSRF
+	// token ([CSRFParam]); nil otherwise: no LoadSession, no session, or
+	// a missing or wrong token. A Connect that authenticates by cookie
+	// refuses when it is nil.
+	Session any
 }
 
 // newConnectInfo describes an HTTP request that opens a connection.

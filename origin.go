@@ -74,24 +74,98 @@ func (op originPattern) match(u *url.URL) bool {
 	return op.wildcard && strings.HasSuffix(host, "."+op.host)
 }
 
-// checkOrigin applies Options.CheckOrigin or Options.AllowedOrigins.
+// parseHostPattern parses one entry of Options.Hosts: "example.com",
+// "*.example.com" or an IP address, without scheme, port or path.
+func parseHostPattern(h string) (originPattern, error) {
+	if h == "" || (strings.ContainsAny(h, "/:?#@") && !strings.HasPrefix(h, "[")) {
+		return originPattern{}, fmt.Errorf("%q: want a host name such as \"example.com\" or \"*.example.com\", without scheme or port", h)
+	}
+	op, err := parseOriginPattern("//" + h)
+	if err != nil {
+		return originPattern{}, err
+	}
+	op.port = "" // a host entry never constrains the port
+	return op, nil
+}
+
+// matchHost reports whether host (a name or IP, no port) matches one of
+// the patterns.
+func matchHost(host string, hosts []originPattern) bool {
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	for _, op := range hosts {
+		if host == op.host || op.wildcard && strings.HasSuffix(host, "."+op.host) {
+			return true
+		}
+	}
+	return false
+}
+
+// requestHostname is r.Host without its port.
+func requestHostname(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.Host); err == nil {
+		return host
+	}
+	return r.Host
+}
+
+// checkHost applies Options.Hosts: with it set, a request must name one of
+// them in its Host header.
+func (s *Server) checkHost(r *http.Request) bool {
+	return len(s.hosts) == 0 || matchHost(requestHostname(r), s.hosts)
+}
+
+// CheckRequest applies [Options.Hosts] and the origin check
+// ([Options.AllowedOrigins] or [Options.CheckOrigin]) to an HTTP request,
+// as the WebSocket and long-poll transports do before anything else; a
+// custom transport served over HTTP calls it before [Server.Accept]. A
+// refusal is a [*RefusedError] with status 403 wrapping
+// [ErrHostNotAllowed] or [ErrOriginNotAllowed].
+func (s *Server) CheckRequest(r *http.Request) error {
+	if !s.checkHost(r) {
+		return &RefusedError{Status: http.StatusForbidden, Err: ErrHostNotAllowed}
+	}
+	if !s.checkOrigin(r) {
+		return &RefusedError{Status: http.StatusForbidden, Err: ErrOriginNotAllowed}
+	}
+	return nil
+}
+
+// checkOrigin applies Options.CheckOrigin or Options.AllowedOrigins (or,
+// without them, Options.Hosts or the request's own Host).
 func (s *Server) checkOrigin(r *http.Request) bool {
 	if s.opts.CheckOrigin != nil {
 		return s.opts.CheckOrigin(r)
 	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
+	origins := r.Header.Values("Origin")
+	switch {
+	case len(origins) == 0:
+		return true // a native client
+	case len(origins) > 1:
+		return false // no browser sends two
 	}
-	return originAllowed(origin, r.Host, s.origins)
+	if len(s.origins) == 0 && len(s.hosts) > 0 {
+		u, ok := parseOrigin(origins[0])
+		return ok && matchHost(u.Hostname(), s.hosts)
+	}
+	return originAllowed(origins[0], r.Host, s.origins)
+}
+
+// parseOrigin parses an Origin header value; "", "null" and "file://" are
+// not origins a server can allow.
+func parseOrigin(origin string) (*url.URL, bool) {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.Scheme == "" {
+		return nil, false
+	}
+	return u, true
 }
 
 // originAllowed reports whether origin may connect to a server reached as
 // requestHost, given the parsed AllowedOrigins entries.
 func originAllowed(origin, requestHost string, allowed []originPattern) bool {
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || u.Scheme == "" {
-		return false // includes "null" and "file://"
+	u, ok := parseOrigin(origin)
+	if !ok {
+		return false
 	}
 	if len(allowed) == 0 {
 		h := requestHost

@@ -28,7 +28,8 @@ type Server struct {
 	opts         Options
 	serializers  []versionedCodec
 	origins      []originPattern
-	subprotocols []string // "phoenix", then Options.Subprotocols
+	hosts        []originPattern // Options.Hosts
+	subprotocols []string        // "phoenix", then Options.Subprotocols
 	log          *slog.Logger
 	pubsub       PubSub
 	routes       router
@@ -150,6 +151,15 @@ func New(opts *Options) (*Server, error) {
 		}
 		origins[i] = op
 	}
+	o.Hosts = append([]string(nil), o.Hosts...)
+	hosts := make([]originPattern, len(o.Hosts))
+	for i, h := range o.Hosts {
+		op, err := parseHostPattern(h)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Hosts[%d]: %w", ErrInvalidOptions, i, err)
+		}
+		hosts[i] = op
+	}
 	serializers, err := compileSerializers(o.Serializers)
 	if err != nil {
 		return nil, err
@@ -185,6 +195,7 @@ func New(opts *Options) (*Server, error) {
 		serializers:  serializers,
 		subprotocols: subprotocols,
 		origins:      origins,
+		hosts:        hosts,
 		log:          o.Logger,
 		pubsub:       o.PubSub,
 		history:      o.History,

@@ -164,9 +164,10 @@ func TestHeartbeat(t *testing.T) {
 		c := dialMode(t, ts, m, "vsn=2.0.0")
 		c.send(nil, "1", "phoenix", "heartbeat", map[string]any{})
 		c.expect(`[null,"1","phoenix","phx_reply",{"status":"ok","response":{}}]`)
-		// nshafer/phx sends "" for join_ref and null for the payload.
+		// nshafer/phx sends "" for join_ref and null for the payload; the
+		// reply's join_ref is null whatever the client sent, as Phoenix's.
 		c.sendRaw(`["","2","phoenix","heartbeat",null]`)
-		c.expect(`["","2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+		c.expect(`[null,"2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
 		// Numeric refs keep their JSON type.
 		c.sendRaw(`[null,17,"phoenix","heartbeat",{}]`)
 		c.expect(`[null,17,"phoenix","phx_reply",{"status":"ok","response":{}}]`)

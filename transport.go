@@ -66,7 +66,8 @@ type TransportFeatures struct {
 }
 
 // Accept authenticates a new client connection: it chooses the serializer
-// from info.Params ("vsn"), runs [Options.Connect] with info, then
+// from info.Params ("vsn"), runs [Options.LoadSession] (when info.Request
+// is set) and [Options.Connect] with info, then
 // [Options.ID]. info.Transport names the transport (in logs and
 // [Socket.Transport]). A refusal is a [*RefusedError] carrying the HTTP
 // status to answer with; once Shutdown has begun, Accept returns
@@ -78,10 +79,14 @@ func (s *Server) Accept(info *ConnectInfo) (*Conn, error) {
 	if s.isDraining() {
 		return nil, s.accepted(info, start, "", ErrServerClosed)
 	}
+	if connect := rawConnectOf(info); connect != nil {
+		return s.acceptRaw(info, connect, start)
+	}
 	cd, err := negotiate(s.serializers, info.Params)
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: http.StatusForbidden, Err: err})
 	}
+	s.loadSession(info)
 	assigns, id, status, err := s.connect(info)
 	if err != nil {
 		return nil, s.accepted(info, start, "", &RefusedError{Status: status, Err: err})
@@ -199,6 +204,9 @@ func (c *conn) begin(t Transport, features TransportFeatures) error {
 	c.attach(t)
 	c.start()
 	c.armExpiry()
+	if c.raw != nil {
+		c.raw.start()
+	}
 	return nil
 }
 

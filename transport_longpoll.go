@@ -1,6 +1,7 @@
 package phx
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -33,6 +34,10 @@ import (
 //	     line, base64 for binary frames; at most 100 lines, as Phoenix),
 //	     answer {"status":200}
 //
+// A GET or POST whose token names another node's session is relayed to
+// that node over the PubSub and answered as it answers
+// (longpoll_forward.go).
+//
 // Every answer is HTTP 200 with the logical status in the JSON body, as the
 // official client expects; it handles no other values than 200, 204, 410,
 // 403 and 500 (and any non-200 on a POST as a failure).
@@ -52,14 +57,19 @@ const (
 	lpTokenMaxAge = 14 * 24 * time.Hour
 )
 
-// longPoll is a server's long-poll state: the token signer and the live
-// sessions.
+// longPoll is a server's long-poll state: the token signer, the live
+// sessions and the forwarding of other instances' sessions
+// (longpoll_forward.go).
 type longPoll struct {
 	signer   *token.Signer
 	instance string // this Server's random ID, written into its tokens
+	topicKey []byte // names forwarding topics; nil with a random secret
 
 	mu       sync.Mutex
 	sessions map[string]*lpSession // by session ID
+
+	fwdOnce sync.Once
+	fwd     *lpForwarder // nil when forwarding is off
 }
 
 // lpTokenData is what a session token holds.
@@ -72,6 +82,10 @@ type lpTokenData struct {
 // A secret too short is an error wrapping ErrInvalidOptions and
 // token.ErrSecretTooShort.
 func newLongPoll(secret []byte) (*longPoll, error) {
+	var topicKey []byte
+	if len(secret) > 0 {
+		topicKey = lpTopicKey(secret)
+	}
 	if len(secret) == 0 {
 		secret = make([]byte, token.MinSecretLen)
 		rand.Read(secret) // never fails (crypto/rand panics instead)
@@ -85,6 +99,7 @@ func newLongPoll(secret []byte) (*longPoll, error) {
 	return &longPoll{
 		signer:   signer,
 		instance: hex.EncodeToString(id[:]),
+		topicKey: topicKey,
 		sessions: make(map[string]*lpSession),
 	}, nil
 }
@@ -92,25 +107,26 @@ func newLongPoll(secret []byte) (*longPoll, error) {
 // lookup returns the live session token names. authentic reports whether
 // the token was made by a server sharing this one's secret, even when its
 // session is gone: such a token is not the application's own "token"
-// parameter.
-func (lp *longPoll) lookup(token string) (sess *lpSession, authentic bool) {
+// parameter. owner is the instance that made an authentic token when it is
+// not this one: the session, if it lives, is there.
+func (lp *longPoll) lookup(token string) (sess *lpSession, authentic bool, owner string) {
 	if token == "" {
-		return nil, false
+		return nil, false, ""
 	}
 	var td lpTokenData
 	if err := lp.signer.Verify(token, &td); err != nil {
-		return nil, false
+		return nil, false, ""
 	}
 	if td.Server != lp.instance {
-		return nil, true // another instance's session: not reachable from here
+		return nil, true, td.Server // another instance's session
 	}
 	lp.mu.Lock()
 	sess = lp.sessions[td.Session]
 	lp.mu.Unlock()
 	if sess == nil || sess.c.ctx.Err() != nil {
-		return nil, true // expired, closed or closing
+		return nil, true, "" // expired, closed or closing
 	}
-	return sess, true
+	return sess, true, ""
 }
 
 func (lp *longPoll) remove(sess *lpSession) {
@@ -159,8 +175,8 @@ func (s *Server) serveLongPoll(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	if !s.checkOrigin(r) {
-		s.log.Info("phx: long-poll request refused: origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+	if err := s.CheckRequest(r); err != nil {
+		s.log.Info("phx: long-poll request refused", "err", err, "origin", r.Header.Get("Origin"), "host", r.Host, "remote", r.RemoteAddr)
 		lpWriteStatus(w, 403)
 		return
 	}
@@ -195,9 +211,13 @@ func lpSessionToken(r *http.Request, q url.Values) (token string, fromQuery bool
 func (s *Server) longPollGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	token, fromQuery := lpSessionToken(r, q)
-	sess, authentic := s.lp.lookup(token)
+	sess, authentic, owner := s.lp.lookup(token)
 	if sess != nil {
-		s.longPollPoll(w, r, sess)
+		s.longPollDeadlines(w)
+		s.longPollPoll(r.Context(), w, sess)
+		return
+	}
+	if owner != "" && s.lpRelayPoll(w, r, token, owner) {
 		return
 	}
 	if token != "" {
@@ -232,6 +252,12 @@ func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Valu
 			lpWriteStatus(w, 500)
 		}
 		return
+	}
+	if f := s.lpForwarder(); f != nil {
+		// Other nodes relay this session's requests to this one's topic.
+		if err := f.subscribe(); err != nil {
+			s.log.Warn("phx: long-poll forwarding unavailable; this session is reachable only through this node", "err", err)
+		}
 	}
 	sess, err := s.newLongPollSession(conn)
 	if err != nil {
@@ -376,13 +402,14 @@ func (sess *lpSession) take(gen uint64) (frames []Frame, current, more bool) {
 // GET of the same session makes this one answer 204 at once, and a session
 // that closes answers 410 (the client then reconnects and rejoins). Once
 // Shutdown has begun, the poll closes its session and answers 410 at once,
-// so that it does not hold up http.Server.Shutdown for a window.
-func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSession) {
+// so that it does not hold up http.Server.Shutdown for a window. When ctx
+// ends (the client went away, or the node that relayed the poll cancelled
+// it) nothing is taken and nothing is written.
+func (s *Server) longPollPoll(ctx context.Context, w http.ResponseWriter, sess *lpSession) {
 	c := sess.c
 	gen, superseded := sess.beginPoll()
 	defer sess.endPoll()
 	window := s.opts.LongPoll.Window
-	s.longPollDeadlines(w)
 	timer := time.NewTimer(window)
 	defer timer.Stop()
 	for {
@@ -417,7 +444,7 @@ func (s *Server) longPollPoll(w http.ResponseWriter, r *http.Request, sess *lpSe
 				lpWriteMessages(w, 204, sess.token, nil)
 			}
 			return
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return // the client went away; nothing was taken
 		}
 	}
@@ -473,35 +500,62 @@ func lpSignal(sess *lpSession) {
 // longPollPost dispatches the frames of a POST to the session.
 func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	token, _ := lpSessionToken(r, r.URL.Query())
-	sess, _ := s.lp.lookup(token)
+	sess, _, owner := s.lp.lookup(token)
+	if sess == nil && owner != "" && s.lpForwarder() != nil {
+		s.lpRelayPost(w, r, token, owner)
+		return
+	}
 	if sess == nil || s.lpCloseDraining(sess.c) {
 		lpWriteStatus(w, 410) // a POST never opens a session
 		return
 	}
-	c := sess.c
 	s.longPollDeadlines(w)
+	data, tooBig, err := s.lpReadBody(w, r)
+	if err != nil {
+		// A client too slow to send its body (or gone): the session
+		// survives, the client retries on a new request.
+		sess.c.log.Debug("phx: long-poll body read failed", "err", err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	s.longPollPublish(r.Context(), w, sess, data, lpIsNDJSON(r), tooBig)
+}
+
+// lpReadBody reads a POST body up to LongPoll.MaxBody; tooBig reports a
+// larger one. err is a failure to read it (a slow or vanished client).
+func (s *Server) lpReadBody(w http.ResponseWriter, r *http.Request) (data []byte, tooBig bool, err error) {
 	body := r.Body
 	if limit := s.opts.LongPoll.MaxBody; limit > 0 {
 		body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	data, err := io.ReadAll(body)
+	data, err = io.ReadAll(body)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			c.log.Info("phx: long-poll body too large; closing session", "max", s.opts.LongPoll.MaxBody)
-			c.close(closeTooBig, "message too big", ErrClosed)
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			return
+		var tb *http.MaxBytesError
+		if errors.As(err, &tb) {
+			return nil, true, nil
 		}
-		// A client too slow to send its body (or gone): the session
-		// survives, the client retries on a new request.
-		c.log.Debug("phx: long-poll body read failed", "err", err)
-		w.WriteHeader(http.StatusBadRequest)
-		return
+		return nil, false, err
 	}
-	ndjson := false
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-ndjson" {
-		ndjson = true
+	return data, false, nil
+}
+
+// lpIsNDJSON reports whether a POST carries ndjson lines (the media type
+// compared without its parameters, case ignored).
+func lpIsNDJSON(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/x-ndjson"
+}
+
+// longPollPublish dispatches a POST body read for sess (tooBig: it was
+// over LongPoll.MaxBody, which closes the session). When ctx ends before
+// the POST gets its turn, nothing is dispatched and nothing written.
+func (s *Server) longPollPublish(ctx context.Context, w http.ResponseWriter, sess *lpSession, data []byte, ndjson, tooBig bool) {
+	c := sess.c
+	if tooBig {
+		c.log.Info("phx: long-poll body too large; closing session", "max", s.opts.LongPoll.MaxBody)
+		c.close(closeTooBig, "message too big", ErrClosed)
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		return
 	}
 
 	// One POST at a time hands frames to the conn, as a WebSocket's single
@@ -522,7 +576,7 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 		c.log.Info("phx: long-poll POST timed out waiting for dispatch")
 		lpWriteStatus(w, 408)
 		return
-	case <-r.Context().Done():
+	case <-ctx.Done():
 		return
 	}
 	defer func() { <-sess.dispatch }()

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -27,8 +28,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return
 	}
-	if !s.checkOrigin(r) {
-		s.log.Info("phx: connection refused: origin not allowed", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+	if err := s.CheckRequest(r); err != nil {
+		s.log.Info("phx: connection refused", "err", err, "origin", r.Header.Get("Origin"), "host", r.Host, "remote", r.RemoteAddr)
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return
 	}
@@ -104,9 +105,25 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 		Subprotocols:       s.subprotocols,
 		InsecureSkipVerify: true, // origin already checked by our own policy
 	}
+	if raw := t.conn.c.raw; raw != nil {
+		accept.OnPingReceived = func(_ context.Context, p []byte) bool {
+			raw.handleControl(ControlFrame{Payload: p})
+			return true
+		}
+		accept.OnPongReceived = func(_ context.Context, p []byte) {
+			raw.handleControl(ControlFrame{Pong: true, Payload: p})
+		}
+	}
 	if s.opts.Compress {
 		accept.CompressionMode = websocket.CompressionNoContextTakeover
 		accept.CompressionThreshold = s.opts.CompressThreshold
+	}
+	if !isUpgrade(r) {
+		// coder/websocket answers 426 Upgrade Required; Phoenix answers a
+		// plain GET on the WebSocket path with 400.
+		s.log.Debug("phx: WebSocket upgrade failed: not an upgrade request", "remote", r.RemoteAddr)
+		http.Error(w, "phx: not a WebSocket upgrade request", http.StatusBadRequest)
+		return nil
 	}
 	ws, err := websocket.Accept(uw, r, accept)
 	if err != nil {
@@ -135,6 +152,8 @@ type wsTransport struct {
 	write     func() // t.write as a func value, made once (see Wake)
 	writers   sync.WaitGroup
 
+	attached    atomic.Bool // ws and write are set: writers may start
+	wakeLater   bool        // under mu: a Wake came before attachSocket
 	mu          sync.Mutex
 	closeCode   int // a Close that came before the upgrade finished
 	closeReason string
@@ -188,15 +207,30 @@ func (t *wsTransport) attachSocket(ws *websocket.Conn) {
 	t.write = t.writeLoop
 	t.mu.Lock()
 	t.ws = ws
+	t.attached.Store(true)
 	closed, code, reason := t.closed, t.closeCode, t.closeReason
+	wake := t.wakeLater
 	t.mu.Unlock()
 	if closed {
 		go ws.Close(websocket.StatusCode(code), reason)
 	}
+	if wake {
+		t.Wake()
+	}
 }
 
-// Wake implements [Transport]: it starts a writer.
+// Wake implements [Transport]: it starts a writer. Frames queued before the
+// upgrade (a raw socket's Init pushes) wait for attachSocket.
 func (t *wsTransport) Wake() {
+	if !t.attached.Load() {
+		t.mu.Lock()
+		if !t.attached.Load() {
+			t.wakeLater = true
+			t.mu.Unlock()
+			return
+		}
+		t.mu.Unlock()
+	}
 	t.writers.Add(1)
 	go t.write()
 }
@@ -445,6 +479,15 @@ func (w *batchWriter) writeLocked(p []byte) (int, error) {
 }
 
 // headerList splits a comma-separated header, over all its lines.
+// isUpgrade reports whether r asks for a WebSocket upgrade: Connection
+// lists "upgrade" and Upgrade lists "websocket".
+func isUpgrade(r *http.Request) bool {
+	has := func(key, token string) bool {
+		return slices.ContainsFunc(headerList(r.Header, key), func(v string) bool { return strings.EqualFold(v, token) })
+	}
+	return has("Connection", "upgrade") && has("Upgrade", "websocket")
+}
+
 func headerList(h http.Header, key string) []string {
 	var out []string
 	for _, line := range h.Values(key) {

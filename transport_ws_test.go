@@ -319,7 +319,7 @@ func TestPipelinedFrameAfterUpgrade(t *testing.T) {
 		t.Fatalf("Sec-WebSocket-Accept %q", got)
 	}
 	for _, ref := range []string{"1", "2"} {
-		want := `["1","` + ref + `","phoenix","phx_reply",{"status":"ok","response":{}}]`
+		want := `[null,"` + ref + `","phoenix","phx_reply",{"status":"ok","response":{}}]`
 		if got := readServerFrame(t, br); got != want {
 			t.Fatalf("reply to pipelined heartbeat %s:\n got: %s\nwant: %s", ref, got, want)
 		}
@@ -328,7 +328,7 @@ func TestPipelinedFrameAfterUpgrade(t *testing.T) {
 	if _, err := c.Write(maskedFrame(`["1","3","phoenix","heartbeat",{}]`, [4]byte{1, 2, 3, 4})); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := readServerFrame(t, br), `["1","3","phoenix","phx_reply",{"status":"ok","response":{}}]`; got != want {
+	if got, want := readServerFrame(t, br), `[null,"3","phoenix","phx_reply",{"status":"ok","response":{}}]`; got != want {
 		t.Fatalf("reply to a later heartbeat:\n got: %s\nwant: %s", got, want)
 	}
 }
@@ -453,7 +453,7 @@ func TestWriteTimeoutClosesStuckClient(t *testing.T) {
 	default:
 	}
 	reader.send("1", "2", "phoenix", "heartbeat", map[string]any{})
-	reader.expect(`["1","2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
+	reader.expect(`[null,"2","phoenix","phx_reply",{"status":"ok","response":{}}]`)
 }
 
 // randomText returns n pseudo-random letters and digits, the same for the

@@ -105,19 +105,30 @@ func (r *room) HandleIn(s *phx.Socket, event string, p phx.Payload) (any, error)
 // StartNode starts a node named name on br.
 func StartNode(t testing.TB, br Broker, name string) *Node {
 	t.Helper()
+	return StartNodeWith(t, br, name, nil)
+}
+
+// StartNodeWith is StartNode with the server's options adjusted by tune
+// (when not nil) before the server is made.
+func StartNodeWith(t testing.TB, br Broker, name string, tune func(*phx.Options)) *Node {
+	t.Helper()
 	n := &Node{Name: name}
 	n.Adapter = br.Dial(t, name, func(start, end time.Time) {
 		n.gapMu.Lock()
 		n.gaps = append(n.gaps, [2]time.Time{start, end})
 		n.gapMu.Unlock()
 	})
-	n.Server = phx.NewServer(&phx.Options{
+	opts := &phx.Options{
 		PubSub: n.Adapter,
 		Logger: Logger(),
 		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
 			return phx.Assigns{"user": info.Params.Get("user"), "node": name}, nil
 		},
-	})
+	}
+	if tune != nil {
+		tune(opts)
+	}
+	n.Server = phx.NewServer(opts)
 	n.Presence = phx.NewPresence(n.Server, &phx.PresenceOptions{Replica: name})
 	n.Server.Channel("room:*", func() phx.Channel { return &room{p: n.Presence} })
 	stop, err := n.Presence.Replicate(context.Background(), nil, &phx.ReplicateOptions{
