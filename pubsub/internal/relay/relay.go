@@ -1,12 +1,15 @@
 // Package relay is the broker-independent half of the PubSub adapters in
 // pubsub/natspubsub and pubsub/redispubsub: local delivery through a
 // phx.MemoryPubSub, broker subscriptions that follow the local subscriber
-// count of each topic, the wire envelope, dropping this node's own messages,
+// count of each topic, the wire envelope, dropping this node's own messages
+// and duplicates, the bounded outbound queue that carries broadcasts over a
+// broker outage, the peer handshake that decides when to replay it,
 // connection-gap bookkeeping, and counters.
 //
-// An adapter supplies a Broker (subscribe, unsubscribe, publish raw bytes
-// for one topic), feeds every message it receives to Relay.Receive, and
-// reports its connection state with Disconnected and Reconnected.
+// An adapter supplies a Broker (subscribe, unsubscribe, publish a batch of
+// raw messages), calls Start once its connection is up, feeds every message
+// it receives to Relay.Receive, and reports its connection state with
+// Disconnected and Reconnected.
 package relay
 
 import (
@@ -14,7 +17,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -24,9 +29,29 @@ import (
 	"github.com/phxgo/phx"
 )
 
-// ErrDisconnected is returned by Broadcast while the broker connection is
-// down: local subscribers got the broadcast, other nodes did not.
-var ErrDisconnected = errors.New("phx pubsub: broker disconnected; broadcast delivered on this node only")
+// Errors of Broadcast and of dropped broadcasts.
+var (
+	// ErrDisconnected is returned by Broadcast while the broker connection
+	// is down and queueing is off: local subscribers got the broadcast,
+	// other nodes did not.
+	ErrDisconnected = errors.New("phx pubsub: broker disconnected; broadcast delivered on this node only")
+	// ErrQueueFull is returned by Broadcast when the outbound queue is at
+	// its message or byte limit: local subscribers got the broadcast, other
+	// nodes will not.
+	ErrQueueFull = errors.New("phx pubsub: outbound queue full; broadcast delivered on this node only")
+	// ErrQueueExpired is the error of the telemetry event of a queued
+	// broadcast dropped because it waited longer than the queue's age limit.
+	ErrQueueExpired = errors.New("phx pubsub: broadcast waited in the outbound queue past its age limit; dropped")
+	// ErrTooLarge is returned by Broadcast for a message over the broker's
+	// size limit: local subscribers got it, other nodes will not.
+	ErrTooLarge = errors.New("phx pubsub: broadcast larger than the broker accepts; delivered on this node only")
+)
+
+// Message is one encoded envelope for a topic.
+type Message struct {
+	Topic string
+	Data  []byte
+}
 
 // Broker is the broker-specific half of an adapter.
 type Broker interface {
@@ -39,24 +64,64 @@ type Broker interface {
 	// Unsubscribe stops receiving topic; called when its last local
 	// subscriber leaves.
 	Unsubscribe(topic string) error
-	// Publish sends one encoded envelope for topic. It may keep msg only
-	// until it returns.
-	Publish(ctx context.Context, topic string, msg []byte) error
+	// Publish sends msgs in order and returns nil once the broker has
+	// accepted every one of them; it must return by ctx's deadline. On an
+	// error the relay sends the whole batch again later (receivers drop
+	// the copies they already have). It may keep msgs only until it
+	// returns. It is called from one goroutine at a time.
+	Publish(ctx context.Context, msgs []Message) error
 }
 
-// Config configures a Relay.
+// Defaults of the outbound queue.
+const (
+	DefaultMaxQueued      = 10000
+	DefaultMaxQueuedBytes = 16 << 20
+	DefaultMaxQueueAge    = 10 * time.Second
+	DefaultReplayWait     = 3 * time.Second
+	DefaultPublishTimeout = 2 * time.Second
+)
+
+// Config configures a Relay. Zero durations and limits mean the defaults.
 type Config struct {
-	NodeID         string                     // required
-	Adapter        string                     // "nats" or "redis", for logs
-	Logger         *slog.Logger               // nil means slog.Default()
-	OnGap          func(start, end time.Time) // called after a reconnection
-	PublishTimeout time.Duration              // bounds each Publish; 0 means none
+	NodeID  string       // required
+	Adapter string       // "nats" or "redis", for logs
+	Logger  *slog.Logger // nil means slog.Default()
+	// OnGap is called once an outage's queued broadcasts have been
+	// replayed (or dropped), on the relay's sender goroutine.
+	OnGap func(Gap)
+	// PublishTimeout bounds each Broker.Publish call.
+	PublishTimeout time.Duration
+	// MaxQueued, MaxQueuedBytes and MaxQueueAge bound the outbound queue;
+	// MaxQueued < 0 turns queueing off (Broadcast fails fast with
+	// ErrDisconnected while disconnected).
+	MaxQueued      int
+	MaxQueuedBytes int
+	MaxQueueAge    time.Duration
+	// ReplayWait bounds how long, after a reconnection, the relay waits
+	// for the peers it knew to announce that they are subscribed again
+	// before it replays its queue.
+	ReplayWait time.Duration
+	// MaxMessage, if > 0, is the largest message the broker accepts.
+	MaxMessage func() int
 }
+
+// Gap describes one outage of the broker connection, reported after the
+// broadcasts queued during it were replayed.
+type Gap struct {
+	Start, End time.Time // connection lost, connection restored
+	Replayed   int       // this node's broadcasts queued during the outage and sent after it
+	Dropped    int64     // this node's broadcasts dropped from the start of the outage to the end of the replay
+}
+
+// controlTopic carries the relay's own messages (up, here, bye). The NUL
+// byte keeps it apart from every topic a phx channel can have.
+const controlTopic = "\x00phx-relay"
 
 // Relay implements phx.PubSub on top of a Broker.
 type Relay struct {
 	cfg    Config
 	node   []byte
+	inc    uint64 // this incarnation
 	log    atomic.Pointer[slog.Logger]
 	ownLog bool // the adapter was given a logger: UseLogger keeps it
 	tel    atomic.Pointer[phx.Telemetry]
@@ -68,6 +133,34 @@ type Relay struct {
 
 	closed    atomic.Bool
 	connected atomic.Bool
+	started   atomic.Bool
+	done      chan struct{} // closed when the sender must stop
+	wake      chan struct{} // cap 1: the sender has something to look at
+	wg        sync.WaitGroup
+
+	// The outbound queue and the sender's state, guarded by qmu.
+	qmu        sync.Mutex
+	queue      []*entry
+	qbytes     int
+	inflight   int // queue[:inflight] is being published
+	seq        uint64
+	up         bool // connected, as the sender sees it
+	linkCtx    context.Context
+	linkCancel context.CancelFunc
+	upDue      bool                // announce "up"
+	hereDue    bool                // answer someone's "up"
+	waitFor    map[string]struct{} // peers that have not announced themselves since the reconnection
+	gateUntil  time.Time           // the replay starts at the latest then
+	retryAt    time.Time           // after a failed publish
+	backoff    time.Duration
+	failing    bool                 // the last publish failed
+	peers      map[string]time.Time // other nodes, by ID, when last heard of
+	gap        *Gap                 // being replayed
+	gapLastSeq uint64               // the last broadcast queued before the reconnection
+	gapDropped int64                // drops since the gap started
+
+	seenMu sync.Mutex
+	seen   map[string]*origin // per other node: the last sequence number delivered
 
 	gapMu    sync.Mutex
 	gapStart time.Time
@@ -77,12 +170,31 @@ type Relay struct {
 	publishErrors atomic.Int64
 	received      atomic.Int64
 	droppedOwn    atomic.Int64
+	duplicates    atomic.Int64
 	decodeErrors  atomic.Int64
+	dropped       atomic.Int64
+	replayed      atomic.Int64
 	disconnects   atomic.Int64
 	reconnects    atomic.Int64
 	remoteTopics  atomic.Int64
 
 	lastDecodeLog atomic.Int64 // unix nanos; decode errors are logged at most once a second
+	lastDropLog   atomic.Int64 // unix nanos; drops are logged at most once a second
+}
+
+// entry is one queued broadcast.
+type entry struct {
+	msg Message
+	seq uint64
+	at  time.Time
+}
+
+func (e *entry) size() int { return len(e.msg.Data) + len(e.msg.Topic) + 64 }
+
+// origin is what this node knows of another node's stream.
+type origin struct {
+	inc  uint64
+	last uint64
 }
 
 // topicState serializes the broker calls of one topic. remote is true while
@@ -94,23 +206,66 @@ type topicState struct {
 	remote bool
 }
 
-// New returns a Relay, initially connected.
+// New returns a Relay, initially connected. Call Start once the broker
+// connection is up.
 func New(cfg Config, b Broker) *Relay {
 	ownLog := cfg.Logger != nil
 	if !ownLog {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.MaxQueued == 0 {
+		cfg.MaxQueued = DefaultMaxQueued
+	}
+	if cfg.MaxQueuedBytes <= 0 {
+		cfg.MaxQueuedBytes = DefaultMaxQueuedBytes
+	}
+	if cfg.MaxQueueAge <= 0 {
+		cfg.MaxQueueAge = DefaultMaxQueueAge
+	}
+	if cfg.ReplayWait <= 0 {
+		cfg.ReplayWait = DefaultReplayWait
+	}
+	var ib [8]byte
+	rand.Read(ib[:])
 	r := &Relay{
 		cfg:    cfg,
 		node:   []byte(cfg.NodeID),
+		inc:    binary.LittleEndian.Uint64(ib[:]) >> 1,
 		ownLog: ownLog,
 		local:  phx.NewMemoryPubSub(),
 		broker: b,
 		topics: make(map[string]*topicState),
+		done:   make(chan struct{}),
+		wake:   make(chan struct{}, 1),
+		up:     true,
+		peers:  make(map[string]time.Time),
+		seen:   make(map[string]*origin),
 	}
+	r.linkCtx, r.linkCancel = context.WithCancel(context.Background())
 	r.log.Store(cfg.Logger.With("pubsub", cfg.Adapter, "node", cfg.NodeID))
 	r.connected.Store(true)
 	return r
+}
+
+// Start subscribes the relay's control topic, announces this node to the
+// others and starts the sender goroutine. Call it once, when the broker
+// connection is up.
+func (r *Relay) Start() error {
+	if !r.started.CompareAndSwap(false, true) {
+		return nil
+	}
+	if err := r.broker.Subscribe(controlTopic); err != nil {
+		return err
+	}
+	r.qmu.Lock()
+	r.upDue = true
+	r.qmu.Unlock()
+	r.wg.Add(1)
+	go r.run()
+	return nil
 }
 
 // UseTelemetry makes t receive the relay's PubSub events. phx.NewServer
@@ -225,48 +380,314 @@ func (r *Relay) LocalBroadcast(b *phx.Broadcast, from phx.Subscriber) error {
 	return r.local.LocalBroadcast(b, from)
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // Broadcast implements phx.PubSub: local subscribers (but from) get b at
-// once, on the caller's goroutine; then b goes to the broker for the other
-// nodes. A broker failure is returned (and counted) after local delivery.
-func (r *Relay) Broadcast(ctx context.Context, b *phx.Broadcast, from phx.Subscriber) error {
+// once, on the caller's goroutine; then b is queued for the other nodes
+// and Broadcast returns, without waiting for the broker: ctx has nothing
+// to bound. The sender goroutine publishes the queue in order. A
+// broadcast that cannot be queued (queue full, too large, queueing off
+// while disconnected) is returned as an error after local delivery.
+func (r *Relay) Broadcast(_ context.Context, b *phx.Broadcast, from phx.Subscriber) error {
 	if r.closed.Load() {
 		return phx.ErrPubSubClosed
 	}
 	_ = r.local.LocalBroadcast(b, from)
-	if !r.connected.Load() {
+	if r.cfg.MaxQueued < 0 && !r.connected.Load() {
 		r.publishErrors.Add(1)
 		return ErrDisconnected
 	}
-	if r.cfg.PublishTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, r.cfg.PublishTimeout)
-		defer cancel()
+	var flags byte
+	if b.Payload.Binary {
+		flags |= flagBinary
 	}
-	bp := bufPool.Get().(*[]byte)
-	msg := AppendEnvelope((*bp)[:0], r.cfg.NodeID, b)
-	err := r.broker.Publish(ctx, b.Topic, msg)
-	if cap(msg) <= 64<<10 {
-		*bp = msg[:0]
-		bufPool.Put(bp)
+	r.qmu.Lock()
+	if r.closed.Load() {
+		r.qmu.Unlock()
+		return phx.ErrPubSubClosed
 	}
-	if err != nil {
-		r.publishErrors.Add(1)
-		if r.closed.Load() {
-			return phx.ErrPubSubClosed
+	seq := r.seq + 1
+	data := appendEnvelope(nil, flags, r.cfg.NodeID, r.inc, seq, b.Topic, b.Event, b.Payload.Data)
+	if r.cfg.MaxMessage != nil {
+		if max := r.cfg.MaxMessage(); max > 0 && len(data) > max {
+			r.qmu.Unlock()
+			r.publishErrors.Add(1)
+			err := fmt.Errorf("%w (%d bytes, limit %d)", ErrTooLarge, len(data), max)
+			r.event(phx.PubSubEvent{Kind: "publish_failed", Topic: b.Topic, Err: err})
+			return err
 		}
-		r.event(phx.PubSubEvent{Kind: "publish_failed", Topic: b.Topic, Err: err})
-		return err
 	}
-	r.published.Add(1)
+	e := &entry{msg: Message{Topic: b.Topic, Data: data}, seq: seq, at: time.Now()}
+	drops := r.expireLocked(e.at)
+	limit := r.cfg.MaxQueued
+	if limit < 0 {
+		limit = DefaultMaxQueued
+	}
+	if len(r.queue) >= limit || r.qbytes+e.size() > r.cfg.MaxQueuedBytes && len(r.queue) > 0 {
+		r.countDropLocked()
+		r.qmu.Unlock()
+		r.reportDrops(drops)
+		r.reportDrops([]*entry{e}, ErrQueueFull)
+		return ErrQueueFull
+	}
+	r.seq = seq
+	r.queue = append(r.queue, e)
+	r.qbytes += e.size()
+	r.qmu.Unlock()
+	r.reportDrops(drops)
+	r.poke()
 	return nil
 }
 
+// poke wakes the sender.
+func (r *Relay) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// countDropLocked counts one dropped broadcast.
+func (r *Relay) countDropLocked() {
+	r.dropped.Add(1)
+	if r.gap != nil || !r.up {
+		r.gapDropped++
+	}
+}
+
+// expireLocked removes the queued broadcasts older than MaxQueueAge that
+// are not being published and returns them.
+func (r *Relay) expireLocked(now time.Time) []*entry {
+	i := r.inflight
+	for i < len(r.queue) && now.Sub(r.queue[i].at) > r.cfg.MaxQueueAge {
+		i++
+	}
+	if i == r.inflight {
+		return nil
+	}
+	out := append([]*entry(nil), r.queue[r.inflight:i]...)
+	for _, e := range out {
+		r.qbytes -= e.size()
+		r.countDropLocked()
+	}
+	r.queue = append(r.queue[:r.inflight], r.queue[i:]...)
+	return out
+}
+
+// reportDrops logs (at most once a second) and reports dropped broadcasts.
+func (r *Relay) reportDrops(es []*entry, reason ...error) {
+	if len(es) == 0 {
+		return
+	}
+	err := ErrQueueExpired
+	if len(reason) > 0 {
+		err = reason[0]
+	}
+	now := time.Now().UnixNano()
+	if last := r.lastDropLog.Load(); now-last >= int64(time.Second) && r.lastDropLog.CompareAndSwap(last, now) {
+		r.Logger().Warn("phx pubsub: dropped broadcasts for other nodes (logged at most once a second; see Stats().Dropped)",
+			"reason", err, "topic", es[0].msg.Topic, "dropped", r.dropped.Load())
+	}
+	for _, e := range es {
+		r.event(phx.PubSubEvent{Kind: "publish_dropped", Topic: e.msg.Topic, Err: err})
+	}
+}
+
+// action is what the sender does next.
+type action struct {
+	kind  int // actStop, actControl, actData, actGap
+	event string
+	batch []Message
+	gap   Gap
+}
+
+const (
+	actStop = iota
+	actControl
+	actData
+	actGap
+)
+
+const (
+	maxBatch      = 256
+	maxBatchBytes = 1 << 20
+)
+
+// next waits for the sender's next action.
+func (r *Relay) next() action {
+	for {
+		r.qmu.Lock()
+		select {
+		case <-r.done:
+			r.qmu.Unlock()
+			return action{kind: actStop}
+		default:
+		}
+		now := time.Now()
+		drops := r.expireLocked(now)
+		wait := time.Duration(-1)
+		shorten := func(d time.Duration) {
+			if wait < 0 || d < wait {
+				wait = max(d, time.Millisecond)
+			}
+		}
+		var act *action
+		switch {
+		case !r.up:
+		case now.Before(r.retryAt):
+			shorten(r.retryAt.Sub(now))
+		case r.upDue:
+			r.upDue = false
+			act = &action{kind: actControl, event: "up"}
+		case r.hereDue:
+			r.hereDue = false
+			act = &action{kind: actControl, event: "here"}
+		case len(r.waitFor) > 0 && now.Before(r.gateUntil):
+			shorten(r.gateUntil.Sub(now))
+		default:
+			if len(r.waitFor) > 0 {
+				missing := make([]string, 0, len(r.waitFor))
+				for p := range r.waitFor {
+					missing = append(missing, p)
+					delete(r.peers, p)
+				}
+				r.waitFor = nil
+				r.Logger().Info("phx pubsub: peers did not announce themselves after the reconnection; replaying anyway and forgetting them",
+					"peers", missing, "waited", r.cfg.ReplayWait)
+			}
+			if len(r.queue) > 0 {
+				n, size := 0, 0
+				for n < len(r.queue) && n < maxBatch && (n == 0 || size+len(r.queue[n].msg.Data) <= maxBatchBytes) {
+					size += len(r.queue[n].msg.Data)
+					n++
+				}
+				batch := make([]Message, n)
+				for i := range batch {
+					batch[i] = r.queue[i].msg
+				}
+				r.inflight = n
+				act = &action{kind: actData, batch: batch}
+			} else if r.gap != nil {
+				g := *r.gap
+				g.Dropped = r.gapDropped
+				r.gap, r.gapDropped = nil, 0
+				act = &action{kind: actGap, gap: g}
+			}
+		}
+		if act == nil && len(r.queue) > r.inflight {
+			shorten(r.queue[r.inflight].at.Add(r.cfg.MaxQueueAge).Sub(now) + time.Millisecond)
+		}
+		r.qmu.Unlock()
+		r.reportDrops(drops)
+		if act != nil {
+			return *act
+		}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if wait >= 0 {
+			timer = time.NewTimer(wait)
+			fire = timer.C
+		}
+		select {
+		case <-r.done:
+		case <-r.wake:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// run is the sender goroutine: it announces the node, answers others'
+// announcements and publishes the queue in order.
+func (r *Relay) run() {
+	defer r.wg.Done()
+	for {
+		act := r.next()
+		switch act.kind {
+		case actStop:
+			return
+		case actGap:
+			r.event(phx.PubSubEvent{Kind: "replayed", Gap: act.gap.End.Sub(act.gap.Start),
+				Replayed: act.gap.Replayed, Dropped: act.gap.Dropped})
+			if r.cfg.OnGap != nil {
+				r.cfg.OnGap(act.gap)
+			}
+		case actControl:
+			msg := Message{Topic: controlTopic, Data: appendControl(nil, r.cfg.NodeID, r.inc, act.event)}
+			err := r.publish([]Message{msg})
+			r.qmu.Lock()
+			if err != nil {
+				if act.event == "up" {
+					r.upDue = true
+				} else {
+					r.hereDue = true
+				}
+				r.failedLocked()
+			} else {
+				r.backoff, r.failing = 0, false
+			}
+			r.qmu.Unlock()
+		case actData:
+			err := r.publish(act.batch)
+			r.qmu.Lock()
+			n := r.inflight
+			r.inflight = 0
+			if err != nil {
+				r.publishErrors.Add(1)
+				first := r.failedLocked()
+				r.qmu.Unlock()
+				if first && !r.closed.Load() {
+					r.event(phx.PubSubEvent{Kind: "publish_failed", Topic: act.batch[0].Topic, Err: err})
+					r.Logger().Debug("phx pubsub: publish failed; retrying", "err", err, "batch", len(act.batch))
+				}
+				continue
+			}
+			r.backoff, r.failing = 0, false
+			for _, e := range r.queue[:n] {
+				r.qbytes -= e.size()
+				if r.gap != nil && e.seq <= r.gapLastSeq {
+					r.gap.Replayed++
+					r.replayed.Add(1)
+				}
+			}
+			clear(r.queue[:n])
+			r.queue = r.queue[n:]
+			if len(r.queue) == 0 {
+				r.queue = nil
+			}
+			r.qmu.Unlock()
+			r.published.Add(int64(n))
+		}
+	}
+}
+
+// failedLocked schedules a retry after a failed publish, with a backoff
+// of 50 ms doubling up to 1 s, and reports whether it is the first
+// failure in a row.
+func (r *Relay) failedLocked() bool {
+	r.backoff = min(max(2*r.backoff, 50*time.Millisecond), time.Second)
+	r.retryAt = time.Now().Add(r.backoff)
+	first := !r.failing
+	r.failing = true
+	return first
+}
+
+// publish runs one Broker.Publish, bounded by PublishTimeout and cut short
+// when the connection is lost or the relay closes.
+func (r *Relay) publish(msgs []Message) error {
+	r.qmu.Lock()
+	link := r.linkCtx
+	r.qmu.Unlock()
+	ctx, cancel := context.WithTimeout(link, r.cfg.PublishTimeout)
+	defer cancel()
+	return r.broker.Publish(ctx, msgs)
+}
+
 // Receive handles one message from the broker: it decodes the envelope,
-// drops this node's own broadcasts and delivers the others locally, as one
-// *phx.Broadcast shared by all local subscribers. msg must not be modified
-// afterwards (the broadcast's payload aliases it).
+// drops this node's own broadcasts and copies of broadcasts already
+// delivered, and delivers the others locally, as one *phx.Broadcast shared
+// by all local subscribers. msg must not be modified afterwards (the
+// broadcast's payload aliases it).
 func (r *Relay) Receive(msg []byte) {
 	e, err := DecodeEnvelope(msg)
 	if err != nil {
@@ -280,8 +701,31 @@ func (r *Relay) Receive(msg []byte) {
 		return
 	}
 	if bytes.Equal(e.Node, r.node) {
-		r.droppedOwn.Add(1)
+		if !e.Control {
+			r.droppedOwn.Add(1)
+		}
 		return
+	}
+	if e.Control {
+		r.control(string(e.Node), e.Event)
+		return
+	}
+	if e.Seq != 0 {
+		r.seenMu.Lock()
+		o := r.seen[string(e.Node)]
+		switch {
+		case o == nil:
+			r.seen[string(e.Node)] = &origin{inc: e.Incarnation, last: e.Seq}
+		case o.inc != e.Incarnation:
+			o.inc, o.last = e.Incarnation, e.Seq
+		case e.Seq <= o.last:
+			r.seenMu.Unlock()
+			r.duplicates.Add(1)
+			return
+		default:
+			o.last = e.Seq
+		}
+		r.seenMu.Unlock()
 	}
 	r.received.Add(1)
 	// A panicking subscriber must not stop this node's delivery of other
@@ -295,21 +739,67 @@ func (r *Relay) Receive(msg []byte) {
 	_ = r.local.LocalBroadcast(&phx.Broadcast{Topic: e.Topic, Event: e.Event, Payload: e.Payload}, nil)
 }
 
-// Disconnected records that the broker connection went down (idempotent).
+// control handles another node's control message: "up" (it is subscribed
+// again, or new: answer "here"), "here" (it is subscribed), "bye" (it
+// closed).
+func (r *Relay) control(node, event string) {
+	r.qmu.Lock()
+	switch event {
+	case "up", "here":
+		r.peers[node] = time.Now()
+		delete(r.waitFor, node)
+		if event == "up" {
+			r.hereDue = true
+		}
+	case "bye":
+		delete(r.peers, node)
+		delete(r.waitFor, node)
+	}
+	r.qmu.Unlock()
+	if event == "bye" {
+		r.seenMu.Lock()
+		delete(r.seen, node)
+		r.seenMu.Unlock()
+	}
+	r.poke()
+}
+
+// Disconnected records that the broker connection went down (idempotent):
+// the sender stops publishing (a publish in flight is cut short) and
+// broadcasts are queued.
 func (r *Relay) Disconnected(err error) {
 	if r.closed.Load() || !r.connected.CompareAndSwap(true, false) {
 		return
 	}
+	now := time.Now()
 	r.gapMu.Lock()
-	r.gapStart = time.Now()
+	r.gapStart = now
 	r.gapMu.Unlock()
+	r.qmu.Lock()
+	r.up = false
+	r.linkCancel()
+	var report *Gap
+	if r.gap != nil { // the previous gap's replay had not finished
+		g := *r.gap
+		g.Dropped = r.gapDropped
+		report = &g
+		r.gap, r.gapDropped = nil, 0
+	}
+	queued := len(r.queue)
+	r.qmu.Unlock()
 	r.disconnects.Add(1)
-	r.Logger().Warn("phx pubsub: broker connection lost; broadcasts reach this node only until it returns", "err", err)
+	r.Logger().Warn("phx pubsub: broker connection lost; broadcasts reach this node's subscribers now and are queued for the others",
+		"err", err, "queued", queued, "max_queued", r.cfg.MaxQueued, "max_queue_age", r.cfg.MaxQueueAge)
 	r.event(phx.PubSubEvent{Kind: "disconnected", Err: err})
+	if report != nil && r.cfg.OnGap != nil {
+		r.cfg.OnGap(*report)
+	}
 }
 
 // Reconnected records that the broker connection is back, with every
-// subscription restored (idempotent); it logs the gap and calls OnGap.
+// subscription restored (idempotent). The sender then announces the node
+// and replays the queue once every peer it knew has announced itself too
+// (or ReplayWait has passed); OnGap is called after the replay.
 func (r *Relay) Reconnected() {
 	if r.closed.Load() || !r.connected.CompareAndSwap(false, true) {
 		return
@@ -319,21 +809,74 @@ func (r *Relay) Reconnected() {
 	start := r.gapStart
 	r.lastGap = end.Sub(start)
 	r.gapMu.Unlock()
+	r.qmu.Lock()
+	r.up = true
+	r.linkCtx, r.linkCancel = context.WithCancel(context.Background())
+	r.upDue = true
+	r.waitFor = make(map[string]struct{}, len(r.peers))
+	for p := range r.peers {
+		r.waitFor[p] = struct{}{}
+	}
+	r.gateUntil = end.Add(r.cfg.ReplayWait)
+	r.retryAt = time.Time{}
+	r.backoff = 0
+	r.gap = &Gap{Start: start, End: end}
+	r.gapLastSeq = r.seq
+	queued := len(r.queue)
+	peers := len(r.waitFor)
+	r.qmu.Unlock()
+	r.poke()
 	r.reconnects.Add(1)
 	r.event(phx.PubSubEvent{Kind: "reconnected", Gap: end.Sub(start)})
-	r.Logger().Warn("phx pubsub: broker connection restored; broadcasts of other nodes during the gap were lost",
-		"gap", end.Sub(start).Round(time.Millisecond), "gap_start", start, "topics", r.remoteTopics.Load())
-	if r.cfg.OnGap != nil {
-		r.cfg.OnGap(start, end)
-	}
+	r.Logger().Warn("phx pubsub: broker connection restored; queued broadcasts are replayed once the other nodes are subscribed again",
+		"gap", end.Sub(start).Round(time.Millisecond), "gap_start", start, "topics", r.remoteTopics.Load(),
+		"queued", queued, "peers", peers)
 }
 
 // Connected reports whether the broker connection is up.
 func (r *Relay) Connected() bool { return r.connected.Load() }
 
 // Close makes Subscribe and Broadcast fail with phx.ErrPubSubClosed from
-// now on; it reports whether this call closed the relay.
-func (r *Relay) Close() bool { return r.closed.CompareAndSwap(false, true) }
+// now on; it reports whether this call closed the relay. While connected
+// it first waits (up to PublishTimeout) for the queue to drain, then stops
+// the sender and tells the other nodes this one is gone. The adapter
+// closes its connection after Close.
+func (r *Relay) Close() bool {
+	if !r.closed.CompareAndSwap(false, true) {
+		return false
+	}
+	if r.started.Load() {
+		deadline := time.Now().Add(r.cfg.PublishTimeout)
+		for r.connected.Load() && time.Now().Before(deadline) {
+			r.qmu.Lock()
+			n := len(r.queue)
+			r.qmu.Unlock()
+			if n == 0 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	r.qmu.Lock()
+	close(r.done)
+	r.linkCancel()
+	left := len(r.queue)
+	for range left {
+		r.dropped.Add(1)
+	}
+	r.queue, r.qbytes = nil, 0
+	r.qmu.Unlock()
+	r.wg.Wait()
+	if left > 0 {
+		r.Logger().Warn("phx pubsub: closed with broadcasts still queued for other nodes; dropped", "dropped", left)
+	}
+	if r.started.Load() && r.connected.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.PublishTimeout, 500*time.Millisecond))
+		_ = r.broker.Publish(ctx, []Message{{Topic: controlTopic, Data: appendControl(nil, r.cfg.NodeID, r.inc, "bye")}})
+		cancel()
+	}
+	return true
+}
 
 // Closed reports whether Close was called.
 func (r *Relay) Closed() bool { return r.closed.Load() }
@@ -341,6 +884,8 @@ func (r *Relay) Closed() bool { return r.closed.Load() }
 // Counters is a snapshot of a relay's counters.
 type Counters struct {
 	Published, PublishErrors, Received, DroppedOwn, DecodeErrors int64
+	Duplicates, Dropped, Replayed                                int64
+	Queued                                                       int
 	Disconnects, Reconnects                                      int64
 	Connected                                                    bool
 	Topics                                                       int
@@ -352,12 +897,19 @@ func (r *Relay) Counters() Counters {
 	r.gapMu.Lock()
 	lastGap := r.lastGap
 	r.gapMu.Unlock()
+	r.qmu.Lock()
+	queued := len(r.queue)
+	r.qmu.Unlock()
 	return Counters{
 		Published:     r.published.Load(),
 		PublishErrors: r.publishErrors.Load(),
 		Received:      r.received.Load(),
 		DroppedOwn:    r.droppedOwn.Load(),
 		DecodeErrors:  r.decodeErrors.Load(),
+		Duplicates:    r.duplicates.Load(),
+		Dropped:       r.dropped.Load(),
+		Replayed:      r.replayed.Load(),
+		Queued:        queued,
 		Disconnects:   r.disconnects.Load(),
 		Reconnects:    r.reconnects.Load(),
 		Connected:     r.connected.Load(),
