@@ -80,7 +80,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,9 +89,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrDisconnected is returned by Broadcast while the connection to Redis is
-// down: the broadcast reached this node's subscribers only.
-var ErrDisconnected = relay.ErrDisconnected
+// Errors of Broadcast. Either way the broadcast reached this node's
+// subscribers.
+var (
+	// ErrDisconnected is returned by Broadcast while the connection to
+	// Redis is down and queueing is off (Options.MaxQueued < 0).
+	ErrDisconnected = relay.ErrDisconnected
+	// ErrQueueFull is returned by Broadcast when the outbound queue is at
+	// Options.MaxQueued or Options.MaxQueuedBytes: other nodes will not
+	// get the broadcast.
+	ErrQueueFull = relay.ErrQueueFull
+)
 
 // Options configures a [PubSub]. The zero value is usable.
 type Options struct {
@@ -105,9 +112,32 @@ type Options struct {
 	// cluster must use the same. Default "phx".
 	Prefix string
 
-	// PublishTimeout bounds each PUBLISH, when the Broadcast context has no
-	// earlier deadline. Default 2s.
+	// PublishTimeout bounds each attempt to hand queued broadcasts to
+	// Redis (one pipeline of PUBLISH commands, waiting for the answers).
+	// Broadcast itself never waits for Redis. Default 2s.
 	PublishTimeout time.Duration
+
+	// MaxQueued, MaxQueuedBytes and MaxQueueAge bound the outbound queue
+	// that holds broadcasts until Redis has them, over an outage in
+	// particular: at most MaxQueued broadcasts (default 10,000) of at most
+	// MaxQueuedBytes in all (default 16 MiB, counting each envelope plus
+	// 64 bytes), none older than MaxQueueAge (default 10s). Broadcast
+	// refuses a broadcast over the count or byte bound with
+	// [ErrQueueFull]; one that waited too long is dropped when it comes
+	// up. Either way it is counted in Stats.Dropped, reported in
+	// Gap.Dropped and as a "publish_dropped" telemetry event. A negative
+	// MaxQueued turns queueing over outages off: while disconnected,
+	// Broadcast returns [ErrDisconnected] at once.
+	MaxQueued      int
+	MaxQueuedBytes int
+	MaxQueueAge    time.Duration
+
+	// ReplayWait bounds how long, after a reconnection, the adapter waits
+	// for every other node it knew to announce that it is subscribed
+	// again before replaying its queue (a node that does not is
+	// forgotten). Default 3s; keep it above the other nodes'
+	// MaxReconnectWait.
+	ReplayWait time.Duration
 
 	// SubscribeTimeout bounds how long the first Subscribe of a topic
 	// waits for Redis to confirm the subscription. While disconnected it
@@ -129,11 +159,23 @@ type Options struct {
 	// there is one).
 	Logger *slog.Logger
 
-	// OnGap, when set, is called after the connection returns from an
-	// outage that started at start and ended at end; broadcasts other nodes
-	// made in between were not delivered here. It runs on the adapter's
-	// receive goroutine: return quickly.
-	OnGap func(start, end time.Time)
+	// OnGap, when set, is called after each outage of the connection,
+	// once the broadcasts this node queued during it were replayed (or
+	// dropped). It runs on the adapter's sender goroutine: return quickly.
+	OnGap func(Gap)
+}
+
+// Gap describes one outage of the connection to Redis.
+type Gap struct {
+	// Start and End are when the connection was lost and restored.
+	Start, End time.Time
+	// Replayed counts this node's broadcasts queued during the outage and
+	// published after it.
+	Replayed int
+	// Dropped counts this node's broadcasts that will never reach other
+	// nodes, from the start of the outage to the end of the replay: the
+	// queue was full, or they waited longer than MaxQueueAge.
+	Dropped int64
 }
 
 // PubSub is a [phx.PubSub] over Redis Pub/Sub. Create it with [Dial] or
@@ -174,11 +216,18 @@ const (
 // redis://[[user]:password@]host[:port][/db] or rediss:// for TLS (see
 // redis.ParseURL), and returns a PubSub that owns its client. It fails if
 // Redis does not answer a PING now. opts may be nil.
+//
+// The client honours context deadlines (ContextTimeoutEnabled), so
+// Options.PublishTimeout and SubscribeTimeout bound every command, and
+// does not retry commands itself (MaxRetries -1): the adapter retries,
+// knowing whether the connection is up.
 func Dial(url string, opts *Options) (*PubSub, error) {
 	ro, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redispubsub: %w", err)
 	}
+	ro.ContextTimeoutEnabled = true
+	ro.MaxRetries = -1
 	client := redis.NewClient(ro)
 	ps, err := New(client, opts)
 	if err != nil {
@@ -192,6 +241,11 @@ func Dial(url string, opts *Options) (*PubSub, error) {
 // New returns a PubSub that publishes with client and subscribes on a
 // connection of its own. Close does not close client. It fails if Redis
 // does not answer a PING now. opts may be nil.
+//
+// Create client with ContextTimeoutEnabled: without it go-redis applies
+// its own socket timeouts (ReadTimeout, 3s by default) instead of the
+// adapter's, so a publish to a frozen server holds the sender past
+// Options.PublishTimeout (Broadcast still returns at once).
 func New(client redis.UniversalClient, opts *Options) (*PubSub, error) {
 	var o Options
 	if opts != nil {
@@ -202,9 +256,6 @@ func New(client redis.UniversalClient, opts *Options) (*PubSub, error) {
 	}
 	if o.Prefix == "" {
 		o.Prefix = "phx"
-	}
-	if o.PublishTimeout <= 0 {
-		o.PublishTimeout = 2 * time.Second
 	}
 	if o.SubscribeTimeout <= 0 {
 		o.SubscribeTimeout = 2 * time.Second
@@ -228,12 +279,20 @@ func New(client redis.UniversalClient, opts *Options) (*PubSub, error) {
 		waiters:  make(map[string][]chan struct{}),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	var onGap func(relay.Gap)
+	if o.OnGap != nil {
+		onGap = func(g relay.Gap) { o.OnGap(Gap(g)) }
+	}
 	a.r = relay.New(relay.Config{
 		NodeID:         o.NodeID,
 		Adapter:        "redis",
 		Logger:         o.Logger,
-		OnGap:          o.OnGap,
+		OnGap:          onGap,
 		PublishTimeout: o.PublishTimeout,
+		MaxQueued:      o.MaxQueued,
+		MaxQueuedBytes: o.MaxQueuedBytes,
+		MaxQueueAge:    o.MaxQueueAge,
+		ReplayWait:     o.ReplayWait,
 	}, (*broker)(a))
 	a.ps = client.Subscribe(a.ctx)
 	// Connect the subscription connection now, so the first Subscribe
@@ -247,6 +306,10 @@ func New(client redis.UniversalClient, opts *Options) (*PubSub, error) {
 	a.wg.Add(2)
 	go a.receive()
 	go a.watchdog()
+	if err := a.r.Start(); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("redispubsub: %w", err)
+	}
 	return a, nil
 }
 
@@ -262,10 +325,12 @@ func (a *PubSub) Unsubscribe(topic string, s phx.Subscriber) error {
 }
 
 // Broadcast implements [phx.PubSub]: local subscribers but from get b at
-// once; then b is PUBLISHed for the other nodes, waiting for Redis's
-// answer up to ctx's deadline or Options.PublishTimeout, whichever comes
-// first. While disconnected it returns [ErrDisconnected] after local
-// delivery, without waiting.
+// once, on the caller's goroutine; then b joins the outbound queue, which
+// the adapter's sender goroutine PUBLISHes in order, and Broadcast
+// returns. It never waits for Redis, connected or not, so ctx has nothing
+// to bound. It returns [ErrQueueFull] when the queue is at its bound,
+// [ErrDisconnected] while disconnected with queueing off, and
+// [phx.ErrPubSubClosed] after Close.
 func (a *PubSub) Broadcast(ctx context.Context, b *phx.Broadcast, from phx.Subscriber) error {
 	return a.r.Broadcast(ctx, b, from)
 }
@@ -281,10 +346,12 @@ func (a *PubSub) NodeID() string { return a.o.NodeID }
 // Channel returns the Redis channel that carries topic.
 func (a *PubSub) Channel(topic string) string { return a.o.Prefix + ":" + topic }
 
-// Close closes the subscription connection (and the client, if [Dial]
-// made it) and stops the adapter's goroutines; later Subscribe and
-// Broadcast calls return [phx.ErrPubSubClosed]. Local subscribers are not
-// told. Close is idempotent.
+// Close stops taking broadcasts (later Subscribe and Broadcast calls
+// return [phx.ErrPubSubClosed]), waits up to Options.PublishTimeout for
+// the outbound queue to drain while connected (what is left is dropped),
+// tells the other nodes this one is gone, closes the subscription
+// connection (and the client, if [Dial] made it) and stops the adapter's
+// goroutines. Local subscribers are not told. Close is idempotent.
 func (a *PubSub) Close() error {
 	if !a.r.Close() {
 		return nil
@@ -304,13 +371,25 @@ func (a *PubSub) Close() error {
 
 // Stats is a snapshot of a PubSub's counters.
 type Stats struct {
-	// Published counts broadcasts PUBLISHed to Redis.
+	// Published counts broadcasts PUBLISHed to Redis (and answered).
 	Published int64
-	// PublishErrors counts broadcasts that reached this node only:
-	// made while disconnected, or whose PUBLISH failed or timed out.
+	// PublishErrors counts failed attempts to publish (each retried), and
+	// broadcasts refused while disconnected with queueing off.
 	PublishErrors int64
+	// Queued is the number of broadcasts waiting in the outbound queue.
+	Queued int
+	// Replayed counts broadcasts queued during an outage and published
+	// after it.
+	Replayed int64
+	// Dropped counts this node's broadcasts that will never reach other
+	// nodes: refused with ErrQueueFull, expired (MaxQueueAge), or still
+	// queued at Close.
+	Dropped int64
 	// Received counts broadcasts of other nodes delivered here.
 	Received int64
+	// Duplicates counts copies of other nodes' broadcasts that were
+	// already delivered here (a publish retried after a timeout), dropped.
+	Duplicates int64
 	// DroppedOwn counts this node's broadcasts that Redis sent back, dropped.
 	DroppedOwn int64
 	// DecodeErrors counts messages dropped for an unknown envelope version
@@ -332,7 +411,8 @@ type Stats struct {
 func (a *PubSub) UseLogger(l *slog.Logger) { a.r.UseLogger(l) }
 
 // UseTelemetry makes t receive the adapter's events (connection lost and
-// restored, failed publishes, undecodable messages) as phx.PubSubEvent.
+// restored, queue replayed, failed publishes, dropped broadcasts,
+// undecodable messages) as phx.PubSubEvent.
 // phx.NewServer calls it with Options.Telemetry.
 func (a *PubSub) UseTelemetry(t *phx.Telemetry) { a.r.UseTelemetry(t) }
 
@@ -342,7 +422,11 @@ func (a *PubSub) Stats() Stats {
 	return Stats{
 		Published:     c.Published,
 		PublishErrors: c.PublishErrors,
+		Queued:        c.Queued,
+		Replayed:      c.Replayed,
+		Dropped:       c.Dropped,
 		Received:      c.Received,
+		Duplicates:    c.Duplicates,
 		DroppedOwn:    c.DroppedOwn,
 		DecodeErrors:  c.DecodeErrors,
 		Disconnects:   c.Disconnects,
@@ -596,12 +680,24 @@ func (b *broker) Unsubscribe(topic string) error {
 	return a.ps.Unsubscribe(ctx, ch)
 }
 
-func (b *broker) Publish(ctx context.Context, topic string, msg []byte) error {
+// Publish sends msgs as one pipeline of PUBLISH commands (one connection,
+// so in order) and waits for every answer.
+func (b *broker) Publish(ctx context.Context, msgs []relay.Message) error {
 	a := (*PubSub)(b)
-	err := a.client.Publish(ctx, a.Channel(topic), msg).Err()
-	var ne net.Error
-	if errors.As(err, &ne) && !ne.Timeout() {
-		return fmt.Errorf("%w: %v", ErrDisconnected, err)
+	if len(msgs) == 1 {
+		if err := a.client.Publish(ctx, a.Channel(msgs[0].Topic), msgs[0].Data).Err(); err != nil {
+			return fmt.Errorf("redispubsub: publish: %w", err)
+		}
+		return nil
 	}
-	return err
+	_, err := a.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, m := range msgs {
+			p.Publish(ctx, a.Channel(m.Topic), m.Data)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("redispubsub: publish %d messages: %w", len(msgs), err)
+	}
+	return nil
 }
