@@ -67,9 +67,10 @@ func AppendEnvelope(dst []byte, node string, inc, seq uint64, b *phx.Broadcast) 
 	return appendEnvelope(dst, flags, node, inc, seq, b.Topic, b.Event, b.Payload.Data)
 }
 
-// appendControl appends a control message (event "up", "here" or "bye").
-func appendControl(dst []byte, node string, inc uint64, event string) []byte {
-	return appendEnvelope(dst, flagControl, node, inc, 0, controlTopic, event, nil)
+// appendControl appends a control message (event "up", "here" or "bye")
+// with its payload.
+func appendControl(dst []byte, node string, inc uint64, event string, payload []byte) []byte {
+	return appendEnvelope(dst, flagControl, node, inc, 0, controlTopic, event, payload)
 }
 
 func appendEnvelope(dst []byte, flags byte, node string, inc, seq uint64, topic, event string, data []byte) []byte {

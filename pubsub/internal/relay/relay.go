@@ -111,6 +111,7 @@ type Gap struct {
 	Start, End time.Time // connection lost, connection restored
 	Replayed   int       // this node's broadcasts queued during the outage and sent after it
 	Dropped    int64     // this node's broadcasts dropped from the start of the outage to the end of the replay
+	Missed     int64     // other nodes' broadcasts this node will never get: they no longer had them
 }
 
 // controlTopic carries the relay's own messages (up, here, bye). The NUL
@@ -138,29 +139,34 @@ type Relay struct {
 	wake      chan struct{} // cap 1: the sender has something to look at
 	wg        sync.WaitGroup
 
-	// The outbound queue and the sender's state, guarded by qmu.
+	// The outbound log and the sender's state, guarded by qmu. out holds
+	// this node's recent broadcasts in order: out[:sent] were published
+	// (kept to send again to a node that re-subscribes), out[sent:] wait,
+	// out[sent:sent+inflight] are being published.
 	qmu        sync.Mutex
-	queue      []*entry
+	out        []*entry
 	qbytes     int
-	inflight   int // queue[:inflight] is being published
-	seq        uint64
-	up         bool // connected, as the sender sees it
+	sent       int
+	inflight   int
+	seq        uint64 // of the last broadcast queued
+	up         bool   // connected, as the sender sees it
 	linkCtx    context.Context
 	linkCancel context.CancelFunc
-	upDue      bool                // announce "up"
-	hereDue    bool                // answer someone's "up"
-	waitFor    map[string]struct{} // peers that have not announced themselves since the reconnection
-	gateUntil  time.Time           // the replay starts at the latest then
-	retryAt    time.Time           // after a failed publish
-	backoff    time.Duration
-	failing    bool                 // the last publish failed
-	peers      map[string]time.Time // other nodes, by ID, when last heard of
-	gap        *Gap                 // being replayed
-	gapLastSeq uint64               // the last broadcast queued before the reconnection
-	gapDropped int64                // drops since the gap started
+	upDue      bool          // announce "up"
+	heres      []hereRequest // "up"s of other nodes to answer
+	retryAt    time.Time     // after a failed publish
+	backoff    time.Duration //
+	failing    bool          // the last publish failed
+	gap        *Gap          // being replayed
+	gapLastSeq uint64        // the last broadcast queued before the reconnection
+	gapDropped int64         // drops since the gap started
+	gapMissed  int64         // other nodes' broadcasts lost for good since the gap started
+	reportBy   time.Time     // the gap is reported by then, synced or not
+	tickedAt   time.Time     // of the last "tick"
+	tickedSeq  uint64        // the next number the last "tick" announced
 
 	seenMu sync.Mutex
-	seen   map[string]*origin // per other node: the last sequence number delivered
+	seen   map[string]*origin // per other node: the last number delivered
 
 	gapMu    sync.Mutex
 	gapStart time.Time
@@ -174,6 +180,8 @@ type Relay struct {
 	decodeErrors  atomic.Int64
 	dropped       atomic.Int64
 	replayed      atomic.Int64
+	resent        atomic.Int64
+	missed        atomic.Int64
 	disconnects   atomic.Int64
 	reconnects    atomic.Int64
 	remoteTopics  atomic.Int64
@@ -182,7 +190,7 @@ type Relay struct {
 	lastDropLog   atomic.Int64 // unix nanos; drops are logged at most once a second
 }
 
-// entry is one queued broadcast.
+// entry is one broadcast of this node in the outbound log.
 type entry struct {
 	msg Message
 	seq uint64
@@ -191,10 +199,19 @@ type entry struct {
 
 func (e *entry) size() int { return len(e.msg.Data) + len(e.msg.Topic) + 64 }
 
-// origin is what this node knows of another node's stream.
-type origin struct {
+// hereRequest is another node's "up" to answer: it has delivered our
+// broadcasts up to last (when inc is ours).
+type hereRequest struct {
+	to   string
 	inc  uint64
 	last uint64
+}
+
+// origin is what this node knows of another node's stream.
+type origin struct {
+	inc     uint64
+	last    uint64    // the last number delivered
+	syncing time.Time // since when we wait for its "here" (zero: not waiting)
 }
 
 // topicState serializes the broker calls of one topic. remote is true while
@@ -241,7 +258,6 @@ func New(cfg Config, b Broker) *Relay {
 		done:   make(chan struct{}),
 		wake:   make(chan struct{}, 1),
 		up:     true,
-		peers:  make(map[string]time.Time),
 		seen:   make(map[string]*origin),
 	}
 	r.linkCtx, r.linkCancel = context.WithCancel(context.Background())
@@ -407,10 +423,10 @@ func (r *Relay) Broadcast(_ context.Context, b *phx.Broadcast, from phx.Subscrib
 	seq := r.seq + 1
 	data := appendEnvelope(nil, flags, r.cfg.NodeID, r.inc, seq, b.Topic, b.Event, b.Payload.Data)
 	if r.cfg.MaxMessage != nil {
-		if max := r.cfg.MaxMessage(); max > 0 && len(data) > max {
+		if limit := r.cfg.MaxMessage(); limit > 0 && len(data) > limit {
 			r.qmu.Unlock()
 			r.publishErrors.Add(1)
-			err := fmt.Errorf("%w (%d bytes, limit %d)", ErrTooLarge, len(data), max)
+			err := fmt.Errorf("%w (%d bytes, limit %d)", ErrTooLarge, len(data), limit)
 			r.event(phx.PubSubEvent{Kind: "publish_failed", Topic: b.Topic, Err: err})
 			return err
 		}
@@ -421,7 +437,11 @@ func (r *Relay) Broadcast(_ context.Context, b *phx.Broadcast, from phx.Subscrib
 	if limit < 0 {
 		limit = DefaultMaxQueued
 	}
-	if len(r.queue) >= limit || r.qbytes+e.size() > r.cfg.MaxQueuedBytes && len(r.queue) > 0 {
+	// Make room by forgetting published broadcasts, oldest first.
+	for r.sent > 0 && (len(r.out) >= limit || r.qbytes+e.size() > r.cfg.MaxQueuedBytes) {
+		r.forgetLocked(1)
+	}
+	if len(r.out) >= limit || r.qbytes+e.size() > r.cfg.MaxQueuedBytes && len(r.out) > 0 {
 		r.countDropLocked()
 		r.qmu.Unlock()
 		r.reportDrops(drops)
@@ -429,7 +449,7 @@ func (r *Relay) Broadcast(_ context.Context, b *phx.Broadcast, from phx.Subscrib
 		return ErrQueueFull
 	}
 	r.seq = seq
-	r.queue = append(r.queue, e)
+	r.out = append(r.out, e)
 	r.qbytes += e.size()
 	r.qmu.Unlock()
 	r.reportDrops(drops)
@@ -453,23 +473,50 @@ func (r *Relay) countDropLocked() {
 	}
 }
 
-// expireLocked removes the queued broadcasts older than MaxQueueAge that
-// are not being published and returns them.
-func (r *Relay) expireLocked(now time.Time) []*entry {
-	i := r.inflight
-	for i < len(r.queue) && now.Sub(r.queue[i].at) > r.cfg.MaxQueueAge {
-		i++
+// forgetLocked removes the n oldest entries of the log.
+func (r *Relay) forgetLocked(n int) {
+	for _, e := range r.out[:n] {
+		r.qbytes -= e.size()
 	}
-	if i == r.inflight {
+	clear(r.out[:n])
+	r.out = r.out[n:]
+	r.sent = max(r.sent-n, 0)
+	if len(r.out) == 0 {
+		r.out = nil
+	}
+}
+
+// expireLocked forgets the published broadcasts older than MaxQueueAge,
+// drops the waiting ones that old (unless being published) and returns
+// the dropped ones.
+func (r *Relay) expireLocked(now time.Time) []*entry {
+	cut := 0
+	for cut < len(r.out) && now.Sub(r.out[cut].at) > r.cfg.MaxQueueAge {
+		if cut >= r.sent && r.inflight > 0 {
+			break
+		}
+		cut++
+	}
+	if cut == 0 {
 		return nil
 	}
-	out := append([]*entry(nil), r.queue[r.inflight:i]...)
-	for _, e := range out {
-		r.qbytes -= e.size()
-		r.countDropLocked()
+	var dropped []*entry
+	if cut > r.sent {
+		dropped = append(dropped, r.out[r.sent:cut]...)
+		for range dropped {
+			r.countDropLocked()
+		}
 	}
-	r.queue = append(r.queue[:r.inflight], r.queue[i:]...)
-	return out
+	r.forgetLocked(cut)
+	return dropped
+}
+
+// nextSeqLocked is the number of the next broadcast the sender will send.
+func (r *Relay) nextSeqLocked() uint64 {
+	if r.sent < len(r.out) {
+		return r.out[r.sent].seq
+	}
+	return r.seq + 1
 }
 
 // reportDrops logs (at most once a second) and reports dropped broadcasts.
@@ -495,6 +542,7 @@ func (r *Relay) reportDrops(es []*entry, reason ...error) {
 type action struct {
 	kind  int // actStop, actControl, actData, actGap
 	event string
+	here  hereRequest
 	batch []Message
 	gap   Gap
 }
@@ -509,6 +557,7 @@ const (
 const (
 	maxBatch      = 256
 	maxBatchBytes = 1 << 20
+	tickEvery     = time.Second
 )
 
 // next waits for the sender's next action.
@@ -535,45 +584,35 @@ func (r *Relay) next() action {
 		case now.Before(r.retryAt):
 			shorten(r.retryAt.Sub(now))
 		case r.upDue:
-			r.upDue = false
 			act = &action{kind: actControl, event: "up"}
-		case r.hereDue:
-			r.hereDue = false
-			act = &action{kind: actControl, event: "here"}
-		case len(r.waitFor) > 0 && now.Before(r.gateUntil):
-			shorten(r.gateUntil.Sub(now))
-		default:
-			if len(r.waitFor) > 0 {
-				missing := make([]string, 0, len(r.waitFor))
-				for p := range r.waitFor {
-					missing = append(missing, p)
-					delete(r.peers, p)
-				}
-				r.waitFor = nil
-				r.Logger().Info("phx pubsub: peers did not announce themselves after the reconnection; replaying anyway and forgetting them",
-					"peers", missing, "waited", r.cfg.ReplayWait)
+		case len(r.heres) > 0:
+			act = &action{kind: actControl, event: "here", here: r.heres[0]}
+		case now.Sub(r.tickedAt) >= tickEvery && r.nextSeqLocked() != r.tickedSeq:
+			act = &action{kind: actControl, event: "tick"}
+		case r.sent < len(r.out):
+			n, size := 0, 0
+			for r.sent+n < len(r.out) && n < maxBatch && (n == 0 || size+len(r.out[r.sent+n].msg.Data) <= maxBatchBytes) {
+				size += len(r.out[r.sent+n].msg.Data)
+				n++
 			}
-			if len(r.queue) > 0 {
-				n, size := 0, 0
-				for n < len(r.queue) && n < maxBatch && (n == 0 || size+len(r.queue[n].msg.Data) <= maxBatchBytes) {
-					size += len(r.queue[n].msg.Data)
-					n++
-				}
-				batch := make([]Message, n)
-				for i := range batch {
-					batch[i] = r.queue[i].msg
-				}
-				r.inflight = n
-				act = &action{kind: actData, batch: batch}
-			} else if r.gap != nil {
-				g := *r.gap
-				g.Dropped = r.gapDropped
-				r.gap, r.gapDropped = nil, 0
-				act = &action{kind: actGap, gap: g}
+			batch := make([]Message, n)
+			for i := range batch {
+				batch[i] = r.out[r.sent+i].msg
 			}
+			r.inflight = n
+			act = &action{kind: actData, batch: batch}
+		case r.gap != nil:
+			if syncing := r.syncing(); syncing > 0 && now.Before(r.reportBy) {
+				shorten(r.reportBy.Sub(now))
+				break
+			}
+			g := *r.gap
+			g.Dropped, g.Missed = r.gapDropped, r.gapMissed
+			r.gap, r.gapDropped, r.gapMissed = nil, 0, 0
+			act = &action{kind: actGap, gap: g}
 		}
-		if act == nil && len(r.queue) > r.inflight {
-			shorten(r.queue[r.inflight].at.Add(r.cfg.MaxQueueAge).Sub(now) + time.Millisecond)
+		if act == nil && len(r.out) > 0 {
+			shorten(r.out[0].at.Add(r.cfg.MaxQueueAge).Sub(now) + time.Millisecond)
 		}
 		r.qmu.Unlock()
 		r.reportDrops(drops)
@@ -597,6 +636,26 @@ func (r *Relay) next() action {
 	}
 }
 
+// syncing returns how many other nodes this one still waits a "here"
+// from, forgetting the waits older than ReplayWait.
+func (r *Relay) syncing() int {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	n := 0
+	for node, o := range r.seen {
+		if !o.syncing.IsZero() {
+			if time.Since(o.syncing) > r.cfg.ReplayWait {
+				// Gone (or its answer was lost): start afresh with its
+				// next broadcast.
+				delete(r.seen, node)
+				continue
+			}
+			n++
+		}
+	}
+	return n
+}
+
 // run is the sender goroutine: it announces the node, answers others'
 // announcements and publishes the queue in order.
 func (r *Relay) run() {
@@ -608,25 +667,16 @@ func (r *Relay) run() {
 			return
 		case actGap:
 			r.event(phx.PubSubEvent{Kind: "replayed", Gap: act.gap.End.Sub(act.gap.Start),
-				Replayed: act.gap.Replayed, Dropped: act.gap.Dropped})
+				Replayed: act.gap.Replayed, Dropped: act.gap.Dropped + act.gap.Missed})
+			if act.gap.Missed > 0 {
+				r.Logger().Warn("phx pubsub: broadcasts of other nodes were lost during the outage (they no longer had them)",
+					"missed", act.gap.Missed)
+			}
 			if r.cfg.OnGap != nil {
 				r.cfg.OnGap(act.gap)
 			}
 		case actControl:
-			msg := Message{Topic: controlTopic, Data: appendControl(nil, r.cfg.NodeID, r.inc, act.event)}
-			err := r.publish([]Message{msg})
-			r.qmu.Lock()
-			if err != nil {
-				if act.event == "up" {
-					r.upDue = true
-				} else {
-					r.hereDue = true
-				}
-				r.failedLocked()
-			} else {
-				r.backoff, r.failing = 0, false
-			}
-			r.qmu.Unlock()
+			r.sendControl(act)
 		case actData:
 			err := r.publish(act.batch)
 			r.qmu.Lock()
@@ -643,22 +693,81 @@ func (r *Relay) run() {
 				continue
 			}
 			r.backoff, r.failing = 0, false
-			for _, e := range r.queue[:n] {
-				r.qbytes -= e.size()
-				if r.gap != nil && e.seq <= r.gapLastSeq {
+			var replayed int64
+			for _, e := range r.out[r.sent : r.sent+n] {
+				if r.gap != nil && e.seq <= r.gapLastSeq && e.at.Before(r.gap.End) {
 					r.gap.Replayed++
-					r.replayed.Add(1)
+					replayed++
 				}
 			}
-			clear(r.queue[:n])
-			r.queue = r.queue[n:]
-			if len(r.queue) == 0 {
-				r.queue = nil
-			}
+			r.sent += n
 			r.qmu.Unlock()
+			r.replayed.Add(replayed)
 			r.published.Add(int64(n))
 		}
 	}
+}
+
+// sendControl publishes an "up" or answers an "up" with a "here",
+// rewinding the log so that the stream goes on, for everyone, from the
+// first broadcast the other node has not delivered that is still kept.
+func (r *Relay) sendControl(act action) {
+	var payload []byte
+	r.qmu.Lock()
+	next := r.nextSeqLocked()
+	if act.event == "here" {
+		from := next
+		if h := act.here; h.inc == r.inc && h.last+1 < next {
+			from = h.last + 1
+			if len(r.out) > 0 && from < r.out[0].seq {
+				from = r.out[0].seq // older ones are forgotten: the other node counts them missed
+			}
+			if len(r.out) == 0 || from > r.out[len(r.out)-1].seq {
+				from = next
+			}
+		}
+		if from < next {
+			r.resent.Add(int64(next - from))
+			r.sent = int(from - r.out[0].seq)
+		}
+		payload = appendHere(nil, act.here.to, from)
+	}
+	r.qmu.Unlock()
+	switch act.event {
+	case "up":
+		payload = appendUp(nil, next, r.marks())
+	case "tick":
+		payload = binary.AppendUvarint(nil, next)
+	}
+	err := r.publish([]Message{{Topic: controlTopic, Data: appendControl(nil, r.cfg.NodeID, r.inc, act.event, payload)}})
+	r.qmu.Lock()
+	defer r.qmu.Unlock()
+	if err != nil {
+		r.failedLocked()
+		return
+	}
+	r.backoff, r.failing = 0, false
+	switch act.event {
+	case "up":
+		r.upDue = false
+	case "here":
+		if len(r.heres) > 0 && r.heres[0] == act.here {
+			r.heres = r.heres[1:]
+		}
+	case "tick":
+		r.tickedAt, r.tickedSeq = time.Now(), next
+	}
+}
+
+// marks lists the last number delivered from every other node.
+func (r *Relay) marks() []mark {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	ms := make([]mark, 0, len(r.seen))
+	for n, o := range r.seen {
+		ms = append(ms, mark{node: n, inc: o.inc, last: o.last})
+	}
+	return ms
 }
 
 // failedLocked schedules a retry after a failed publish, with a backoff
@@ -673,14 +782,20 @@ func (r *Relay) failedLocked() bool {
 }
 
 // publish runs one Broker.Publish, bounded by PublishTimeout and cut short
-// when the connection is lost or the relay closes.
+// when the connection is lost or the relay closes. A publish during which
+// the connection was lost counts as failed even if the broker took it:
+// other nodes may not have been subscribed.
 func (r *Relay) publish(msgs []Message) error {
 	r.qmu.Lock()
 	link := r.linkCtx
 	r.qmu.Unlock()
 	ctx, cancel := context.WithTimeout(link, r.cfg.PublishTimeout)
 	defer cancel()
-	return r.broker.Publish(ctx, msgs)
+	err := r.broker.Publish(ctx, msgs)
+	if err == nil && link.Err() != nil {
+		err = ErrDisconnected
+	}
+	return err
 }
 
 // Receive handles one message from the broker: it decodes the envelope,
@@ -691,13 +806,7 @@ func (r *Relay) publish(msgs []Message) error {
 func (r *Relay) Receive(msg []byte) {
 	e, err := DecodeEnvelope(msg)
 	if err != nil {
-		r.decodeErrors.Add(1)
-		r.event(phx.PubSubEvent{Kind: "decode_failed", Err: err})
-		now := time.Now().UnixNano()
-		if last := r.lastDecodeLog.Load(); now-last >= int64(time.Second) && r.lastDecodeLog.CompareAndSwap(last, now) {
-			r.Logger().Warn("phx pubsub: dropped an undecodable message (logged at most once a second; see Stats().DecodeErrors)",
-				"err", err, "bytes", len(msg), "decode_errors", r.decodeErrors.Load())
-		}
+		r.decodeFailed(err, len(msg))
 		return
 	}
 	if bytes.Equal(e.Node, r.node) {
@@ -707,7 +816,9 @@ func (r *Relay) Receive(msg []byte) {
 		return
 	}
 	if e.Control {
-		r.control(string(e.Node), e.Event)
+		if err := r.control(string(e.Node), e); err != nil {
+			r.decodeFailed(err, len(msg))
+		}
 		return
 	}
 	if e.Seq != 0 {
@@ -717,13 +828,19 @@ func (r *Relay) Receive(msg []byte) {
 		case o == nil:
 			r.seen[string(e.Node)] = &origin{inc: e.Incarnation, last: e.Seq}
 		case o.inc != e.Incarnation:
-			o.inc, o.last = e.Incarnation, e.Seq
+			o.inc, o.last, o.syncing = e.Incarnation, e.Seq, time.Time{}
+		case !o.syncing.IsZero() && time.Since(o.syncing) <= r.cfg.ReplayWait:
+			// Until its "here", the node's stream comes again from
+			// where we are: drop this copy.
+			r.seenMu.Unlock()
+			r.duplicates.Add(1)
+			return
 		case e.Seq <= o.last:
 			r.seenMu.Unlock()
 			r.duplicates.Add(1)
 			return
 		default:
-			o.last = e.Seq
+			o.last, o.syncing = e.Seq, time.Time{}
 		}
 		r.seenMu.Unlock()
 	}
@@ -739,29 +856,101 @@ func (r *Relay) Receive(msg []byte) {
 	_ = r.local.LocalBroadcast(&phx.Broadcast{Topic: e.Topic, Event: e.Event, Payload: e.Payload}, nil)
 }
 
-// control handles another node's control message: "up" (it is subscribed
-// again, or new: answer "here"), "here" (it is subscribed), "bye" (it
-// closed).
-func (r *Relay) control(node, event string) {
-	r.qmu.Lock()
-	switch event {
-	case "up", "here":
-		r.peers[node] = time.Now()
-		delete(r.waitFor, node)
-		if event == "up" {
-			r.hereDue = true
-		}
-	case "bye":
-		delete(r.peers, node)
-		delete(r.waitFor, node)
+func (r *Relay) decodeFailed(err error, n int) {
+	r.decodeErrors.Add(1)
+	r.event(phx.PubSubEvent{Kind: "decode_failed", Err: err})
+	now := time.Now().UnixNano()
+	if last := r.lastDecodeLog.Load(); now-last >= int64(time.Second) && r.lastDecodeLog.CompareAndSwap(last, now) {
+		r.Logger().Warn("phx pubsub: dropped an undecodable message (logged at most once a second; see Stats().DecodeErrors)",
+			"err", err, "bytes", n, "decode_errors", r.decodeErrors.Load())
 	}
-	r.qmu.Unlock()
-	if event == "bye" {
+}
+
+// control handles another node's control message (see control.go).
+func (r *Relay) control(node string, e Envelope) error {
+	switch e.Event {
+	case "up":
+		next, marks, err := decodeUp(e.Payload.Data)
+		if err != nil {
+			return err
+		}
+		req := hereRequest{to: node}
+		for _, m := range marks {
+			if m.node == r.cfg.NodeID {
+				req.inc, req.last = m.inc, m.last
+			}
+		}
+		r.seenMu.Lock()
+		o := r.seen[node]
+		again := false
+		switch {
+		case o == nil:
+			r.seen[node] = &origin{inc: e.Incarnation, last: next - 1}
+		case o.inc != e.Incarnation: // it restarted
+			o.inc, o.last, o.syncing = e.Incarnation, next-1, time.Time{}
+		case !o.syncing.IsZero():
+			again = true // it may have missed our "up": say it again
+		}
+		r.seenMu.Unlock()
+		r.qmu.Lock()
+		r.heres = append(r.heres, req)
+		if again {
+			r.upDue = true
+		}
+		r.qmu.Unlock()
+		r.poke()
+	case "here":
+		to, from, err := decodeHere(e.Payload.Data)
+		if err != nil {
+			return err
+		}
+		if to != r.cfg.NodeID {
+			return nil
+		}
+		var missed uint64
+		r.seenMu.Lock()
+		o := r.seen[node]
+		switch {
+		case o == nil || o.inc != e.Incarnation:
+			r.seen[node] = &origin{inc: e.Incarnation, last: from - 1}
+		default:
+			if from-1 > o.last {
+				missed = from - 1 - o.last
+			}
+			o.last = max(o.last, from-1)
+			o.syncing = time.Time{}
+		}
+		r.seenMu.Unlock()
+		if missed > 0 {
+			r.missed.Add(int64(missed))
+			r.qmu.Lock()
+			r.gapMissed += int64(missed)
+			r.qmu.Unlock()
+		}
+		r.poke()
+	case "tick":
+		// Every broadcast of node numbered below next has been published
+		// before the tick, so those for our topics have reached us.
+		rd := &reader{b: e.Payload.Data}
+		next := rd.num()
+		if rd.err != nil {
+			return rd.err
+		}
+		r.seenMu.Lock()
+		o := r.seen[node]
+		switch {
+		case o == nil || o.inc != e.Incarnation:
+			r.seen[node] = &origin{inc: e.Incarnation, last: next - 1}
+		case o.syncing.IsZero():
+			o.last = max(o.last, next-1)
+		}
+		r.seenMu.Unlock()
+	case "bye":
 		r.seenMu.Lock()
 		delete(r.seen, node)
 		r.seenMu.Unlock()
 	}
-	r.poke()
+	return nil
 }
 
 // Disconnected records that the broker connection went down (idempotent):
@@ -781,11 +970,11 @@ func (r *Relay) Disconnected(err error) {
 	var report *Gap
 	if r.gap != nil { // the previous gap's replay had not finished
 		g := *r.gap
-		g.Dropped = r.gapDropped
+		g.Dropped, g.Missed = r.gapDropped, r.gapMissed
 		report = &g
-		r.gap, r.gapDropped = nil, 0
+		r.gap, r.gapDropped, r.gapMissed = nil, 0, 0
 	}
-	queued := len(r.queue)
+	queued := len(r.out) - r.sent
 	r.qmu.Unlock()
 	r.disconnects.Add(1)
 	r.Logger().Warn("phx pubsub: broker connection lost; broadcasts reach this node's subscribers now and are queued for the others",
@@ -798,8 +987,8 @@ func (r *Relay) Disconnected(err error) {
 
 // Reconnected records that the broker connection is back, with every
 // subscription restored (idempotent). The sender then announces the node
-// and replays the queue once every peer it knew has announced itself too
-// (or ReplayWait has passed); OnGap is called after the replay.
+// ("up", so that the other nodes send again what it missed) and replays
+// its queue; OnGap is called once both are done.
 func (r *Relay) Reconnected() {
 	if r.closed.Load() || !r.connected.CompareAndSwap(false, true) {
 		return
@@ -809,26 +998,27 @@ func (r *Relay) Reconnected() {
 	start := r.gapStart
 	r.lastGap = end.Sub(start)
 	r.gapMu.Unlock()
+	r.seenMu.Lock()
+	for _, o := range r.seen {
+		o.syncing = end
+	}
+	peers := len(r.seen)
+	r.seenMu.Unlock()
 	r.qmu.Lock()
 	r.up = true
 	r.linkCtx, r.linkCancel = context.WithCancel(context.Background())
 	r.upDue = true
-	r.waitFor = make(map[string]struct{}, len(r.peers))
-	for p := range r.peers {
-		r.waitFor[p] = struct{}{}
-	}
-	r.gateUntil = end.Add(r.cfg.ReplayWait)
 	r.retryAt = time.Time{}
 	r.backoff = 0
 	r.gap = &Gap{Start: start, End: end}
 	r.gapLastSeq = r.seq
-	queued := len(r.queue)
-	peers := len(r.waitFor)
+	r.reportBy = end.Add(r.cfg.ReplayWait)
+	queued := len(r.out) - r.sent
 	r.qmu.Unlock()
 	r.poke()
 	r.reconnects.Add(1)
 	r.event(phx.PubSubEvent{Kind: "reconnected", Gap: end.Sub(start)})
-	r.Logger().Warn("phx pubsub: broker connection restored; queued broadcasts are replayed once the other nodes are subscribed again",
+	r.Logger().Warn("phx pubsub: broker connection restored; replaying queued broadcasts and asking the other nodes for what was missed",
 		"gap", end.Sub(start).Round(time.Millisecond), "gap_start", start, "topics", r.remoteTopics.Load(),
 		"queued", queued, "peers", peers)
 }
@@ -839,8 +1029,9 @@ func (r *Relay) Connected() bool { return r.connected.Load() }
 // Close makes Subscribe and Broadcast fail with phx.ErrPubSubClosed from
 // now on; it reports whether this call closed the relay. While connected
 // it first waits (up to PublishTimeout) for the queue to drain, then stops
-// the sender and tells the other nodes this one is gone. The adapter
-// closes its connection after Close.
+// the sender (waiting up to another PublishTimeout for a publish in
+// flight) and tells the other nodes this one is gone. The adapter closes
+// its connection after Close.
 func (r *Relay) Close() bool {
 	if !r.closed.CompareAndSwap(false, true) {
 		return false
@@ -849,7 +1040,7 @@ func (r *Relay) Close() bool {
 		deadline := time.Now().Add(r.cfg.PublishTimeout)
 		for r.connected.Load() && time.Now().Before(deadline) {
 			r.qmu.Lock()
-			n := len(r.queue)
+			n := len(r.out) - r.sent
 			r.qmu.Unlock()
 			if n == 0 {
 				break
@@ -860,11 +1051,9 @@ func (r *Relay) Close() bool {
 	r.qmu.Lock()
 	close(r.done)
 	r.linkCancel()
-	left := len(r.queue)
-	for range left {
-		r.dropped.Add(1)
-	}
-	r.queue, r.qbytes = nil, 0
+	left := len(r.out) - r.sent
+	r.dropped.Add(int64(left))
+	r.out, r.qbytes, r.sent = nil, 0, 0
 	r.qmu.Unlock()
 	r.wg.Wait()
 	if left > 0 {
@@ -872,7 +1061,7 @@ func (r *Relay) Close() bool {
 	}
 	if r.started.Load() && r.connected.Load() {
 		ctx, cancel := context.WithTimeout(context.Background(), min(r.cfg.PublishTimeout, 500*time.Millisecond))
-		_ = r.broker.Publish(ctx, []Message{{Topic: controlTopic, Data: appendControl(nil, r.cfg.NodeID, r.inc, "bye")}})
+		_ = r.broker.Publish(ctx, []Message{{Topic: controlTopic, Data: appendControl(nil, r.cfg.NodeID, r.inc, "bye", nil)}})
 		cancel()
 	}
 	return true
@@ -884,7 +1073,7 @@ func (r *Relay) Closed() bool { return r.closed.Load() }
 // Counters is a snapshot of a relay's counters.
 type Counters struct {
 	Published, PublishErrors, Received, DroppedOwn, DecodeErrors int64
-	Duplicates, Dropped, Replayed                                int64
+	Duplicates, Dropped, Replayed, Resent, Missed                int64
 	Queued                                                       int
 	Disconnects, Reconnects                                      int64
 	Connected                                                    bool
@@ -898,7 +1087,7 @@ func (r *Relay) Counters() Counters {
 	lastGap := r.lastGap
 	r.gapMu.Unlock()
 	r.qmu.Lock()
-	queued := len(r.queue)
+	queued := len(r.out) - r.sent
 	r.qmu.Unlock()
 	return Counters{
 		Published:     r.published.Load(),
@@ -909,6 +1098,8 @@ func (r *Relay) Counters() Counters {
 		Duplicates:    r.duplicates.Load(),
 		Dropped:       r.dropped.Load(),
 		Replayed:      r.replayed.Load(),
+		Resent:        r.resent.Load(),
+		Missed:        r.missed.Load(),
 		Queued:        queued,
 		Disconnects:   r.disconnects.Load(),
 		Reconnects:    r.reconnects.Load(),

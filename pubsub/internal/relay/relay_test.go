@@ -45,7 +45,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	if err != nil || string(e.Node) != "N" || e.Seq != 0 || e.Topic != "t" || e.Event != "e" || string(e.Payload.Data) != "{}" {
 		t.Fatalf("version 1: %+v %v", e, err)
 	}
-	c, err := DecodeEnvelope(appendControl(nil, "N", 5, "up"))
+	c, err := DecodeEnvelope(appendControl(nil, "N", 5, "up", appendUp(nil, 1, nil)))
 	if err != nil || !c.Control || c.Event != "up" || c.Topic != controlTopic {
 		t.Fatalf("control: %+v %v", c, err)
 	}
@@ -266,8 +266,8 @@ func TestRelayBookkeeping(t *testing.T) {
 	if err := r.Broadcast(context.Background(), b, nil); !errors.Is(err, phx.ErrPubSubClosed) {
 		t.Fatalf("Broadcast after Close: %v", err)
 	}
-	if got := br.controls(); !slices.Equal(got, []string{"up", "bye"}) {
-		t.Fatalf("control messages %q, want up, bye", got)
+	if got := br.controls(); len(got) < 2 || got[0] != "up" || got[len(got)-1] != "bye" {
+		t.Fatalf("control messages %q, want up first, bye last", got)
 	}
 }
 
@@ -422,34 +422,161 @@ func TestRelayQueueBounds(t *testing.T) {
 	}
 }
 
-// After a reconnection the replay waits until the peers known before the
-// outage have announced themselves, or ReplayWait.
-func TestRelayReplayWaitsForPeers(t *testing.T) {
-	for _, answer := range []bool{true, false} {
-		b := &recBroker{}
-		a := startRelay(t, Config{NodeID: "A", ReplayWait: 300 * time.Millisecond}, b)
-		a.Receive(appendControl(nil, "P", 1, "here")) // a peer
-		a.Disconnected(errors.New("gone"))
-		if err := a.Broadcast(context.Background(), &phx.Broadcast{Topic: "t", Event: "e"}, nil); err != nil {
+// bus is a broker shared by relays: a publish reaches, synchronously, the
+// relays attached and not cut off, as a broker reaches subscribed nodes.
+type bus struct {
+	mu    sync.Mutex
+	nodes map[string]*busNode
+}
+
+type busNode struct {
+	b   *bus
+	id  string
+	r   *Relay
+	off bool // this node is not subscribed (its connection is down)
+}
+
+func (n *busNode) Subscribe(string) error   { return nil }
+func (n *busNode) Unsubscribe(string) error { return nil }
+
+func (n *busNode) Publish(_ context.Context, msgs []Message) error {
+	n.b.mu.Lock()
+	if n.off {
+		n.b.mu.Unlock()
+		return ErrDisconnected
+	}
+	var to []*Relay
+	for _, o := range n.b.nodes {
+		if !o.off && o.r != nil {
+			to = append(to, o.r)
+		}
+	}
+	n.b.mu.Unlock()
+	for _, r := range to {
+		for _, m := range msgs {
+			r.Receive(append([]byte(nil), m.Data...))
+		}
+	}
+	return nil
+}
+
+func (b *bus) attach(t *testing.T, id string, cfg Config) *Relay {
+	n := &busNode{b: b, id: id}
+	cfg.NodeID = id
+	r := startRelay(t, cfg, n)
+	b.mu.Lock()
+	n.r = r
+	b.nodes[id] = n
+	b.mu.Unlock()
+	return r
+}
+
+func (b *bus) cut(id string, off bool) {
+	b.mu.Lock()
+	b.nodes[id].off = off
+	b.mu.Unlock()
+}
+
+// A node whose subscription was down while another node kept publishing
+// gets what it missed, in order, once, when it comes back; a third node
+// that never left drops the copies.
+func TestRelayResendsWhatAPeerMissed(t *testing.T) {
+	b := &bus{nodes: map[string]*busNode{}}
+	gaps := make(chan Gap, 4)
+	a := b.attach(t, "A", Config{})
+	bn := b.attach(t, "B", Config{OnGap: func(g Gap) { gaps <- g }})
+	c := b.attach(t, "C", Config{})
+	gotB, gotC := &countSub{}, &countSub{}
+	if err := bn.Subscribe("t", gotB); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe("t", gotC); err != nil {
+		t.Fatal(err)
+	}
+	bcast := func(i int) {
+		t.Helper()
+		if err := a.Broadcast(context.Background(), &phx.Broadcast{Topic: "t", Event: fmt.Sprint(i)}, nil); err != nil {
 			t.Fatal(err)
 		}
-		start := time.Now()
-		a.Reconnected()
-		time.Sleep(100 * time.Millisecond)
-		if n := b.sentN(); n != 0 {
-			t.Fatalf("replayed before the peer was back")
+	}
+	for i := 1; i <= 10; i++ {
+		bcast(i)
+	}
+	waitFor(t, "10 broadcasts at B", func() bool { return gotB.n() == 10 })
+	b.cut("B", true)
+	bn.Disconnected(errors.New("gone"))
+	for i := 11; i <= 40; i++ {
+		bcast(i)
+	}
+	waitFor(t, "40 broadcasts at C", func() bool { return gotC.n() == 40 })
+	b.cut("B", false)
+	bn.Reconnected()
+	bcast(41)
+	waitFor(t, "41 broadcasts at B", func() bool { return gotB.n() == 41 })
+	time.Sleep(50 * time.Millisecond)
+	for _, s := range []*countSub{gotB, gotC} {
+		want := make([]string, 41)
+		for i := range want {
+			want[i] = fmt.Sprint(i + 1)
 		}
-		if answer {
-			a.Receive(appendControl(nil, "P", 1, "up"))
+		if got := s.events(); !slices.Equal(got, want) {
+			t.Fatalf("delivered %q", got)
 		}
-		waitFor(t, "the replay", func() bool { return b.sentN() == 1 })
-		took := time.Since(start)
-		if answer && took > 250*time.Millisecond || !answer && took < 300*time.Millisecond {
-			t.Fatalf("answer=%v: replayed after %v (ReplayWait 300ms)", answer, took)
+	}
+	select {
+	case g := <-gaps:
+		if g.Missed != 0 {
+			t.Fatalf("gap %+v", g)
 		}
-		if answer && !slices.Contains(b.controls(), "here") {
-			t.Fatalf("no answer to the peer's up: %q", b.controls())
+	case <-time.After(5 * time.Second):
+		t.Fatal("no OnGap")
+	}
+	if ca := a.Counters(); ca.Resent < 30 {
+		t.Fatalf("A resent %d, want ≥ 30", ca.Resent)
+	}
+	if cc := c.Counters(); cc.Duplicates < 30 {
+		t.Fatalf("C dropped %d copies, want ≥ 30", cc.Duplicates)
+	}
+}
+
+func knows(r *Relay, node string) bool {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	return r.seen[node] != nil
+}
+
+// What a node no longer keeps is counted as missed by the one that needed it.
+func TestRelayCountsMissed(t *testing.T) {
+	b := &bus{nodes: map[string]*busNode{}}
+	gaps := make(chan Gap, 4)
+	a := b.attach(t, "A", Config{MaxQueued: 5})
+	bn := b.attach(t, "B", Config{OnGap: func(g Gap) { gaps <- g }})
+	got := &countSub{}
+	if err := bn.Subscribe("t", got); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "B to know A", func() bool { return knows(bn, "A") })
+	b.cut("B", true)
+	bn.Disconnected(errors.New("gone"))
+	for i := 1; i <= 20; i++ {
+		if err := a.Broadcast(context.Background(), &phx.Broadcast{Topic: "t", Event: fmt.Sprint(i)}, nil); err != nil {
+			t.Fatal(err)
 		}
+		time.Sleep(2 * time.Millisecond) // A publishes each before the next, and keeps the last 5
+	}
+	waitFor(t, "A's publishes", func() bool { return a.Counters().Queued == 0 })
+	b.cut("B", false)
+	bn.Reconnected()
+	select {
+	case g := <-gaps:
+		if g.Missed != 15 {
+			t.Fatalf("gap %+v, want 15 missed", g)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no OnGap")
+	}
+	if got := got.events(); !slices.Equal(got, []string{"16", "17", "18", "19", "20"}) {
+		t.Fatalf("B got %q, want the 5 A kept", got)
 	}
 }
 
