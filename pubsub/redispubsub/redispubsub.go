@@ -176,6 +176,10 @@ type Gap struct {
 	// nodes, from the start of the outage to the end of the replay: the
 	// queue was full, or they waited longer than MaxQueueAge.
 	Dropped int64
+	// Missed counts other nodes' broadcasts this node asked for again
+	// after the outage and that they no longer kept (an upper bound: some
+	// may have been for topics this node has no subscribers for).
+	Missed int64
 }
 
 // PubSub is a [phx.PubSub] over Redis Pub/Sub. Create it with [Dial] or
@@ -388,8 +392,15 @@ type Stats struct {
 	// Received counts broadcasts of other nodes delivered here.
 	Received int64
 	// Duplicates counts copies of other nodes' broadcasts that were
-	// already delivered here (a publish retried after a timeout), dropped.
+	// already delivered here (a publish retried after a timeout, or sent
+	// again for a node that re-subscribed), dropped.
 	Duplicates int64
+	// Resent counts this node's broadcasts sent again because another
+	// node asked for them after re-subscribing.
+	Resent int64
+	// Missed counts other nodes' broadcasts asked for again after an
+	// outage that they no longer kept (an upper bound).
+	Missed int64
 	// DroppedOwn counts this node's broadcasts that Redis sent back, dropped.
 	DroppedOwn int64
 	// DecodeErrors counts messages dropped for an unknown envelope version
@@ -427,6 +438,8 @@ func (a *PubSub) Stats() Stats {
 		Dropped:       c.Dropped,
 		Received:      c.Received,
 		Duplicates:    c.Duplicates,
+		Resent:        c.Resent,
+		Missed:        c.Missed,
 		DroppedOwn:    c.DroppedOwn,
 		DecodeErrors:  c.DecodeErrors,
 		Disconnects:   c.Disconnects,

@@ -144,8 +144,8 @@ func (a adapter) Counters() clustertest.Stats {
 func (rs *redisServer) Dial(t testing.TB, id string, onGap func(start, end time.Time)) clustertest.Adapter {
 	t.Helper()
 	ps, err := Dial(rs.url(), &Options{
-		NodeID:           id,
-		Logger:           clustertest.Logger(),
+		NodeID: id,
+		Logger: clustertest.Logger(),
 		OnGap: func(g Gap) {
 			if onGap != nil {
 				onGap(g.Start, g.End)

@@ -380,6 +380,7 @@ func Run(t *testing.T, br Broker) {
 			if s.Disconnects <= before.Disconnects || s.Reconnects <= before.Reconnects {
 				t.Fatalf("%s: disconnects %d reconnects %d, want more than %d, %d", n.Name, s.Disconnects, s.Reconnects, before.Disconnects, before.Reconnects)
 			}
+			waitStats(t, n.Name+"'s OnGap", 10*time.Second, func() bool { return len(n.Gaps()) > 0 })
 			gaps := n.Gaps()
 			if len(gaps) == 0 || !gaps[len(gaps)-1][1].After(gaps[len(gaps)-1][0]) {
 				t.Fatalf("%s: OnGap calls %v", n.Name, gaps)

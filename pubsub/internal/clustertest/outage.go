@@ -135,10 +135,10 @@ func RunOutage(t *testing.T, br Broker, fault Outage) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // room for duplicates to show up
-	t.Logf("streams complete %v after the broker came back", time.Since(endAt).Round(time.Millisecond))
 
 	// Count per stream.
 	var localLat []time.Duration
+	var firstBack, lastBack time.Duration // arrivals elsewhere of what was sent during the fault, after it
 	bad := false
 	node := map[string]string{"pa": "A", "ra": "A", "pb": "B", "rb": "B"}
 	for _, c := range clients {
@@ -162,6 +162,19 @@ func RunOutage(t *testing.T, br Broker, fault Outage) {
 				dup += m - 1
 			}
 			kind := "remote"
+			if node[c.Name] != node[p.Name] {
+				for _, f := range c.Matching(Event(topic, "shout", map[string]string{"from": quote(p.Name)})) {
+					k, _ := strconv.Atoi(f.Field("n"))
+					if k < 1 || k > n || sentAt[p.Name][k-1].Before(faultAt) || sentAt[p.Name][k-1].After(endAt) {
+						continue
+					}
+					d := f.At.Sub(endAt)
+					if firstBack == 0 || d < firstBack {
+						firstBack = d
+					}
+					lastBack = max(lastBack, d)
+				}
+			}
 			if node[c.Name] == node[p.Name] {
 				kind = "local"
 				for _, f := range c.Matching(Event(topic, "shout", map[string]string{"from": quote(p.Name)})) {
@@ -183,6 +196,8 @@ func RunOutage(t *testing.T, br Broker, fault Outage) {
 		t.Logf("node %s: published %d, replayed %d, dropped %d, duplicates dropped %d, publish errors %d, disconnects %d, gaps %d",
 			nd.Name, s.Published, s.Replayed, s.Dropped, s.Duplicates, s.PublishErrors, s.Disconnects, len(nd.Gaps()))
 	}
+	t.Logf("broadcasts made during the %s reached the other node from %v to %v after the broker came back",
+		fault, firstBack.Round(time.Millisecond), lastBack.Round(time.Millisecond))
 	t.Logf("local delivery during the run: %s; push replies: %s", percentiles(localLat), percentiles(replyLat))
 	if bad {
 		t.Fatal("a stream lost, duplicated or reordered messages")

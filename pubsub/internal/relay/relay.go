@@ -143,27 +143,28 @@ type Relay struct {
 	// this node's recent broadcasts in order: out[:sent] were published
 	// (kept to send again to a node that re-subscribes), out[sent:] wait,
 	// out[sent:sent+inflight] are being published.
-	qmu        sync.Mutex
-	out        []*entry
-	qbytes     int
-	sent       int
-	inflight   int
-	seq        uint64 // of the last broadcast queued
-	up         bool   // connected, as the sender sees it
-	linkCtx    context.Context
-	linkCancel context.CancelFunc
-	upDue      bool          // announce "up"
-	heres      []hereRequest // "up"s of other nodes to answer
-	retryAt    time.Time     // after a failed publish
-	backoff    time.Duration //
-	failing    bool          // the last publish failed
-	gap        *Gap          // being replayed
-	gapLastSeq uint64        // the last broadcast queued before the reconnection
-	gapDropped int64         // drops since the gap started
-	gapMissed  int64         // other nodes' broadcasts lost for good since the gap started
-	reportBy   time.Time     // the gap is reported by then, synced or not
-	tickedAt   time.Time     // of the last "tick"
-	tickedSeq  uint64        // the next number the last "tick" announced
+	qmu            sync.Mutex
+	out            []*entry
+	qbytes         int
+	sent           int
+	inflight       int
+	seq            uint64 // of the last broadcast queued
+	up             bool   // connected, as the sender sees it
+	linkCtx        context.Context
+	linkCancel     context.CancelFunc
+	upDue          bool          // announce "up"
+	heres          []hereRequest // "up"s of other nodes to answer
+	retryAt        time.Time     // after a failed publish
+	backoff        time.Duration // before the next retry
+	failing        bool          // the last publish failed
+	gap            *Gap          // being replayed
+	gapLastSeq     uint64        // the last broadcast queued before the reconnection
+	gapSentThrough uint64        // the last of those sent after the reconnection
+	gapDropped     int64         // drops since the gap started
+	gapMissed      int64         // other nodes' broadcasts lost for good since the gap started
+	reportBy       time.Time     // the gap is reported by then, synced or not
+	tickedAt       time.Time     // of the last "tick"
+	tickedSeq      uint64        // the next number the last "tick" announced
 
 	seenMu sync.Mutex
 	seen   map[string]*origin // per other node: the last number delivered
@@ -695,9 +696,10 @@ func (r *Relay) run() {
 			r.backoff, r.failing = 0, false
 			var replayed int64
 			for _, e := range r.out[r.sent : r.sent+n] {
-				if r.gap != nil && e.seq <= r.gapLastSeq && e.at.Before(r.gap.End) {
+				if r.gap != nil && e.seq <= r.gapLastSeq && e.seq > r.gapSentThrough {
 					r.gap.Replayed++
 					replayed++
+					r.gapSentThrough = e.seq
 				}
 			}
 			r.sent += n
@@ -1012,6 +1014,7 @@ func (r *Relay) Reconnected() {
 	r.backoff = 0
 	r.gap = &Gap{Start: start, End: end}
 	r.gapLastSeq = r.seq
+	r.gapSentThrough = r.nextSeqLocked() - 1
 	r.reportBy = end.Add(r.cfg.ReplayWait)
 	queued := len(r.out) - r.sent
 	r.qmu.Unlock()
