@@ -14,17 +14,77 @@
 //
 // Every node keeps its subscribers in a [phx.MemoryPubSub]. A broadcast is
 // delivered to the local subscribers of the node that makes it at once, on
-// the caller's goroutine, exactly as without NATS, then published once to
-// NATS. Each other node with subscribers on the topic receives it once,
-// decodes it into one *phx.Broadcast and hands that to its local
-// subscribers, which encode it once per wire format (fastlane). When the
-// message comes back to its origin node it is recognized by the node ID in
-// the envelope and dropped (Stats.DroppedOwn), so nobody gets it twice.
-// BroadcastFrom's excluded subscriber lives on the origin node and is
-// skipped there; other nodes have no subscriber to exclude.
+// the caller's goroutine, exactly as without NATS; then it joins the
+// node's outbound queue and Broadcast returns. Broadcast never waits for
+// NATS, whether it is up, slow, frozen or gone: local delivery does not
+// depend on the broker. One sender goroutine per node publishes the queue
+// in order, in batches of up to 256 messages confirmed by a PING/PONG
+// round trip, each attempt bounded by PublishTimeout. Each other node
+// with subscribers on the topic receives a broadcast once, decodes it into
+// one *phx.Broadcast and hands that to its local subscribers, which encode
+// it once per wire format (fastlane). When the message comes back to its
+// origin node it is recognized by the node ID in the envelope and dropped
+// (Stats.DroppedOwn). BroadcastFrom's excluded subscriber lives on the
+// origin node and is skipped there; other nodes have no subscriber to
+// exclude.
 //
-// Delivery is at most once, as Phoenix.PubSub: NATS core does not store
-// messages. Messages from one node on one topic arrive in order.
+// Every node numbers its broadcasts, and every node delivers each other
+// node's broadcasts at most once and in the order they were made there
+// (the order of the Broadcast calls on that node, over all topics); a copy
+// that arrives again (a batch sent again after a timeout, a resend) is
+// dropped and counted in Stats.Duplicates.
+//
+// # Outages
+//
+// A broker outage (the server killed and restarted, frozen, or the
+// connection lost) loses no broadcast and duplicates none, within these
+// bounds:
+//
+//   - While a node is disconnected its broadcasts wait in its queue, at
+//     most MaxQueued of them (default 10,000), MaxQueuedBytes in all
+//     (default 16 MiB) and MaxQueueAge old (default 10s). When the
+//     connection returns (nats.go has re-sent every subscription and a
+//     round trip confirmed them), the node sends them in order before
+//     anything newer.
+//   - A node also keeps its recent published broadcasts, within the same
+//     bounds. A node that re-subscribes asks every other node for what it
+//     missed (what they published while it was not subscribed, which core
+//     NATS does not store), telling each the last of its broadcasts it
+//     delivered; each sends its stream again from there. The others drop
+//     the copies. Until a node has answered (at most ReplayWait, default
+//     3s), the re-subscribed node drops that node's broadcasts, which come
+//     again with the answer, so order is kept.
+//   - Past the bounds, broadcasts are dropped and counted: the origin
+//     counts its own in Stats.Dropped and Gap.Dropped, with a
+//     "publish_dropped" telemetry event for each (Err: [ErrQueueFull] when
+//     Broadcast refused it, [ErrQueueExpired] when it waited too long); a
+//     node asking for what it missed counts what the other no longer kept
+//     in Stats.Missed and Gap.Missed (an upper bound: some of those may
+//     have been for topics it has no subscribers for).
+//   - The queue lives in the node's memory: a node that crashes or is
+//     closed with broadcasts queued loses them (Close waits up to
+//     PublishTimeout for the queue to drain). A node that starts gets
+//     nothing from before it started. Clients are still served at most
+//     once: a client that is disconnected misses what was broadcast
+//     meanwhile, as in Phoenix.
+//
+// The connection made by [Dial] reconnects forever (nats.MaxReconnects(-1),
+// every 2 s by default: nats.ReconnectWait) and nats.go re-sends every
+// subscription on reconnection. nats.go buffers nothing while reconnecting
+// (the adapter sets nats.ReconnectBufSize(-1): its own queue does that,
+// in order and bounded). A frozen server is noticed by nats.go only
+// through its own PINGs (nats.PingInterval, 2 minutes by default); until
+// then the sender's attempts time out and are retried on the same
+// connection, and the broadcasts arrive once the server resumes. Each gap
+// is logged with its length, counted (Stats.Disconnects, Stats.Reconnects,
+// Stats.LastGap), reported as "disconnected" and "reconnected" telemetry
+// events, and, once this node's queue was replayed and the other nodes
+// answered, passed to Options.OnGap and a "replayed" event with the
+// counts.
+//
+// Messages are queued between NATS's reader and the adapter's delivery
+// goroutine (Options.ReceiveBuffer); if that queue overflows, nats.go drops
+// messages and they are counted in Stats.SlowConsumerDrops (not resent).
 //
 // # Subjects
 //
@@ -48,39 +108,27 @@
 //
 // # Envelope
 //
-// The message body is a compact binary envelope, version 1:
+// The message body is a compact binary envelope, version 2:
 //
-//	byte 0     version (1)
-//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary); others reserved
+//	byte 0     version (2)
+//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary),
+//	           bit 1 = the nodes' own message; others reserved
 //	uvarint n  len(node ID), then the node ID
+//	uvarint    incarnation: random, fresh each time the node starts
+//	uvarint    sequence number: 1, 2, 3… per incarnation
 //	uvarint n  len(topic), then the topic
 //	uvarint n  len(event), then the event
 //	rest       the payload: JSON text, or raw bytes with bit 0
 //
-// Lengths are unsigned varints (encoding/binary.Uvarint). A message with
-// another version (a newer node during a rolling upgrade, or a foreign
-// publisher) or a malformed one is dropped, counted in Stats.DecodeErrors
-// and logged at most once a second. A future version 2 must be rolled out
-// by first deploying nodes that read it.
-//
-// # Connection loss
-//
-// The connection made by [Dial] reconnects forever (nats.MaxReconnects(-1),
-// every 2 s by default: nats.ReconnectWait) and nats.go re-sends every
-// subscription on reconnection. While it is down, local delivery goes on,
-// Broadcast returns [ErrDisconnected] at once after delivering locally
-// (nothing is buffered: the adapter sets nats.ReconnectBufSize(-1), so
-// other nodes never get a stale burst after the gap), and such broadcasts
-// are counted in Stats.PublishErrors. Broadcasts other nodes make during the
-// gap are lost for this node. Each gap is logged with its length, counted
-// (Stats.Disconnects, Stats.Reconnects, Stats.LastGap) and passed to
-// Options.OnGap. Pass nats.ReconnectBufSize(n) in Options.NATSOptions to
-// have nats.go buffer up to n bytes of broadcasts instead; Broadcast then
-// succeeds during the gap until the buffer is full.
-//
-// Messages are queued between NATS's reader and the adapter's delivery
-// goroutine (Options.ReceiveBuffer); if that queue overflows, nats.go drops
-// messages and they are counted in Stats.SlowConsumerDrops.
+// Lengths are unsigned varints (encoding/binary.Uvarint). Version 1 (the
+// same without incarnation and sequence number, written by v0.1.0) is
+// still read, without duplicate detection; v0.1.0 nodes do not read
+// version 2, so during a rolling upgrade from v0.1.0 the old and the new
+// nodes do not hear each other. A message with another version or a
+// malformed one is dropped, counted in Stats.DecodeErrors and logged at
+// most once a second. The nodes' own messages (announcements after a
+// reconnection, the answers, a tick a second from each node that
+// publishes) go on the subject Prefix + ".%00phx-relay".
 package natspubsub
 
 import (
@@ -106,6 +154,9 @@ var (
 	// Options.MaxQueued or Options.MaxQueuedBytes: other nodes will not
 	// get the broadcast.
 	ErrQueueFull = relay.ErrQueueFull
+	// ErrQueueExpired is the Err of the "publish_dropped" telemetry event
+	// of a queued broadcast that waited longer than Options.MaxQueueAge.
+	ErrQueueExpired = relay.ErrQueueExpired
 	// ErrTooLarge is returned by Broadcast for a broadcast over the
 	// server's max_payload: other nodes will not get it.
 	ErrTooLarge = relay.ErrTooLarge

@@ -15,17 +15,75 @@
 //
 // Every node keeps its subscribers in a [phx.MemoryPubSub]. A broadcast is
 // delivered to the local subscribers of the node that makes it at once, on
-// the caller's goroutine, exactly as without Redis, then PUBLISHed once.
-// Each other node with subscribers on the topic receives it once, decodes
-// it into one *phx.Broadcast and hands that to its local subscribers, which
-// encode it once per wire format (fastlane). When the message comes back to
-// its origin node it is recognized by the node ID in the envelope and
-// dropped (Stats.DroppedOwn), so nobody gets it twice. BroadcastFrom's
+// the caller's goroutine, exactly as without Redis; then it joins the
+// node's outbound queue and Broadcast returns. Broadcast never waits for
+// Redis, whether it is up, slow, frozen or gone: local delivery does not
+// depend on the broker. One sender goroutine per node PUBLISHes the queue
+// in order, in pipelines of up to 256 messages, each attempt bounded by
+// PublishTimeout. Each other node with subscribers on the topic receives a
+// broadcast once, decodes it into one *phx.Broadcast and hands that to its
+// local subscribers, which encode it once per wire format (fastlane). When
+// the message comes back to its origin node it is recognized by the node
+// ID in the envelope and dropped (Stats.DroppedOwn). BroadcastFrom's
 // excluded subscriber lives on the origin node and is skipped there.
 //
-// Delivery is at most once, as Phoenix.PubSub: Redis Pub/Sub stores
-// nothing. Messages from one node on one topic arrive in order when they are
-// published from one goroutine (each PUBLISH waits for Redis's answer).
+// Every node numbers its broadcasts, and every node delivers each other
+// node's broadcasts at most once and in the order they were made there
+// (the order of the Broadcast calls on that node, over all topics); a copy
+// that arrives again (a publish retried after a timeout, a resend) is
+// dropped and counted in Stats.Duplicates.
+//
+// # Outages
+//
+// A broker outage (Redis killed and restarted, frozen, or the connection
+// lost) loses no broadcast and duplicates none, within these bounds:
+//
+//   - While a node is disconnected its broadcasts wait in its queue, at
+//     most MaxQueued of them (default 10,000), MaxQueuedBytes in all
+//     (default 16 MiB) and MaxQueueAge old (default 10s). When the
+//     connection returns (every topic re-subscribed and confirmed), the
+//     node sends them in order before anything newer.
+//   - A node also keeps its recent published broadcasts, within the same
+//     bounds. A node that re-subscribes asks every other node for what it
+//     missed (what they published while it was not subscribed, which Redis
+//     Pub/Sub does not store), telling each the last of its broadcasts it
+//     delivered; each sends its stream again from there. The others drop
+//     the copies. Until a node has answered (at most ReplayWait, default
+//     3s), the re-subscribed node drops that node's broadcasts, which come
+//     again with the answer, so order is kept.
+//   - Past the bounds, broadcasts are dropped and counted: the origin
+//     counts its own in Stats.Dropped and Gap.Dropped, with a
+//     "publish_dropped" telemetry event for each (Err: [ErrQueueFull] when
+//     Broadcast refused it, [ErrQueueExpired] when it waited too long);
+//     a node asking for what it missed counts what the other no longer
+//     kept in Stats.Missed and Gap.Missed (an upper bound: some of those
+//     may have been for topics it has no subscribers for).
+//   - The queue lives in the node's memory: a node that crashes or is
+//     closed with broadcasts queued loses them (Close waits up to
+//     PublishTimeout for the queue to drain). A node that starts gets
+//     nothing from before it started. Clients are still served at most
+//     once: a client that is disconnected misses what was broadcast
+//     meanwhile, as in Phoenix.
+//
+// The adapter watches its subscription connection: a read error, or no
+// answer to a PING sent after PingInterval of silence within another
+// PingInterval, means the connection is lost. It then reconnects with a
+// backoff (50 ms doubling up to MaxReconnectWait) and re-subscribes every
+// topic that has local subscribers. While it is down the sender does not
+// try Redis (a publish in flight counts as failed and is sent again), so
+// nothing waits on a connection known to be dead. Each gap is logged with
+// its length, counted (Stats.Disconnects, Stats.Reconnects,
+// Stats.LastGap), reported as "disconnected" and "reconnected" telemetry
+// events, and, once this node's queue was replayed and the other nodes
+// answered, passed to Options.OnGap and a "replayed" event with the
+// counts. Redis closes a subscriber whose output buffer overflows
+// (client-output-buffer-limit pubsub); that shows up here as a gap.
+//
+// The client made by [Dial] honours context deadlines
+// (ContextTimeoutEnabled) and does not retry commands itself; give [New]
+// a client with ContextTimeoutEnabled too, or go-redis's own socket
+// timeouts (3s by default) bound a publish to a frozen server instead of
+// PublishTimeout. Either way Broadcast does not wait.
 //
 // # Channels
 //
@@ -39,48 +97,43 @@
 // The alternative, one PSUBSCRIBE "phx:*" per node, saves the subscribe
 // round trips but sends every message to every node, and Redis matches
 // every published message against every pattern. Pub/Sub channels ignore
-// the database number: apps sharing a Redis need distinct prefixes.
+// the database number: apps sharing a Redis need distinct prefixes. The
+// nodes' own messages (announcements after a reconnection, the answers,
+// a tick a second from each node that publishes) go on the channel
+// Prefix + ":\x00phx-relay".
 //
 // # Envelope
 //
-// The message is a compact binary envelope, version 1:
+// The message is a compact binary envelope, version 2:
 //
-//	byte 0     version (1)
-//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary); others reserved
+//	byte 0     version (2)
+//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary),
+//	           bit 1 = the nodes' own message; others reserved
 //	uvarint n  len(node ID), then the node ID
+//	uvarint    incarnation: random, fresh each time the node starts
+//	uvarint    sequence number: 1, 2, 3… per incarnation
 //	uvarint n  len(topic), then the topic
 //	uvarint n  len(event), then the event
 //	rest       the payload: JSON text, or raw bytes with bit 0
 //
-// Lengths are unsigned varints (encoding/binary.Uvarint). A message with
-// another version (a newer node during a rolling upgrade, or a foreign
-// publisher) or a malformed one is dropped, counted in Stats.DecodeErrors
-// and logged at most once a second. A future version 2 must be rolled out
-// by first deploying nodes that read it.
-//
-// # Connection loss
-//
-// The adapter watches its subscription connection: a read error, or no
-// answer to a PING sent after PingInterval of silence within another
-// PingInterval, means the connection is lost. It then reconnects with a
-// backoff (50 ms doubling up to MaxReconnectWait) and re-subscribes every
-// topic that has local subscribers. While it is down, local delivery goes
-// on, and Broadcast returns [ErrDisconnected] at once after delivering
-// locally, without trying Redis; such broadcasts are counted in
-// Stats.PublishErrors and nothing is buffered. Broadcasts other nodes make
-// during the gap are lost for this node. Each gap is logged with its
-// length, counted (Stats.Disconnects, Stats.Reconnects, Stats.LastGap) and
-// passed to Options.OnGap. Redis closes a subscriber whose output buffer
-// overflows (client-output-buffer-limit pubsub); that shows up here as a
-// gap.
+// Lengths are unsigned varints (encoding/binary.Uvarint). Version 1 (the
+// same without incarnation and sequence number, written by v0.1.0) is
+// still read, without duplicate detection; v0.1.0 nodes do not read
+// version 2, so during a rolling upgrade from v0.1.0 the old and the new
+// nodes do not hear each other. A message with another version or a
+// malformed one is dropped, counted in Stats.DecodeErrors and logged at
+// most once a second.
 package redispubsub
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +152,9 @@ var (
 	// Options.MaxQueued or Options.MaxQueuedBytes: other nodes will not
 	// get the broadcast.
 	ErrQueueFull = relay.ErrQueueFull
+	// ErrQueueExpired is the Err of the "publish_dropped" telemetry event
+	// of a queued broadcast that waited longer than Options.MaxQueueAge.
+	ErrQueueExpired = relay.ErrQueueExpired
 )
 
 // Options configures a [PubSub]. The zero value is usable.
@@ -694,8 +750,31 @@ func (b *broker) Unsubscribe(topic string) error {
 }
 
 // Publish sends msgs as one pipeline of PUBLISH commands (one connection,
-// so in order) and waits for every answer.
+// so in order) and waits for every answer. A pooled connection that died
+// with the server fails at its first use after a restart: the pipeline is
+// then sent again at once on a fresh one, a few times, within ctx.
 func (b *broker) Publish(ctx context.Context, msgs []relay.Message) error {
+	var err error
+	for range 4 {
+		if err = b.publish(ctx, msgs); err == nil || ctx.Err() != nil || !staleConn(err) {
+			return err
+		}
+	}
+	return err
+}
+
+// staleConn reports whether err says the connection was dead already
+// (closed or reset by the peer), rather than slow.
+func staleConn(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+func (b *broker) publish(ctx context.Context, msgs []relay.Message) error {
 	a := (*PubSub)(b)
 	if len(msgs) == 1 {
 		if err := a.client.Publish(ctx, a.Channel(msgs[0].Topic), msgs[0].Data).Err(); err != nil {
