@@ -133,8 +133,8 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/phxgo/phx"
@@ -175,7 +175,8 @@ type Options struct {
 
 	// MaxQueued, MaxQueuedBytes and MaxQueueAge bound the outbound queue
 	// that holds broadcasts until Redis has them, over an outage in
-	// particular: at most MaxQueued broadcasts (default 10,000) of at most
+	// particular, and the recent broadcasts kept to send again to a node
+	// that re-subscribes: at most MaxQueued broadcasts (default 10,000) of at most
 	// MaxQueuedBytes in all (default 16 MiB, counting each envelope plus
 	// 64 bytes), none older than MaxQueueAge (default 10s). Broadcast
 	// refuses a broadcast over the count or byte bound with
@@ -188,11 +189,10 @@ type Options struct {
 	MaxQueuedBytes int
 	MaxQueueAge    time.Duration
 
-	// ReplayWait bounds how long, after a reconnection, the adapter waits
-	// for every other node it knew to announce that it is subscribed
-	// again before replaying its queue (a node that does not is
-	// forgotten). Default 3s; keep it above the other nodes'
-	// MaxReconnectWait.
+	// ReplayWait bounds how long, after a reconnection, the adapter
+	// waits for another node to answer its request for what it missed;
+	// until then it drops that node's broadcasts, which come again with
+	// the answer. A node that does not answer is forgotten. Default 3s.
 	ReplayWait time.Duration
 
 	// SubscribeTimeout bounds how long the first Subscribe of a topic

@@ -2,9 +2,10 @@
 // pubsub/natspubsub and pubsub/redispubsub: local delivery through a
 // phx.MemoryPubSub, broker subscriptions that follow the local subscriber
 // count of each topic, the wire envelope, dropping this node's own messages
-// and duplicates, the bounded outbound queue that carries broadcasts over a
-// broker outage, the peer handshake that decides when to replay it,
-// connection-gap bookkeeping, and counters.
+// and duplicates, the bounded outbound log that carries broadcasts over a
+// broker outage and keeps recent ones to send again, the control messages
+// by which a node that re-subscribed asks the others for what it missed
+// (control.go), connection-gap bookkeeping, and counters.
 //
 // An adapter supplies a Broker (subscribe, unsubscribe, publish a batch of
 // raw messages), calls Start once its connection is up, feeds every message
@@ -22,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +89,8 @@ type Config struct {
 	Adapter string       // "nats" or "redis", for logs
 	Logger  *slog.Logger // nil means slog.Default()
 	// OnGap is called once an outage's queued broadcasts have been
-	// replayed (or dropped), on the relay's sender goroutine.
+	// replayed (or dropped) and the other nodes answered (or ReplayWait
+	// passed), on the relay's sender goroutine.
 	OnGap func(Gap)
 	// PublishTimeout bounds each Broker.Publish call.
 	PublishTimeout time.Duration
@@ -98,8 +101,8 @@ type Config struct {
 	MaxQueuedBytes int
 	MaxQueueAge    time.Duration
 	// ReplayWait bounds how long, after a reconnection, the relay waits
-	// for the peers it knew to announce that they are subscribed again
-	// before it replays its queue.
+	// for another node's answer to its "up" (dropping that node's
+	// broadcasts meanwhile, as they come again with the answer).
 	ReplayWait time.Duration
 	// MaxMessage, if > 0, is the largest message the broker accepts.
 	MaxMessage func() int
@@ -895,6 +898,8 @@ func (r *Relay) control(node string, e Envelope) error {
 		}
 		r.seenMu.Unlock()
 		r.qmu.Lock()
+		// One answer per node: a newer "up" replaces one not answered yet.
+		r.heres = slices.DeleteFunc(r.heres, func(h hereRequest) bool { return h.to == node })
 		r.heres = append(r.heres, req)
 		if again {
 			r.upDue = true

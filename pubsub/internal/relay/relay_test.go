@@ -666,3 +666,24 @@ func TestRelayTelemetryEvents(t *testing.T) {
 		t.Fatalf("event fields %+v", got)
 	}
 }
+
+// A broadcast over the broker's limit, or made while disconnected with
+// queueing off, is refused after local delivery.
+func TestRelayRefusals(t *testing.T) {
+	r := startRelay(t, Config{NodeID: "A", MaxQueued: -1, MaxMessage: func() int { return 100 }}, &recBroker{})
+	s := &countSub{}
+	if err := r.Subscribe("t", s); err != nil {
+		t.Fatal(err)
+	}
+	big := &phx.Broadcast{Topic: "t", Event: "e", Payload: phx.Payload{Data: bytes.Repeat([]byte("x"), 200)}}
+	if err := r.Broadcast(context.Background(), big, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("large broadcast: %v", err)
+	}
+	r.Disconnected(errors.New("gone"))
+	if err := r.Broadcast(context.Background(), &phx.Broadcast{Topic: "t", Event: "e"}, nil); !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("broadcast while disconnected with queueing off: %v", err)
+	}
+	if s.n() != 2 {
+		t.Fatalf("local deliveries %d, want 2", s.n())
+	}
+}
