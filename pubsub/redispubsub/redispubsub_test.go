@@ -352,3 +352,49 @@ func TestFrozenServerDoesNotBlock(t *testing.T) {
 		t.Fatalf("Close took %v", took)
 	}
 }
+
+// Once the adapter has seen the connection drop, nothing waits on Redis:
+// Broadcast returns at once, the sender does not keep trying the dead
+// server (no retry loop), and Close returns at once; the queued
+// broadcast is counted as dropped at Close.
+func TestKilledServerFailsFast(t *testing.T) {
+	rs := startRedis(t)
+	ps, err := Dial(rs.url(), &Options{NodeID: "A", Logger: clustertest.Logger(), MaxReconnectWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 10)
+	if err := ps.Subscribe("t", phx.NewSubscriber(func(*phx.Broadcast) { got <- struct{}{} })); err != nil {
+		t.Fatal(err)
+	}
+	rs.Stop(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for ps.Stats().Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the crash was not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := ps.Stats().PublishErrors
+	m, _ := phx.NewBroadcast("t", "e", nil)
+	start := time.Now()
+	if err := ps.Broadcast(context.Background(), m, nil); err != nil {
+		t.Fatalf("Broadcast while disconnected: %v (want it queued)", err)
+	}
+	took := time.Since(start)
+	<-got
+	time.Sleep(500 * time.Millisecond)
+	s := ps.Stats()
+	t.Logf("after the crash: Broadcast returned in %v; publish attempts in 500ms: %d; queued %d", took, s.PublishErrors-before, s.Queued)
+	if took > 10*time.Millisecond || s.PublishErrors != before || s.Queued != 1 {
+		t.Fatalf("Broadcast took %v; %d publish attempts against the dead server; queued %d", took, s.PublishErrors-before, s.Queued)
+	}
+	start = time.Now()
+	ps.Close()
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("Close while disconnected took %v", took)
+	}
+	if d := ps.Stats().Dropped; d != 1 {
+		t.Fatalf("dropped %d at Close, want 1", d)
+	}
+}
