@@ -671,7 +671,7 @@ func (r *Relay) run() {
 			return
 		case actGap:
 			r.event(phx.PubSubEvent{Kind: "replayed", Gap: act.gap.End.Sub(act.gap.Start),
-				Replayed: act.gap.Replayed, Dropped: act.gap.Dropped + act.gap.Missed})
+				Replayed: act.gap.Replayed, Dropped: act.gap.Dropped})
 			if act.gap.Missed > 0 {
 				r.Logger().Warn("phx pubsub: broadcasts of other nodes were lost during the outage (they no longer had them)",
 					"missed", act.gap.Missed)
@@ -684,7 +684,7 @@ func (r *Relay) run() {
 		case actData:
 			err := r.publish(act.batch)
 			r.qmu.Lock()
-			n := r.inflight
+			n := min(r.inflight, len(r.out)-r.sent) // Close may have emptied the log
 			r.inflight = 0
 			if err != nil {
 				r.publishErrors.Add(1)
@@ -1061,7 +1061,7 @@ func (r *Relay) Close() bool {
 	r.linkCancel()
 	left := len(r.out) - r.sent
 	r.dropped.Add(int64(left))
-	r.out, r.qbytes, r.sent = nil, 0, 0
+	r.out, r.qbytes, r.sent, r.inflight = nil, 0, 0, 0
 	r.qmu.Unlock()
 	r.wg.Wait()
 	if left > 0 {
