@@ -439,7 +439,8 @@ func (ps *PubSub) Subject(topic string) string { return subject(ps.prefix, topic
 
 // Close stops taking broadcasts (later Subscribe and Broadcast calls
 // return [phx.ErrPubSubClosed]), waits up to Options.PublishTimeout for
-// the outbound queue to drain while connected (what is left is dropped),
+// the outbound queue to drain while connected (what is left is dropped;
+// with a publish in flight Close may take twice PublishTimeout in all),
 // tells the other nodes this one is gone and closes the NATS connection.
 // Local subscribers are not told. Close is idempotent.
 func (ps *PubSub) Close() error {

@@ -408,7 +408,8 @@ func (a *PubSub) Channel(topic string) string { return a.o.Prefix + ":" + topic 
 
 // Close stops taking broadcasts (later Subscribe and Broadcast calls
 // return [phx.ErrPubSubClosed]), waits up to Options.PublishTimeout for
-// the outbound queue to drain while connected (what is left is dropped),
+// the outbound queue to drain while connected (what is left is dropped;
+// with a publish in flight Close may take twice PublishTimeout in all),
 // tells the other nodes this one is gone, closes the subscription
 // connection (and the client, if [Dial] made it) and stops the adapter's
 // goroutines. Local subscribers are not told. Close is idempotent.
