@@ -61,13 +61,21 @@ type Telemetry struct {
 type PubSubEvent struct {
 	Adapter string // "nats", "redis"
 	Node    string // the adapter's node ID
-	// Kind is "disconnected" (broadcasts reach this node only), or
-	// "reconnected" (Gap says for how long broadcasts of other nodes were
-	// lost), "publish_failed" (Topic, Err), "decode_failed" (Err).
+	// Kind is "disconnected" (broadcasts reach this node's subscribers
+	// and are queued for the others), "reconnected" (Gap: how long the
+	// connection was down), "replayed" (the outage's queue was replayed:
+	// Gap, Replayed, Dropped), "publish_dropped" (one broadcast will not
+	// reach other nodes: Topic, Err says why), "publish_failed" (a publish
+	// attempt failed and will be retried, or a broadcast was refused:
+	// Topic, Err), "decode_failed" (Err).
 	Kind  string
 	Topic string
 	Gap   time.Duration
 	Err   error
+	// Replayed and Dropped count this node's broadcasts queued during the
+	// outage and sent after it, and dropped since it began ("replayed").
+	Replayed int
+	Dropped  int64
 }
 
 // ChannelHandledOut describes one HandleOut of an intercepted broadcast.

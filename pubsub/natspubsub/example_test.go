@@ -4,7 +4,6 @@ import (
 	"context"
 	"log"
 	"net/http"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/phxgo/phx"
@@ -16,8 +15,9 @@ import (
 func Example() {
 	ps, err := natspubsub.Dial("nats://127.0.0.1:4222", &natspubsub.Options{
 		NATSOptions: []nats.Option{nats.UserInfo("app", "secret")},
-		OnGap: func(start, end time.Time) {
-			log.Printf("NATS outage of %v: other nodes' broadcasts were lost meanwhile", end.Sub(start))
+		OnGap: func(g natspubsub.Gap) {
+			log.Printf("NATS outage of %v: %d queued broadcasts replayed, %d dropped",
+				g.End.Sub(g.Start), g.Replayed, g.Dropped)
 		},
 	})
 	if err != nil {

@@ -14,17 +14,77 @@
 //
 // Every node keeps its subscribers in a [phx.MemoryPubSub]. A broadcast is
 // delivered to the local subscribers of the node that makes it at once, on
-// the caller's goroutine, exactly as without NATS, then published once to
-// NATS. Each other node with subscribers on the topic receives it once,
-// decodes it into one *phx.Broadcast and hands that to its local
-// subscribers, which encode it once per wire format (fastlane). When the
-// message comes back to its origin node it is recognized by the node ID in
-// the envelope and dropped (Stats.DroppedOwn), so nobody gets it twice.
-// BroadcastFrom's excluded subscriber lives on the origin node and is
-// skipped there; other nodes have no subscriber to exclude.
+// the caller's goroutine, exactly as without NATS; then it joins the
+// node's outbound queue and Broadcast returns. Broadcast never waits for
+// NATS, whether it is up, slow, frozen or gone: local delivery does not
+// depend on the broker. One sender goroutine per node publishes the queue
+// in order, in batches of up to 256 messages confirmed by a PING/PONG
+// round trip, each attempt bounded by PublishTimeout. Each other node
+// with subscribers on the topic receives a broadcast once, decodes it into
+// one *phx.Broadcast and hands that to its local subscribers, which encode
+// it once per wire format (fastlane). When the message comes back to its
+// origin node it is recognized by the node ID in the envelope and dropped
+// (Stats.DroppedOwn). BroadcastFrom's excluded subscriber lives on the
+// origin node and is skipped there; other nodes have no subscriber to
+// exclude.
 //
-// Delivery is at most once, as Phoenix.PubSub: NATS core does not store
-// messages. Messages from one node on one topic arrive in order.
+// Every node numbers its broadcasts, and every node delivers each other
+// node's broadcasts at most once and in the order they were made there
+// (the order of the Broadcast calls on that node, over all topics); a copy
+// that arrives again (a batch sent again after a timeout, a resend) is
+// dropped and counted in Stats.Duplicates.
+//
+// # Outages
+//
+// A broker outage (the server killed and restarted, frozen, or the
+// connection lost) loses no broadcast and duplicates none, within these
+// bounds:
+//
+//   - While a node is disconnected its broadcasts wait in its queue, at
+//     most MaxQueued of them (default 10,000), MaxQueuedBytes in all
+//     (default 16 MiB) and MaxQueueAge old (default 10s). When the
+//     connection returns (nats.go has re-sent every subscription and a
+//     round trip confirmed them), the node sends them in order before
+//     anything newer.
+//   - A node also keeps its recent published broadcasts, within the same
+//     bounds. A node that re-subscribes asks every other node for what it
+//     missed (what they published while it was not subscribed, which core
+//     NATS does not store), telling each the last of its broadcasts it
+//     delivered; each sends its stream again from there. The others drop
+//     the copies. Until a node has answered (at most ReplayWait, default
+//     3s), the re-subscribed node drops that node's broadcasts, which come
+//     again with the answer, so order is kept.
+//   - Past the bounds, broadcasts are dropped and counted: the origin
+//     counts its own in Stats.Dropped and Gap.Dropped, with a
+//     "publish_dropped" telemetry event for each (Err: [ErrQueueFull] when
+//     Broadcast refused it, [ErrQueueExpired] when it waited too long); a
+//     node asking for what it missed counts what the other no longer kept
+//     in Stats.Missed and Gap.Missed (an upper bound: some of those may
+//     have been for topics it has no subscribers for).
+//   - The queue lives in the node's memory: a node that crashes or is
+//     closed with broadcasts queued loses them (Close waits up to
+//     PublishTimeout for the queue to drain). A node that starts gets
+//     nothing from before it started. Clients are still served at most
+//     once: a client that is disconnected misses what was broadcast
+//     meanwhile, as in Phoenix.
+//
+// The connection made by [Dial] reconnects forever (nats.MaxReconnects(-1),
+// every 2 s by default: nats.ReconnectWait) and nats.go re-sends every
+// subscription on reconnection. nats.go buffers nothing while reconnecting
+// (the adapter sets nats.ReconnectBufSize(-1): its own queue does that,
+// in order and bounded). A frozen server is noticed by nats.go only
+// through its own PINGs (nats.PingInterval, 2 minutes by default); until
+// then the sender's attempts time out and are retried on the same
+// connection, and the broadcasts arrive once the server resumes. Each gap
+// is logged with its length, counted (Stats.Disconnects, Stats.Reconnects,
+// Stats.LastGap), reported as "disconnected" and "reconnected" telemetry
+// events, and, once this node's queue was replayed and the other nodes
+// answered, passed to Options.OnGap and a "replayed" event with the
+// counts.
+//
+// Messages are queued between NATS's reader and the adapter's delivery
+// goroutine (Options.ReceiveBuffer); if that queue overflows, nats.go drops
+// messages and they are counted in Stats.SlowConsumerDrops (not resent).
 //
 // # Subjects
 //
@@ -48,39 +108,27 @@
 //
 // # Envelope
 //
-// The message body is a compact binary envelope, version 1:
+// The message body is a compact binary envelope, version 2:
 //
-//	byte 0     version (1)
-//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary); others reserved
+//	byte 0     version (2)
+//	byte 1     flags: bit 0 = binary payload (phx.Payload.Binary),
+//	           bit 1 = the nodes' own message; others reserved
 //	uvarint n  len(node ID), then the node ID
+//	uvarint    incarnation: random, fresh each time the node starts
+//	uvarint    sequence number: 1, 2, 3… per incarnation
 //	uvarint n  len(topic), then the topic
 //	uvarint n  len(event), then the event
 //	rest       the payload: JSON text, or raw bytes with bit 0
 //
-// Lengths are unsigned varints (encoding/binary.Uvarint). A message with
-// another version (a newer node during a rolling upgrade, or a foreign
-// publisher) or a malformed one is dropped, counted in Stats.DecodeErrors
-// and logged at most once a second. A future version 2 must be rolled out
-// by first deploying nodes that read it.
-//
-// # Connection loss
-//
-// The connection made by [Dial] reconnects forever (nats.MaxReconnects(-1),
-// every 2 s by default: nats.ReconnectWait) and nats.go re-sends every
-// subscription on reconnection. While it is down, local delivery goes on,
-// Broadcast returns [ErrDisconnected] at once after delivering locally
-// (nothing is buffered: the adapter sets nats.ReconnectBufSize(-1), so
-// other nodes never get a stale burst after the gap), and such broadcasts
-// are counted in Stats.PublishErrors. Broadcasts other nodes make during the
-// gap are lost for this node. Each gap is logged with its length, counted
-// (Stats.Disconnects, Stats.Reconnects, Stats.LastGap) and passed to
-// Options.OnGap. Pass nats.ReconnectBufSize(n) in Options.NATSOptions to
-// have nats.go buffer up to n bytes of broadcasts instead; Broadcast then
-// succeeds during the gap until the buffer is full.
-//
-// Messages are queued between NATS's reader and the adapter's delivery
-// goroutine (Options.ReceiveBuffer); if that queue overflows, nats.go drops
-// messages and they are counted in Stats.SlowConsumerDrops.
+// Lengths are unsigned varints (encoding/binary.Uvarint). Version 1 (the
+// same without incarnation and sequence number, written by v0.1.0) is
+// still read, without duplicate detection; v0.1.0 nodes do not read
+// version 2, so during a rolling upgrade from v0.1.0 the old and the new
+// nodes do not hear each other. A message with another version or a
+// malformed one is dropped, counted in Stats.DecodeErrors and logged at
+// most once a second. The nodes' own messages (announcements after a
+// reconnection, the answers, a tick a second from each node that
+// publishes) go on the subject Prefix + ".%00phx-relay".
 package natspubsub
 
 import (
@@ -96,9 +144,23 @@ import (
 	"github.com/phxgo/phx/pubsub/internal/relay"
 )
 
-// ErrDisconnected is returned by Broadcast while the connection to NATS is
-// down: the broadcast reached this node's subscribers only.
-var ErrDisconnected = relay.ErrDisconnected
+// Errors of Broadcast. Either way the broadcast reached this node's
+// subscribers.
+var (
+	// ErrDisconnected is returned by Broadcast while the connection to
+	// NATS is down and queueing is off (Options.MaxQueued < 0).
+	ErrDisconnected = relay.ErrDisconnected
+	// ErrQueueFull is returned by Broadcast when the outbound queue is at
+	// Options.MaxQueued or Options.MaxQueuedBytes: other nodes will not
+	// get the broadcast.
+	ErrQueueFull = relay.ErrQueueFull
+	// ErrQueueExpired is the Err of the "publish_dropped" telemetry event
+	// of a queued broadcast that waited longer than Options.MaxQueueAge.
+	ErrQueueExpired = relay.ErrQueueExpired
+	// ErrTooLarge is returned by Broadcast for a broadcast over the
+	// server's max_payload: other nodes will not get it.
+	ErrTooLarge = relay.ErrTooLarge
+)
 
 // Options configures a [PubSub]. The zero value is usable.
 type Options struct {
@@ -118,6 +180,33 @@ type Options struct {
 	// connection returns. Default 2s.
 	SubscribeTimeout time.Duration
 
+	// PublishTimeout bounds each attempt to hand queued broadcasts to
+	// NATS (the publishes and the PING/PONG round trip that confirms
+	// them). Broadcast itself never waits for NATS. Default 2s.
+	PublishTimeout time.Duration
+
+	// MaxQueued, MaxQueuedBytes and MaxQueueAge bound the outbound queue
+	// that holds broadcasts until NATS has them, over an outage in
+	// particular, and the recent broadcasts kept to send again to a node
+	// that re-subscribes: at most MaxQueued broadcasts (default 10,000)
+	// of at most MaxQueuedBytes in all (default 16 MiB, counting each
+	// envelope plus 64 bytes), none older than MaxQueueAge (default 10s).
+	// Broadcast refuses a broadcast over the count or byte bound with
+	// [ErrQueueFull]; one that waited too long is dropped when it comes
+	// up. Either way it is counted in Stats.Dropped, reported in
+	// Gap.Dropped and as a "publish_dropped" telemetry event. A negative
+	// MaxQueued turns queueing over outages off: while disconnected,
+	// Broadcast returns [ErrDisconnected] at once.
+	MaxQueued      int
+	MaxQueuedBytes int
+	MaxQueueAge    time.Duration
+
+	// ReplayWait bounds how long, after a reconnection, the adapter
+	// waits for another node to answer its request for what it missed;
+	// until then it drops that node's broadcasts, which come again with
+	// the answer. A node that does not answer is forgotten. Default 3s.
+	ReplayWait time.Duration
+
 	// ReceiveBuffer is how many received messages may wait for the
 	// delivery goroutine; beyond, nats.go drops them
 	// (Stats.SlowConsumerDrops). Default 65536.
@@ -128,11 +217,11 @@ type Options struct {
 	// there is one).
 	Logger *slog.Logger
 
-	// OnGap, when set, is called after the connection returns from an
-	// outage that started at start and ended at end; broadcasts other nodes
-	// made in between were not delivered here. It runs on nats.go's
-	// callback goroutine: return quickly.
-	OnGap func(start, end time.Time)
+	// OnGap, when set, is called after each outage of the connection,
+	// once the broadcasts this node queued during it were replayed (or
+	// dropped) and the other nodes sent again what it missed. It runs on
+	// the adapter's sender goroutine: return quickly.
+	OnGap func(Gap)
 
 	// NATSOptions are applied after the adapter's defaults
 	// (nats.MaxReconnects(-1), nats.ReconnectBufSize(-1), a connection
@@ -140,6 +229,23 @@ type Options struct {
 	// nats.ReconnectWait, and so on. Connection handlers set here are
 	// still called, after the adapter's own.
 	NATSOptions []nats.Option
+}
+
+// Gap describes one outage of the connection to NATS.
+type Gap struct {
+	// Start and End are when the connection was lost and restored.
+	Start, End time.Time
+	// Replayed counts this node's broadcasts queued during the outage and
+	// published after it.
+	Replayed int
+	// Dropped counts this node's broadcasts that will never reach other
+	// nodes, from the start of the outage to the end of the replay: the
+	// queue was full, or they waited longer than MaxQueueAge.
+	Dropped int64
+	// Missed counts other nodes' broadcasts this node asked for again
+	// after the outage and that they no longer kept (an upper bound: some
+	// may have been for topics this node has no subscribers for).
+	Missed int64
 }
 
 // PubSub is a [phx.PubSub] over NATS. Create it with [Dial]; it is safe for
@@ -191,11 +297,26 @@ func Dial(url string, opts *Options) (*PubSub, error) {
 		stopped: make(chan struct{}),
 		subs:    make(map[string]*nats.Subscription),
 	}
+	var onGap func(relay.Gap)
+	if o.OnGap != nil {
+		onGap = func(g relay.Gap) { o.OnGap(Gap(g)) }
+	}
 	ps.r = relay.New(relay.Config{
-		NodeID:  o.NodeID,
-		Adapter: "nats",
-		Logger:  o.Logger,
-		OnGap:   o.OnGap,
+		NodeID:         o.NodeID,
+		Adapter:        "nats",
+		Logger:         o.Logger,
+		OnGap:          onGap,
+		PublishTimeout: o.PublishTimeout,
+		MaxQueued:      o.MaxQueued,
+		MaxQueuedBytes: o.MaxQueuedBytes,
+		MaxQueueAge:    o.MaxQueueAge,
+		ReplayWait:     o.ReplayWait,
+		MaxMessage: func() int {
+			if nc := ps.conn(); nc != nil {
+				return int(nc.MaxPayload())
+			}
+			return 0
+		},
 	}, (*broker)(ps))
 
 	no := nats.GetDefaultOptions()
@@ -253,9 +374,21 @@ func Dial(url string, opts *Options) (*PubSub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natspubsub: connect to %s: %w", url, err)
 	}
+	ps.mu.Lock()
 	ps.nc = nc
+	ps.mu.Unlock()
 	go ps.deliver()
+	if err := ps.r.Start(); err != nil {
+		ps.Close()
+		return nil, fmt.Errorf("natspubsub: %w", err)
+	}
 	return ps, nil
+}
+
+func (ps *PubSub) conn() *nats.Conn {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.nc
 }
 
 // deliver hands received messages to the relay, in arrival order.
@@ -283,10 +416,12 @@ func (ps *PubSub) Unsubscribe(topic string, s phx.Subscriber) error {
 }
 
 // Broadcast implements [phx.PubSub]: local subscribers but from get b at
-// once; then b is published to NATS for the other nodes. Publishing only
-// writes to the connection's buffer (nats.go flushes it in the background),
-// so ctx is not consulted. While disconnected it returns [ErrDisconnected]
-// after local delivery.
+// once, on the caller's goroutine; then b joins the outbound queue, which
+// the adapter's sender goroutine publishes in order, and Broadcast
+// returns. It never waits for NATS, connected or not, so ctx has nothing
+// to bound. It returns [ErrQueueFull] when the queue is at its bound,
+// [ErrTooLarge] over the server's max_payload, [ErrDisconnected] while
+// disconnected with queueing off, and [phx.ErrPubSubClosed] after Close.
 func (ps *PubSub) Broadcast(ctx context.Context, b *phx.Broadcast, from phx.Subscriber) error {
 	return ps.r.Broadcast(ctx, b, from)
 }
@@ -302,9 +437,12 @@ func (ps *PubSub) NodeID() string { return ps.node }
 // Subject returns the NATS subject that carries topic.
 func (ps *PubSub) Subject(topic string) string { return subject(ps.prefix, topic) }
 
-// Close unsubscribes and closes the NATS connection; later Subscribe and
-// Broadcast calls return [phx.ErrPubSubClosed]. Local subscribers are not
-// told. Close is idempotent.
+// Close stops taking broadcasts (later Subscribe and Broadcast calls
+// return [phx.ErrPubSubClosed]), waits up to Options.PublishTimeout for
+// the outbound queue to drain while connected (what is left is dropped;
+// with a publish in flight Close may take twice PublishTimeout in all),
+// tells the other nodes this one is gone and closes the NATS connection.
+// Local subscribers are not told. Close is idempotent.
 func (ps *PubSub) Close() error {
 	if !ps.r.Close() {
 		return nil
@@ -317,14 +455,34 @@ func (ps *PubSub) Close() error {
 
 // Stats is a snapshot of a PubSub's counters.
 type Stats struct {
-	// Published counts broadcasts handed to NATS.
+	// Published counts broadcasts handed to NATS and confirmed by a
+	// round trip.
 	Published int64
-	// PublishErrors counts broadcasts that reached this node only:
-	// made while disconnected, or refused by nats.go (e.g. over the
-	// server's max_payload).
+	// PublishErrors counts failed attempts to publish (each retried),
+	// broadcasts over the server's max_payload, and broadcasts refused
+	// while disconnected with queueing off.
 	PublishErrors int64
+	// Queued is the number of broadcasts waiting in the outbound queue.
+	Queued int
+	// Replayed counts broadcasts queued during an outage and published
+	// after it.
+	Replayed int64
+	// Dropped counts this node's broadcasts that will never reach other
+	// nodes: refused with ErrQueueFull, expired (MaxQueueAge), or still
+	// queued at Close.
+	Dropped int64
 	// Received counts broadcasts of other nodes delivered here.
 	Received int64
+	// Duplicates counts copies of other nodes' broadcasts that were
+	// already delivered here (a publish retried after a timeout, or sent
+	// again for a node that re-subscribed), dropped.
+	Duplicates int64
+	// Resent counts this node's broadcasts sent again because another
+	// node asked for them after re-subscribing.
+	Resent int64
+	// Missed counts other nodes' broadcasts asked for again after an
+	// outage that they no longer kept (an upper bound).
+	Missed int64
 	// DroppedOwn counts this node's broadcasts that NATS sent back, dropped.
 	DroppedOwn int64
 	// DecodeErrors counts messages dropped for an unknown envelope version
@@ -349,7 +507,8 @@ type Stats struct {
 func (ps *PubSub) UseLogger(l *slog.Logger) { ps.r.UseLogger(l) }
 
 // UseTelemetry makes t receive the adapter's events (connection lost and
-// restored, failed publishes, undecodable messages) as phx.PubSubEvent.
+// restored, queue replayed, failed publishes, dropped broadcasts,
+// undecodable messages) as phx.PubSubEvent.
 // phx.NewServer calls it with Options.Telemetry.
 func (ps *PubSub) UseTelemetry(t *phx.Telemetry) { ps.r.UseTelemetry(t) }
 
@@ -367,7 +526,13 @@ func (ps *PubSub) Stats() Stats {
 	return Stats{
 		Published:         c.Published,
 		PublishErrors:     c.PublishErrors,
+		Queued:            c.Queued,
+		Replayed:          c.Replayed,
+		Dropped:           c.Dropped,
 		Received:          c.Received,
+		Duplicates:        c.Duplicates,
+		Resent:            c.Resent,
+		Missed:            c.Missed,
 		DroppedOwn:        c.DroppedOwn,
 		DecodeErrors:      c.DecodeErrors,
 		SlowConsumerDrops: dropped,
@@ -422,13 +587,19 @@ func (b *broker) Unsubscribe(topic string) error {
 	return sub.Unsubscribe()
 }
 
-func (b *broker) Publish(_ context.Context, topic string, msg []byte) error {
+// Publish writes msgs to the connection, in order, and waits for the
+// server's PONG to a PING sent after them: the server then has them all.
+func (b *broker) Publish(ctx context.Context, msgs []relay.Message) error {
 	ps := (*PubSub)(b)
-	err := ps.nc.Publish(subject(ps.prefix, topic), msg)
-	if errors.Is(err, nats.ErrReconnectBufExceeded) {
-		return ErrDisconnected
+	for _, m := range msgs {
+		if err := ps.nc.Publish(subject(ps.prefix, m.Topic), m.Data); err != nil {
+			return fmt.Errorf("natspubsub: publish: %w", err)
+		}
 	}
-	return err
+	if err := ps.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("natspubsub: confirm %d publishes: %w", len(msgs), err)
+	}
+	return nil
 }
 
 // subject maps a topic to its subject: prefix "." escaped topic.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -15,7 +16,13 @@ import (
 	"github.com/phxgo/phx/pubsub/internal/clustertest"
 )
 
-func TestMain(m *testing.M) { leaktest.Main(m) }
+func TestMain(m *testing.M) {
+	if port := os.Getenv(childEnv); port != "" {
+		runChildServer(port) // this process is a NATS server for a test
+		return
+	}
+	leaktest.Main(m)
+}
 
 // natsServer is a real NATS server, embedded, on a random loopback port.
 type natsServer struct {
@@ -62,16 +69,27 @@ func (a adapter) Counters() clustertest.Stats {
 	return clustertest.Stats{
 		Published: s.Published, PublishErrors: s.PublishErrors, Received: s.Received,
 		DroppedOwn: s.DroppedOwn, DecodeErrors: s.DecodeErrors,
+		Queued: s.Queued, Replayed: s.Replayed, Dropped: s.Dropped, Duplicates: s.Duplicates,
 		Disconnects: s.Disconnects, Reconnects: s.Reconnects, Connected: s.Connected,
 	}
 }
 
 func (ns *natsServer) Dial(t testing.TB, id string, onGap func(start, end time.Time)) clustertest.Adapter {
 	t.Helper()
-	ps, err := Dial(ns.url(), &Options{
+	return dialTest(t, ns.url(), id, onGap)
+}
+
+// dialTest dials url with the options of the tests: quick reconnection.
+func dialTest(t testing.TB, url, id string, onGap func(start, end time.Time)) clustertest.Adapter {
+	t.Helper()
+	ps, err := Dial(url, &Options{
 		NodeID: id,
 		Logger: clustertest.Logger(),
-		OnGap:  onGap,
+		OnGap: func(g Gap) {
+			if onGap != nil {
+				onGap(g.Start, g.End)
+			}
+		},
 		NATSOptions: []nats.Option{
 			nats.ReconnectWait(50 * time.Millisecond),
 			nats.ReconnectJitter(0, 0),
@@ -86,7 +104,12 @@ func (ns *natsServer) Dial(t testing.TB, id string, onGap func(start, end time.T
 
 func (ns *natsServer) Inject(t testing.TB, a clustertest.Adapter, topic string, msg []byte) {
 	t.Helper()
-	nc, err := nats.Connect(ns.url())
+	inject(t, ns.url(), a, topic, msg)
+}
+
+func inject(t testing.TB, url string, a clustertest.Adapter, topic string, msg []byte) {
+	t.Helper()
+	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}

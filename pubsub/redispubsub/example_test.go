@@ -4,7 +4,6 @@ import (
 	"context"
 	"log"
 	"net/http"
-	"time"
 
 	"github.com/phxgo/phx"
 	"github.com/phxgo/phx/pubsub/redispubsub"
@@ -15,8 +14,9 @@ import (
 func Example() {
 	ps, err := redispubsub.Dial("redis://127.0.0.1:6379/0", &redispubsub.Options{
 		Prefix: "myapp",
-		OnGap: func(start, end time.Time) {
-			log.Printf("Redis outage of %v: other nodes' broadcasts were lost meanwhile", end.Sub(start))
+		OnGap: func(g redispubsub.Gap) {
+			log.Printf("Redis outage of %v: %d queued broadcasts replayed, %d dropped",
+				g.End.Sub(g.Start), g.Replayed, g.Dropped)
 		},
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -103,9 +104,25 @@ func (rs *redisServer) Start(t testing.TB) {
 	}
 }
 
+// Freeze stops redis-server (SIGSTOP): connections stay open, nothing
+// is answered, new connections wait in the listen backlog.
+func (rs *redisServer) Freeze(t testing.TB) {
+	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Thaw resumes a frozen redis-server (SIGCONT).
+func (rs *redisServer) Thaw(t testing.TB) {
+	if err := rs.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Stop kills redis-server (SIGKILL: no goodbye to its clients).
 func (rs *redisServer) Stop(testing.TB) {
 	if rs.cmd != nil {
+		rs.cmd.Process.Signal(syscall.SIGCONT) // a frozen one too
 		rs.cmd.Process.Kill()
 		rs.cmd.Wait()
 		rs.cmd = nil
@@ -119,6 +136,7 @@ func (a adapter) Counters() clustertest.Stats {
 	return clustertest.Stats{
 		Published: s.Published, PublishErrors: s.PublishErrors, Received: s.Received,
 		DroppedOwn: s.DroppedOwn, DecodeErrors: s.DecodeErrors,
+		Queued: s.Queued, Replayed: s.Replayed, Dropped: s.Dropped, Duplicates: s.Duplicates,
 		Disconnects: s.Disconnects, Reconnects: s.Reconnects, Connected: s.Connected,
 	}
 }
@@ -126,9 +144,13 @@ func (a adapter) Counters() clustertest.Stats {
 func (rs *redisServer) Dial(t testing.TB, id string, onGap func(start, end time.Time)) clustertest.Adapter {
 	t.Helper()
 	ps, err := Dial(rs.url(), &Options{
-		NodeID:           id,
-		Logger:           clustertest.Logger(),
-		OnGap:            onGap,
+		NodeID: id,
+		Logger: clustertest.Logger(),
+		OnGap: func(g Gap) {
+			if onGap != nil {
+				onGap(g.Start, g.End)
+			}
+		},
 		MaxReconnectWait: 100 * time.Millisecond,
 		PingInterval:     time.Second,
 	})
@@ -225,5 +247,154 @@ func BenchmarkCrossNodeFanout(b *testing.B) {
 	for _, c := range []struct{ subs, window int }{{1, 1}, {1, 256}, {100, 256}} {
 		name := fmt.Sprintf("subscribers=%d/window=%d", c.subs, c.window)
 		b.Run(name, func(b *testing.B) { clustertest.BenchFanout(b, rs, c.subs, c.window) })
+	}
+}
+
+// A 3 s outage (redis-server killed, restarted) with publishers at 20
+// msgs/s on two nodes: nothing lost, duplicated or reordered.
+func TestOutageKill(t *testing.T) { clustertest.RunOutage(t, startRedis(t), clustertest.Kill) }
+
+// The same with redis-server frozen (SIGSTOP) for 3 s.
+func TestOutageFreeze(t *testing.T) { clustertest.RunOutage(t, startRedis(t), clustertest.Freeze) }
+
+// With redis-server frozen, Broadcast returns at once and local
+// subscribers get the broadcast at once; Subscribe returns within
+// SubscribeTimeout and Close within PublishTimeout (+100 ms each); the
+// broadcasts reach the other node once the server is thawed.
+func TestFrozenServerDoesNotBlock(t *testing.T) {
+	rs := startRedis(t)
+	opts := func(id string) *Options {
+		return &Options{NodeID: id, Logger: clustertest.Logger(), PublishTimeout: 500 * time.Millisecond,
+			SubscribeTimeout: 300 * time.Millisecond, PingInterval: 5 * time.Second, MaxReconnectWait: 100 * time.Millisecond}
+	}
+	a, err := Dial(rs.url(), opts("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Dial(rs.url(), opts("B"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	local, remote := make(chan time.Time, 100), make(chan string, 100)
+	if err := a.Subscribe("t", phx.NewSubscriber(func(*phx.Broadcast) { local <- time.Now() })); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe("t", phx.NewSubscriber(func(m *phx.Broadcast) { remote <- string(m.Payload.Data) })); err != nil {
+		t.Fatal(err)
+	}
+	rs.Freeze(t)
+	thawed := false
+	defer func() {
+		if !thawed {
+			rs.Thaw(t)
+		}
+	}()
+	var worstCall, worstLocal time.Duration
+	for i := range 20 {
+		m, _ := phx.NewBroadcast("t", "e", map[string]int{"n": i})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		err := a.Broadcast(ctx, m, nil)
+		took := time.Since(start)
+		cancel()
+		if err != nil {
+			t.Fatalf("Broadcast %d while frozen: %v", i, err)
+		}
+		select {
+		case at := <-local:
+			worstLocal = max(worstLocal, at.Sub(start))
+		case <-time.After(time.Second):
+			t.Fatalf("broadcast %d not delivered locally within 1s", i)
+		}
+		worstCall = max(worstCall, took)
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("redis-server frozen: slowest Broadcast %v, slowest local delivery %v (20 broadcasts over 1s)", worstCall, worstLocal)
+	if worstCall > 50*time.Millisecond || worstLocal > 50*time.Millisecond {
+		t.Fatalf("Broadcast took up to %v, local delivery up to %v, want < 50ms", worstCall, worstLocal)
+	}
+	start := time.Now()
+	if err := a.Subscribe("u", phx.NewSubscriber(func(*phx.Broadcast) {})); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 300*time.Millisecond+100*time.Millisecond {
+		t.Fatalf("Subscribe while frozen took %v, SubscribeTimeout 300ms", took)
+	} else {
+		t.Logf("Subscribe while frozen returned after %v (SubscribeTimeout 300ms)", took)
+	}
+	rs.Thaw(t)
+	thawed = true
+	seen := map[string]bool{}
+	deadline := time.After(5 * time.Second)
+	for len(seen) < 20 {
+		select {
+		case p := <-remote:
+			if seen[p] {
+				t.Fatalf("B got %s twice", p)
+			}
+			seen[p] = true
+		case <-deadline:
+			t.Fatalf("B got %d of 20 broadcasts after the thaw; A %+v", len(seen), a.Stats())
+		}
+	}
+	rs.Freeze(t)
+	m, _ := phx.NewBroadcast("t", "e", map[string]int{"n": 99})
+	if err := a.Broadcast(context.Background(), m, nil); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	a.Close()
+	took := time.Since(start)
+	rs.Thaw(t)
+	t.Logf("Close with a frozen server and a broadcast queued took %v (PublishTimeout 500ms)", took)
+	if took > 2*500*time.Millisecond+200*time.Millisecond {
+		t.Fatalf("Close took %v", took)
+	}
+}
+
+// Once the adapter has seen the connection drop, nothing waits on Redis:
+// Broadcast returns at once, the sender does not keep trying the dead
+// server (no retry loop), and Close returns at once; the queued
+// broadcast is counted as dropped at Close.
+func TestKilledServerFailsFast(t *testing.T) {
+	rs := startRedis(t)
+	ps, err := Dial(rs.url(), &Options{NodeID: "A", Logger: clustertest.Logger(), MaxReconnectWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan struct{}, 10)
+	if err := ps.Subscribe("t", phx.NewSubscriber(func(*phx.Broadcast) { got <- struct{}{} })); err != nil {
+		t.Fatal(err)
+	}
+	rs.Stop(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for ps.Stats().Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the crash was not noticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := ps.Stats().PublishErrors
+	m, _ := phx.NewBroadcast("t", "e", nil)
+	start := time.Now()
+	if err := ps.Broadcast(context.Background(), m, nil); err != nil {
+		t.Fatalf("Broadcast while disconnected: %v (want it queued)", err)
+	}
+	took := time.Since(start)
+	<-got
+	time.Sleep(500 * time.Millisecond)
+	s := ps.Stats()
+	t.Logf("after the crash: Broadcast returned in %v; publish attempts in 500ms: %d; queued %d", took, s.PublishErrors-before, s.Queued)
+	if took > 10*time.Millisecond || s.PublishErrors != before || s.Queued != 1 {
+		t.Fatalf("Broadcast took %v; %d publish attempts against the dead server; queued %d", took, s.PublishErrors-before, s.Queued)
+	}
+	start = time.Now()
+	ps.Close()
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("Close while disconnected took %v", took)
+	}
+	if d := ps.Stats().Dropped; d != 1 {
+		t.Fatalf("dropped %d at Close, want 1", d)
 	}
 }
