@@ -82,9 +82,15 @@ type InfoHandler interface {
 // [ErrLeft], [ErrClosed], [ErrServerClosed], [ErrDuplicateJoin], [ErrStopped],
 // [ErrChannelOverloaded], [ErrJoinTimeout], the error given to
 // [Socket.Stop], an error wrapping [ErrInvalidPayload] when Join's reply
-// was not a JSON object, or a [*PanicError] after a crash. Terminate runs on the channel's goroutine
-// after the client has been told (phx_close or phx_error), so it cannot
-// push any more.
+// was not a JSON object, or a [*PanicError] after a crash. Terminate runs on the channel's
+// goroutine. When the client is still connected and not yet told (it left,
+// the channel stopped itself, or it crashed), Terminate runs before the
+// phx_close or phx_error and may Push a last message, as Phoenix's
+// terminate can; otherwise (the connection closed, Shutdown, expiry, a
+// duplicate join, whose phx_close went first) Push returns
+// [ErrChannelClosed]. A join that replaces a channel of the same topic
+// waits (up to 5 s) for its Terminate to return before Join runs, so what
+// Terminate releases is free for the new Join.
 type Terminator interface {
 	Terminate(s *Socket, reason error)
 }

@@ -81,6 +81,7 @@ type channel struct {
 	log         *slog.Logger
 	route       string          // the pattern the topic matched, for telemetry
 	history     *HistoryOptions // the route's, nil when broadcasts are not recorded
+	prev        *channel        // the channel of the topic this one replaces; Join waits for it
 	started     time.Time       // when the join arrived
 
 	ctx    context.Context
@@ -337,12 +338,40 @@ func (ch *channel) release() {
 	ch.conn.chWG.Done()
 }
 
+// duplicateJoinWait is how long a join that replaces a channel of its topic
+// waits for the old channel's Terminate, as Phoenix waits for the old
+// channel process to exit before killing it.
+const duplicateJoinWait = 5 * time.Second
+
+// awaitPrevious waits until prev, the channel this one replaces, has
+// terminated (its context ends when it is released, after Terminate), so
+// that what prev releases in Terminate is free when this Join runs; after
+// duplicateJoinWait it joins anyway.
+func (ch *channel) awaitPrevious(prev *channel) {
+	select {
+	case <-prev.ctx.Done():
+		return
+	default:
+	}
+	t := time.NewTimer(duplicateJoinWait)
+	defer t.Stop()
+	select {
+	case <-prev.ctx.Done():
+	case <-t.C:
+		ch.log.Warn("phx: duplicate join: the previous channel is still terminating; joining anyway", "waited", duplicateJoinWait)
+	}
+}
+
 // join runs Join and answers the client. It reports whether the channel
 // joined (it is then draining or stopping) and goes on; false means it has
 // ended (refused, crashed, timed out or stopped during Join) and everything
 // owed to the client was sent.
 func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	c := ch.conn
+	if prev := ch.prev; prev != nil {
+		ch.prev = nil
+		ch.awaitPrevious(prev)
+	}
 
 	// Subscribe before Join runs: whatever Join does (track presence, push
 	// state, broadcast), the diffs and broadcasts it causes reach this
@@ -683,15 +712,27 @@ func (ch *channel) endJoined(reason error) {
 	closeMsg := errors.Is(reason, ErrLeft) || errors.Is(reason, ErrStopped)
 	crashed := !closeMsg && !errors.Is(reason, ErrClosed) && !errors.Is(reason, ErrServerClosed) &&
 		!errors.Is(reason, ErrExpired) && !errors.Is(reason, ErrDuplicateJoin)
-	switch {
-	case closeMsg:
-		_ = c.lifecycle(ch, eventClose, emptyPayload)
-	case crashed:
-		_ = c.lifecycle(ch, eventError, replyChannelCrash)
-	}
-	ch.markEnded()
-	if t, ok := ch.impl.(Terminator); ok {
-		ch.safeTerminate(t, reason)
+	t, _ := ch.impl.(Terminator)
+	if closeMsg || crashed {
+		// The client is still there and not told yet: as in Phoenix,
+		// Terminate may push a last message, which arrives before the
+		// phx_close or phx_error.
+		if t != nil {
+			ch.safeTerminate(t, reason)
+		}
+		if closeMsg {
+			_ = c.lifecycle(ch, eventClose, emptyPayload)
+		} else {
+			_ = c.lifecycle(ch, eventError, replyChannelCrash)
+		}
+		ch.markEnded()
+	} else {
+		// The connection is closing, or the client was told already (a
+		// duplicate join): Terminate's pushes fail with ErrChannelClosed.
+		ch.markEnded()
+		if t != nil {
+			ch.safeTerminate(t, reason)
+		}
 	}
 	ch.log.Debug("phx: channel ended", "reason", reason)
 	c.srv.opts.Telemetry.channelTerminated(ch.log, ChannelTerminated{

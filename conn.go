@@ -464,6 +464,7 @@ func (c *conn) handleJoin(msg Message) {
 	ch.route = route
 	ch.history = rt.history
 	ch.limits = limitBuckets(c.srv.opts.InboundLimits, msg.Topic)
+	ch.prev = old
 	c.channels[msg.Topic] = ch
 	c.chWG.Add(1)
 	c.mu.Unlock()
