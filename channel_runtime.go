@@ -338,6 +338,16 @@ func (ch *channel) release() {
 	ch.conn.chWG.Done()
 }
 
+// joinReplyRef is the join_ref of the join's reply: the one the client
+// sent, null when it sent none, as Phoenix's socket answers (its channel
+// then uses the join's ref for everything else).
+func (ch *channel) joinReplyRef() Ref {
+	if ch.joinRefNull {
+		return nil
+	}
+	return ch.joinRef
+}
+
 // duplicateJoinWait is how long a join that replaces a channel of its topic
 // waits for the old channel's Terminate, as Phoenix waits for the old
 // channel process to exit before killing it.
@@ -381,7 +391,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		ch.joinAnswered.Store(true)
 		ch.markEnded()
 		c.unregister(ch)
-		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
+		_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", replyInternalError)
 		ch.joined("error")
 		return false
 	}
@@ -420,7 +430,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		case errors.As(err, &re):
 			ch.log.Debug("phx: join refused", "reply", re.Response)
 			if p, perr := toPayload(re.Response); perr == nil {
-				_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, re.status(), p)
+				_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, re.status(), p)
 				return false
 			} else {
 				ch.log.Error("phx: Join refused with a response that is not a JSON object; replying join refused",
@@ -431,7 +441,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 			ch.log.Info("phx: join refused", "err", err)
 			resp = reasonPayload("join refused")
 		}
-		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", resp)
+		_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", resp)
 		return false
 	}
 	replyPayload, perr := toPayload(reply)
@@ -444,7 +454,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		ch.unsubscribe()
 		ch.markEnded()
 		c.unregister(ch)
-		_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyInternalError)
+		_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", replyInternalError)
 		ch.joined("error")
 		if t, ok := ch.impl.(Terminator); ok {
 			ch.safeTerminate(t, fmt.Errorf("phx: Join reply: %w", perr))
@@ -469,7 +479,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		replyPayload = mergeFields(replyPayload, rec.fields)
 	}
 	ch.replayedTo.Store(rec.last)
-	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "ok", replyPayload)
+	_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "ok", replyPayload)
 	ch.joined("ok")
 	ch.replay(rec)
 	ch.flushHeld(rec.last)
@@ -539,7 +549,7 @@ func (ch *channel) joinTimedOut(joinMsgRef Ref) {
 	c.srv.metrics.joinsTimedOut.Add(1)
 	ch.log.Warn("phx: Join still running after JoinTimeout; join refused", "timeout", c.srv.opts.JoinTimeout)
 	c.unregister(ch)
-	_ = c.reply(ch.joinRef, joinMsgRef, ch.topic, "error", replyJoinTimeout)
+	_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", replyJoinTimeout)
 	ch.joined("timeout")
 	ch.requestStop(ErrJoinTimeout)
 }

@@ -12,8 +12,9 @@ import (
 // Frames where Phoenix's own integration tests pin down a detail the
 // official clients do not look at.
 
-// A join without join_ref (V1 clients) leaves Phoenix's channel without
-// one: its phx_close and phx_error carry a null ref.
+// A join without join_ref (V1 clients, or a V2 frame with null) leaves
+// Phoenix's socket without one: the join's reply and the channel's phx_close
+// and phx_error carry null, while the channel uses the join's ref.
 func TestLifecycleRefNullWithoutJoinRef(t *testing.T) {
 	run(t, func(t *testing.T, m mode) {
 		ts, _ := newRoomServer(t, nil)
@@ -29,7 +30,15 @@ func TestLifecycleRefNullWithoutJoinRef(t *testing.T) {
 		v1.sendRaw(`{"topic":"room:b","event":"crash","payload":{},"ref":"4"}`)
 		v1.expect(`{"topic":"room:b","event":"phx_error","payload":{"reason":"channel_crash"},"ref":null}`)
 
+		// A V2 join with a null join_ref: the join's reply and the channel's
+		// lifecycle frames carry null, its other replies the join's ref.
 		v2 := dialMode(t, ts, m, "user=v2&vsn=2.0.0")
+		v2.sendRaw(`[null,"1","room:c","phx_join",{}]`)
+		v2.expect(`[null,"1","room:c","phx_reply",{"status":"ok","response":{"topic":"room:c","user":"v2"}}]`)
+		v2.sendRaw(`[null,"2","room:c","stop",{}]`)
+		v2.expect(`["1","2","room:c","phx_reply",{"status":"ok","response":{"bye":"now"}}]`)
+		v2.expect(`[null,null,"room:c","phx_close",{}]`)
+
 		// With a join_ref, both carry it, as the official clients expect.
 		v2.join("room:d", "5", map[string]any{})
 		v2.send("5", "6", "room:d", "crash", map[string]any{})
