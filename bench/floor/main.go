@@ -293,6 +293,14 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{ws: ws, id: connIDs.Add(1), joined: map[string]string{}}
+	// Read on a goroutine of our own and return: net/http's connection
+	// goroutine, its request and its 4 KiB read buffer then go away.
+	go h.read(c)
+}
+
+// read is the connection's reader goroutine, until the connection fails.
+func (h *hub) read(c *conn) {
+	ws := c.ws
 	defer func() {
 		for t := range c.joined {
 			h.leave(t, c)
