@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -107,5 +108,59 @@ func BenchmarkPresenceJoinStorm(b *testing.B) {
 			}
 			p.flush()
 		})
+	}
+}
+
+// TestPresenceStateSharedPerFlush checks that joiners whose Track is not
+// yet broadcast get presence_state with the next flush, all the same
+// state (encoded once), holding every joiner of that flush; and that a
+// joiner with nothing pending gets it at once.
+func TestPresenceStateSharedPerFlush(t *testing.T) {
+	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
+	p := NewPresence(srv, &PresenceOptions{BatchInterval: time.Hour})
+	socks := presenceBenchSockets(srv, 3, 1)
+	for _, s := range socks {
+		s.ch.setState(stateIdle)
+	}
+	for i, s := range socks[:2] {
+		if err := p.Track(s, fmt.Sprintf("u%d", i), map[string]any{"n": i}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.PushState(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames := func(s *Socket) []Frame {
+		fs, _ := s.ch.conn.out.takeOrIdle(nil)
+		return fs
+	}
+	if fs := frames(socks[0]); len(fs) != 0 {
+		t.Fatalf("state sent before the flush: %q", fs[0].Data)
+	}
+	waiting := len(p.waiting["room:0"])
+	p.flush()
+	if waiting != 2 {
+		t.Fatalf("%d joiners waited for the flush, want 2", waiting)
+	}
+	state := p.state("room:0")
+	for i, s := range socks[:2] {
+		fs := frames(s)
+		if len(fs) != 1 || !strings.Contains(string(fs[0].Data), `"presence_state",`+string(state)) {
+			t.Fatalf("joiner %d got %d frames: %v", i, len(fs), fs)
+		}
+	}
+	if !strings.Contains(string(state), `"u0":{"metas":[{"n":0,"phx_ref":`) || !strings.Contains(string(state), `"u1":{"metas":[{"n":1,`) {
+		t.Fatalf("state %s", state)
+	}
+	// Nothing pending: at once.
+	if err := p.PushState(socks[2]); err != nil {
+		t.Fatal(err)
+	}
+	if fs := frames(socks[2]); len(fs) != 1 || !strings.Contains(string(fs[0].Data), string(state)) {
+		t.Fatalf("late joiner got %v", fs)
+	}
+	// A meta that does not encode is refused at Track.
+	if err := p.Track(socks[2], "bad", map[string]any{"c": make(chan int)}); err == nil {
+		t.Fatal("meta holding a channel accepted")
 	}
 }
