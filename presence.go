@@ -48,6 +48,7 @@ type Presence struct {
 	byOwner  map[*channel][]*presenceItem        // local entries by tracking channel
 	remote   map[string]map[uint64]*presenceItem // remote replica -> clock -> entry
 	pending  map[string]*presenceDiff            // unsent diffs by topic
+	waiting  map[string][]*Socket                // joiners whose presence_state goes out with the next flush
 	flushing bool                                // a flush is scheduled
 	deltaLog []presenceDelta                     // local changes not yet taken by takeDelta
 	onDelta  func()                              // replication seam: local change happened
@@ -111,16 +112,22 @@ type presenceItem struct {
 	replica string
 	clock   uint64 // the entry's tag: (replica, clock) is unique
 	meta    Meta
+	enc     []byte // meta's JSON, encoded once; nil if it does not encode
 	seq     uint64 // insertion order, for stable listing
 }
 
 type presenceTopic struct {
 	items map[string][]*presenceItem // by key, in insertion order
+	// state is the topic's presence_state payload, encoded once and shared
+	// by every joiner until the next change (nil: not encoded, or stale).
+	state []byte
 }
 
+// presenceDiff is the unsent changes of one topic: the items that joined
+// and left, by key, in order.
 type presenceDiff struct {
-	joins  map[string][]Meta
-	leaves map[string][]Meta
+	joins  map[string][]*presenceItem
+	leaves map[string][]*presenceItem
 }
 
 // NewPresence returns a Presence that broadcasts diffs through srv's PubSub.
@@ -147,6 +154,7 @@ func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
 		byOwner:  make(map[*channel][]*presenceItem),
 		remote:   make(map[string]map[uint64]*presenceItem),
 		pending:  make(map[string]*presenceDiff),
+		waiting:  make(map[string][]*Socket),
 		ctxClock: make(map[string]uint64),
 	}
 }
@@ -155,7 +163,8 @@ func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
 // meta: nil for none, a map[string]any (copied), or any value that
 // encodes to a JSON object, such as a struct with json tags (clients get
 // its JSON; List and HandleMetas return it as a Meta map). A meta that is
-// not an object is [ErrInvalidPayload]. The entry leaves when the channel ends.
+// not an object is [ErrInvalidPayload], and one that does not encode to JSON
+// (a map holding a channel, say) an error. The entry leaves when the channel ends.
 // Tracking the same key twice from one channel is [ErrAlreadyTracked].
 func (p *Presence) Track(s *Socket, key string, meta any) error {
 	return p.TrackTopic(s, s.Topic(), key, meta)
@@ -169,6 +178,11 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta any) error {
 	if err != nil {
 		return err
 	}
+	m["phx_ref"] = p.newRef()
+	enc, err := encodeMeta(m)
+	if err != nil {
+		return err
+	}
 	p.mu.Lock()
 	for _, it := range p.byOwner[ch] {
 		if it.topic == topic && it.key == key {
@@ -177,7 +191,7 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta any) error {
 		}
 	}
 	first := len(p.byOwner[ch]) == 0
-	it := p.newLocalItem(ch, topic, key, m)
+	it := p.newLocalItem(ch, topic, key, m, enc)
 	p.add(it)
 	p.byOwner[ch] = append(p.byOwner[ch], it)
 	p.record(presenceDelta{Replica: p.replica, Clock: it.clock, Joins: []presenceRecord{it.record()}})
@@ -212,7 +226,12 @@ func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta any) error {
 			continue
 		}
 		m["phx_ref_prev"] = old.meta["phx_ref"]
-		it := p.newLocalItem(ch, topic, key, m)
+		m["phx_ref"] = p.newRef()
+		enc, err := encodeMeta(m)
+		if err != nil {
+			return err
+		}
+		it := p.newLocalItem(ch, topic, key, m, enc)
 		p.remove(old)
 		p.add(it)
 		items[i] = it
@@ -325,14 +344,113 @@ func (p *Presence) callFetch(topic string, entries map[string]*PresenceEntry) {
 // PushState pushes "presence_state" with the topic's List to the socket's
 // client, as channels do right after joining (the JS Presence class waits
 // for it before applying diffs).
+//
+// While the topic has changes not yet broadcast (as right after the
+// joiner's own Track), the state goes out with the next presence_diff
+// flush, just before the diff, within BatchInterval: it is encoded once
+// per flush and the same bytes reach every joiner of that flush, so a burst
+// of joins to a big room encodes the room once, not once per joiner. A
+// joiner may thus get presence_state after diffs it already holds, or with
+// entries the following diff repeats; the JS Presence class applies both
+// the same way (diffs are keyed by phx_ref). It returns
+// [ErrChannelClosed] if the channel has ended.
 func (p *Presence) PushState(s *Socket) error {
-	return s.Push("presence_state", p.List(s.Topic()))
+	topic := s.Topic()
+	p.mu.Lock()
+	if p.pending[topic] != nil {
+		if s.ch.hasEnded() {
+			p.mu.Unlock()
+			return ErrChannelClosed
+		}
+		p.waiting[topic] = append(p.waiting[topic], s)
+		p.mu.Unlock()
+		return nil
+	}
+	p.mu.Unlock()
+	return s.ch.pushPayload("presence_state", Payload{Data: p.state(topic)})
 }
 
-func (p *Presence) newLocalItem(ch *channel, topic, key string, meta Meta) *presenceItem {
+// state returns the presence_state payload of topic: with a Fetch hook,
+// List encoded; otherwise the entries' encoded metas put together, cached
+// on the topic until its next change.
+func (p *Presence) state(topic string) []byte {
+	if p.fetch != nil {
+		data, err := json.Marshal(p.List(topic))
+		if err != nil || len(data) == 0 || data[0] != '{' {
+			p.srv.log.Error("phx: presence_state not encoded", "topic", topic, "err", err)
+			return wire.EmptyObject()
+		}
+		return data
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.topics[topic]
+	if t == nil {
+		return wire.EmptyObject()
+	}
+	if t.state == nil {
+		t.state = appendEntries(nil, t.items)
+	}
+	return t.state
+}
+
+// appendEntries appends the JSON object {key: {"metas": [meta, ...]}, ...}
+// of items, keys sorted as encoding/json sorts map keys.
+func appendEntries(dst []byte, items map[string][]*presenceItem) []byte {
+	keys := make([]string, 0, len(items))
+	size := 2
+	for k, its := range items {
+		keys = append(keys, k)
+		size += len(k) + 16
+		for _, it := range its {
+			size += len(it.enc) + 1
+		}
+	}
+	sort.Strings(keys)
+	if dst == nil {
+		dst = make([]byte, 0, size)
+	}
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = wire.AppendJSONString(dst, k)
+		dst = append(dst, `:{"metas":[`...)
+		for j, it := range items[k] {
+			if j > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, it.metaJSON()...)
+		}
+		dst = append(dst, "]}"...)
+	}
+	return append(dst, '}')
+}
+
+// metaJSON returns the item's meta as JSON ({} if it does not encode).
+func (it *presenceItem) metaJSON() []byte {
+	if it.enc != nil {
+		return it.enc
+	}
+	return wire.EmptyObject()
+}
+
+// encodeMeta returns the JSON of a meta, encoded once for every
+// presence_state and presence_diff it goes out in.
+func encodeMeta(m Meta) ([]byte, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("phx: presence meta: %w", err)
+	}
+	return data, nil
+}
+
+// newLocalItem makes an entry of this replica (p.mu held); meta has its
+// phx_ref, and enc is its JSON.
+func (p *Presence) newLocalItem(ch *channel, topic, key string, meta Meta, enc []byte) *presenceItem {
 	p.clock++
-	meta["phx_ref"] = p.newRef()
-	return &presenceItem{topic: topic, key: key, owner: ch, replica: p.replica, clock: p.clock, meta: meta}
+	return &presenceItem{topic: topic, key: key, owner: ch, replica: p.replica, clock: p.clock, meta: meta, enc: enc}
 }
 
 // newRef returns a unique phx_ref: 12 bytes (time and a counter) in
@@ -355,6 +473,7 @@ func (p *Presence) add(it *presenceItem) {
 		p.topics[it.topic] = t
 	}
 	t.items[it.key] = append(t.items[it.key], it)
+	t.state = nil
 	if it.owner == nil {
 		m := p.remote[it.replica]
 		if m == nil {
@@ -364,7 +483,7 @@ func (p *Presence) add(it *presenceItem) {
 		m[it.clock] = it
 	}
 	d := p.diff(it.topic)
-	d.joins[it.key] = append(d.joins[it.key], it.meta)
+	d.joins[it.key] = append(d.joins[it.key], it)
 	p.scheduleFlush()
 }
 
@@ -378,6 +497,7 @@ func (p *Presence) remove(it *presenceItem) {
 				break
 			}
 		}
+		t.state = nil
 		if len(items) == 0 {
 			delete(t.items, it.key)
 			if len(t.items) == 0 {
@@ -391,14 +511,14 @@ func (p *Presence) remove(it *presenceItem) {
 		delete(p.remote[it.replica], it.clock)
 	}
 	d := p.diff(it.topic)
-	d.leaves[it.key] = append(d.leaves[it.key], it.meta)
+	d.leaves[it.key] = append(d.leaves[it.key], it)
 	p.scheduleFlush()
 }
 
 func (p *Presence) diff(topic string) *presenceDiff {
 	d := p.pending[topic]
 	if d == nil {
-		d = &presenceDiff{joins: map[string][]Meta{}, leaves: map[string][]Meta{}}
+		d = &presenceDiff{joins: map[string][]*presenceItem{}, leaves: map[string][]*presenceItem{}}
 		p.pending[topic] = d
 	}
 	return d
@@ -418,7 +538,8 @@ func (p *Presence) scheduleFlush() {
 }
 
 // flush broadcasts the pending diffs, one presence_diff per topic, to this
-// node's subscribers (every node computes its own diffs).
+// node's subscribers (every node computes its own diffs), each preceded by
+// the presence_state its waiting joiners asked for.
 func (p *Presence) flush() {
 	// One flush at a time, from taking the pending diffs to broadcasting
 	// them, so diffs reach subscribers in the order the changes happened.
@@ -426,7 +547,9 @@ func (p *Presence) flush() {
 	defer p.flushMu.Unlock()
 	p.mu.Lock()
 	pending := p.pending
+	waiting := p.waiting
 	p.pending = make(map[string]*presenceDiff)
+	p.waiting = make(map[string][]*Socket)
 	p.flushing = false
 	p.mu.Unlock()
 
@@ -436,21 +559,45 @@ func (p *Presence) flush() {
 	}
 	sort.Strings(topics)
 	for _, topic := range topics {
+		if ws := waiting[topic]; len(ws) > 0 {
+			// Taken after the diffs were: every change it misses is in a
+			// diff still to come.
+			state := Payload{Data: p.state(topic)}
+			for _, s := range ws {
+				_ = s.ch.pushPayload("presence_state", state) // fails only if the channel ended
+			}
+		}
 		d := pending[topic]
-		payload := map[string]map[string]*PresenceEntry{
-			"joins":  p.entries(topic, d.joins),
-			"leaves": p.entries(topic, d.leaves),
+		var joins, leaves map[string]*PresenceEntry
+		var payload any
+		if p.fetch != nil || p.onMetas != nil {
+			joins, leaves = p.entries(topic, d.joins), p.entries(topic, d.leaves)
+		}
+		if p.fetch != nil {
+			payload = map[string]map[string]*PresenceEntry{"joins": joins, "leaves": leaves}
+		} else {
+			payload = Payload{Data: d.appendJSON(nil)}
 		}
 		if err := p.srv.LocalBroadcast(topic, "presence_diff", payload); err != nil {
 			p.srv.log.Error("phx: presence_diff broadcast failed", "topic", topic, "err", err)
 		}
 		p.srv.opts.Telemetry.presenceDiff(p.srv.log, PresenceDiffSent{
-			Topic: topic, Joins: len(payload["joins"]), Leaves: len(payload["leaves"]),
+			Topic: topic, Joins: len(d.joins), Leaves: len(d.leaves),
 		})
 		if p.onMetas != nil {
-			p.callHandleMetas(topic, payload["joins"], payload["leaves"])
+			p.callHandleMetas(topic, joins, leaves)
 		}
 	}
+}
+
+// appendJSON appends the diff's presence_diff payload,
+// {"joins":{...},"leaves":{...}}.
+func (d *presenceDiff) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"joins":`...)
+	dst = appendEntries(dst, d.joins)
+	dst = append(dst, `,"leaves":`...)
+	dst = appendEntries(dst, d.leaves)
+	return append(dst, '}')
 }
 
 // callHandleMetas runs the HandleMetas hook, containing a panic.
@@ -463,10 +610,14 @@ func (p *Presence) callHandleMetas(topic string, joins, leaves map[string]*Prese
 	p.onMetas(topic, joins, leaves)
 }
 
-func (p *Presence) entries(topic string, metas map[string][]Meta) map[string]*PresenceEntry {
-	out := make(map[string]*PresenceEntry, len(metas))
-	for k, ms := range metas {
-		out[k] = &PresenceEntry{Metas: ms}
+func (p *Presence) entries(topic string, items map[string][]*presenceItem) map[string]*PresenceEntry {
+	out := make(map[string]*PresenceEntry, len(items))
+	for k, its := range items {
+		e := &PresenceEntry{Metas: make([]Meta, len(its))}
+		for i, it := range its {
+			e.Metas[i] = it.meta
+		}
+		out[k] = e
 	}
 	if p.fetch != nil && len(out) > 0 {
 		p.callFetch(topic, out)
@@ -684,5 +835,6 @@ func (p *Presence) replicaDown(replica string) {
 }
 
 func remoteItem(r presenceRecord) *presenceItem {
-	return &presenceItem{topic: r.Topic, key: r.Key, replica: r.Tag.Replica, clock: r.Tag.Clock, meta: r.Meta}
+	enc, _ := encodeMeta(r.Meta) // decoded from JSON: it encodes
+	return &presenceItem{topic: r.Topic, key: r.Key, replica: r.Tag.Replica, clock: r.Tag.Clock, meta: r.Meta, enc: enc}
 }

@@ -18,6 +18,14 @@
 //
 //	cd bench && go run . -idle 2000,10000 -fanout 1000,10000
 //
+// Two presence scenarios run against the servers that keep a presence
+// (chat, and the floor started with -presence): -presence N, N idle clients
+// in -presence-rooms rooms, and -bigroom N, N members of one room, then a
+// fan-out to them (joins time, p99, KiB per connection after):
+//
+//	cd bench && go run . -targets chat,floor -idle "" -fanout "" -presence 10000
+//	cd bench && go run . -targets chat,floor -idle "" -fanout "" -bigroom 5000
+//
 // It is a separate module so that `go test ./...` at the repository root
 // never runs it.
 package main
@@ -59,7 +67,16 @@ type options struct {
 	concurrency   int
 	quiet         bool
 	chatFanoutMax int
+	presence      []int // presence scenario sizes
+	presenceRooms int
+	bigroom       []int // bigroom scenario sizes
+	bigMessages   int
+	bigRate       float64
 }
+
+// presenceTargets are the servers the presence scenarios run against:
+// those that keep a presence (the floor with -presence).
+var presenceTargets = map[string]bool{"chat": true, "floor": true}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -104,10 +121,21 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.concurrency, "concurrency", 100, "connects in flight at once")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines from phxbench")
 	fs.IntVar(&o.chatFanoutMax, "chat-fanout-max", 5000, "skip chat fanout above this many subscribers: every join in examples/chat pushes the room's whole presence_state and broadcasts a presence_diff, so joining N clients to one room costs O(N²) (10,000 joins took about 3 minutes and 230 s of server CPU here)")
+	presence := fs.String("presence", "", "presence scenario sizes, comma-separated: N idle clients in rooms of N/-presence-rooms, presence tracked on every join (chat and floor -presence only)")
+	fs.IntVar(&o.presenceRooms, "presence-rooms", 100, "presence scenario: number of rooms")
+	bigroom := fs.String("bigroom", "", "big-room scenario sizes, comma-separated: N members join one room with presence, then fan-out (chat and floor -presence only)")
+	fs.IntVar(&o.bigMessages, "bigroom-messages", 50, "big-room scenario: messages published")
+	fs.Float64Var(&o.bigRate, "bigroom-rate", 10, "big-room scenario: messages/s")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var err error
+	if o.presence, err = parseInts(*presence); err != nil {
+		return err
+	}
+	if o.bigroom, err = parseInts(*bigroom); err != nil {
+		return err
+	}
 	if o.idle, err = parseInts(*idle); err != nil {
 		return err
 	}
@@ -159,6 +187,24 @@ func run(ctx context.Context, args []string) error {
 			all = append(all, r)
 		}
 	}
+	for _, sc := range []struct {
+		name  string
+		sizes []int
+		rate  float64
+	}{{"presence", o.presence, 0}, {"bigroom", o.bigroom, o.bigRate}} {
+		for _, size := range sc.sizes {
+			for _, t := range o.targets {
+				if !presenceTargets[t] {
+					continue
+				}
+				r, err := measure(ctx, &o, bins, t, sc.name, size, sc.rate)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench: %s %s %d: %v\n", t, sc.name, size, err)
+				}
+				all = append(all, r)
+			}
+		}
+	}
 	for _, size := range o.fanout {
 		for _, rate := range o.rates {
 			for _, t := range o.targets {
@@ -187,7 +233,9 @@ func run(ctx context.Context, args []string) error {
 
 func optionsJSON(o *options) map[string]any {
 	return map[string]any{"targets": o.targets, "idle": o.idle, "fanout": o.fanout, "messages": o.messages,
-		"rates": o.rates, "size": o.size, "settle": o.settle.String(), "drain": o.drain.String()}
+		"rates": o.rates, "size": o.size, "settle": o.settle.String(), "drain": o.drain.String(),
+		"presence": o.presence, "presence_rooms": o.presenceRooms, "bigroom": o.bigroom,
+		"bigroom_messages": o.bigMessages, "bigroom_rate": o.bigRate}
 }
 
 // bins are the programs built for the run.
@@ -293,7 +341,7 @@ type server struct {
 	addr string
 }
 
-func startServer(ctx context.Context, o *options, b *bins, target string) (*server, error) {
+func startServer(ctx context.Context, o *options, b *bins, target, scenario string) (*server, error) {
 	var cmd *exec.Cmd
 	switch target {
 	case "chat":
@@ -303,6 +351,9 @@ func startServer(ctx context.Context, o *options, b *bins, target string) (*serv
 		cmd = exec.Command(b.phxmin, "-addr", "127.0.0.1:0")
 	case "floor":
 		cmd = exec.Command(b.floor, "-addr", "127.0.0.1:0")
+		if scenario == "presence" || scenario == "bigroom" {
+			cmd.Args = append(cmd.Args, "-presence")
+		}
 	case "centrifuge":
 		cmd = exec.Command(o.centrifugeBin, "server", "-addr", "127.0.0.1:0")
 	}
@@ -363,16 +414,25 @@ func loadArgs(o *options, target, scenario string, size int, rate float64, addr 
 	if o.quiet {
 		common = append(common, "-quiet")
 	}
-	if scenario == "fanout" {
-		common = append(common, "-messages", strconv.Itoa(o.messages), "-rate", fmt.Sprint(rate),
-			"-size", strconv.Itoa(o.size), "-drain", o.drain.String())
-	}
 	// Idle clients join a room each: examples/chat tracks presence on
 	// join, and a single room would make the idle figure the cost of
-	// presence_state pushes (O(N²)), not of connections.
+	// presence_state pushes (O(N²)), not of connections. The presence
+	// scenario is idle clients in -presence-rooms rooms; the big room is a
+	// fan-out to one room whose members all have presence.
 	topic, channel := "room:bench", "bench"
-	if scenario == "idle" {
+	switch scenario {
+	case "fanout":
+		common = append(common, "-messages", strconv.Itoa(o.messages), "-rate", fmt.Sprint(rate),
+			"-size", strconv.Itoa(o.size), "-drain", o.drain.String())
+	case "bigroom":
+		common[1] = "fanout"
+		common = append(common, "-messages", strconv.Itoa(o.bigMessages), "-rate", fmt.Sprint(rate),
+			"-size", strconv.Itoa(o.size), "-drain", o.drain.String())
+	case "idle":
 		topic, channel = "room:idle{i}", "idle{i}"
+	case "presence":
+		common[1] = "idle"
+		topic = fmt.Sprintf("room:p{i%%%d}", o.presenceRooms)
 	}
 	if target == "centrifuge" {
 		return o.centrifugeBin, append([]string{"load", "-url", "ws://" + addr + "/connection/websocket", "-channel", channel}, common...)
@@ -387,7 +447,7 @@ func loadArgs(o *options, target, scenario string, size int, rate float64, addr 
 func measure(ctx context.Context, o *options, b *bins, target, scenario string, size int, rate float64) (measurement, error) {
 	m := measurement{Target: target, Scenario: scenario, Size: size, Rate: rate}
 	fmt.Fprintf(os.Stderr, "bench: == %s %s %d %g\n", target, scenario, size, rate)
-	srv, err := startServer(ctx, o, b, target)
+	srv, err := startServer(ctx, o, b, target, scenario)
 	if err != nil {
 		m.Error = err.Error()
 		return m, err
@@ -542,6 +602,54 @@ func report(w io.Writer, o *options, m machine, all []measurement) {
 				row += " | | | |"
 			}
 			fmt.Fprintln(w, row)
+		}
+	}
+	for _, size := range o.presence {
+		fmt.Fprintf(w, "\n### presence, %d idle connections in %d rooms of %d, presence tracked on every join\n\n", size, o.presenceRooms, size/o.presenceRooms)
+		fmt.Fprintln(w, "| server | connected | connect+join/s | server RSS before → after | KiB per connection | vs floor |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|")
+		floor := find("floor", "presence", size, 0)
+		for _, t := range o.targets {
+			if !presenceTargets[t] {
+				continue
+			}
+			r := find(t, "presence", size, 0)
+			if r == nil || r.Connect == nil || r.Server == nil {
+				fmt.Fprintf(w, "| %s | failed | | | | |\n", t)
+				continue
+			}
+			var vf string
+			if floor != nil && floor.Server != nil && t != "floor" {
+				vf = ratio(r.Server.PerConnKiB, floor.Server.PerConnKiB)
+			}
+			fmt.Fprintf(w, "| %s | %d/%d | %.0f | %.1f → %.1f MiB | %.1f | %s |\n", t, r.Connect.OK, size, r.Connect.PerSecond,
+				float64(r.Server.Before.RSSKiB)/1024, float64(r.Server.After.RSSKiB)/1024, r.Server.PerConnKiB, vf)
+		}
+	}
+	for _, size := range o.bigroom {
+		fmt.Fprintf(w, "\n### big room, %d members of one room with presence, then %d messages of %d bytes at %g/s\n\n", size, o.bigMessages, o.size, o.bigRate)
+		fmt.Fprintln(w, "| server | joined | joins took s | deliveries | lost | p50 ms | p99 ms | server CPU s | KiB per connection (after) | joins time vs floor | p99 vs floor | KiB vs floor |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		floor := find("floor", "bigroom", size, o.bigRate)
+		for _, t := range o.targets {
+			if !presenceTargets[t] {
+				continue
+			}
+			r := find(t, "bigroom", size, o.bigRate)
+			if r == nil || r.Connect == nil || r.Fanout == nil || r.Server == nil {
+				fmt.Fprintf(w, "| %s | failed | | | | | | | | | | |\n", t)
+				continue
+			}
+			f := r.Fanout
+			var vj, vp, vk string
+			if floor != nil && floor.Connect != nil && floor.Fanout != nil && floor.Server != nil && t != "floor" {
+				vj = ratio(r.Connect.DurationS, floor.Connect.DurationS)
+				vp = ratio(f.Latency.P99, floor.Fanout.Latency.P99)
+				vk = ratio(r.Server.PerConnKiB, floor.Server.PerConnKiB)
+			}
+			fmt.Fprintf(w, "| %s | %d/%d | %.1f | %d/%d | %d | %.1f | %.1f | %.2f | %.1f | %s | %s | %s |\n",
+				t, r.Connect.OK, size+1, r.Connect.DurationS, f.Delivered, f.Expected, f.Lost, f.Latency.P50, f.Latency.P99,
+				r.Server.CPUS, r.Server.PerConnKiB, vj, vp, vk)
 		}
 	}
 	for _, fr := range fanoutRuns(o) {

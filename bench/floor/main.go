@@ -3,15 +3,24 @@
 // scenarios use (V2 JSON only). It accepts any connection at
 // /socket/websocket, answers heartbeats and joins ("ok", {}), and on any
 // other event broadcasts [null,null,topic,event,payload] to every socket
-// joined to the topic (serialized once) and replies ok {}. One reader and
-// one writer goroutine per connection, an unbounded-but-checked queue per
-// connection (a client 1024 frames behind is dropped), no channels, no
-// auth, no presence, no limits: what any server of this shape costs.
+// joined to the topic (serialized once) and replies ok {}. Tuned as the
+// library is: small buffers after the upgrade, one reader goroutine per
+// connection and a writer only while it has frames queued, a checked
+// queue per connection (a client 1024 frames behind is dropped), no
+// channels, no auth, no limits: what any server of this shape costs.
+//
+// With -presence it keeps its own presence, as the chat example does with
+// the library's: every join is tracked (a pre-encoded meta), the joiner
+// gets the room's presence_state (encoded once per change of the room)
+// after its join reply, and each room's changes go out as one batched
+// presence_diff.
 //
 //	floor -addr 127.0.0.1:0   # logs "floor: listening on http://127.0.0.1:PORT/"
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -24,21 +33,34 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
 )
 
+// Buffer sizes after the upgrade: net/http's hijacked connection comes
+// with 4 KiB read and write buffers that coder/websocket would keep for the
+// connection's life; small ones keep an idle connection small (larger
+// frames are read past the buffer, straight into their message).
+const (
+	readBufferSize  = 512
+	writeBufferSize = 256
+)
+
 type conn struct {
-	ws     *websocket.Conn
-	mu     sync.Mutex
-	q      [][]byte
-	closed bool
-	wake   chan struct{}
-	joined map[string]string // topic -> join_ref; reader goroutine only
+	ws      *websocket.Conn
+	id      uint64
+	mu      sync.Mutex
+	q       [][]byte
+	closed  bool
+	writing bool              // a writer goroutine is running
+	joined  map[string]string // topic -> join_ref; reader goroutine only
 }
 
+// send queues a frame and starts a writer if none runs: a connection has a
+// writer goroutine only while it has frames to write.
 func (c *conn) send(b []byte) {
 	c.mu.Lock()
 	if c.closed || len(c.q) >= 1024 {
@@ -51,31 +73,35 @@ func (c *conn) send(b []byte) {
 		return
 	}
 	c.q = append(c.q, b)
+	start := !c.writing
+	c.writing = true
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	if start {
+		go c.write()
 	}
 }
 
-func (c *conn) writeLoop(ctx context.Context) {
+// write sends the queued frames until the queue is empty, then ends.
+func (c *conn) write() {
 	var batch [][]byte
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.wake:
-		}
 		c.mu.Lock()
-		batch = append(batch[:0], c.q...)
-		clear(c.q)
-		c.q = c.q[:0]
+		if len(c.q) == 0 || c.closed {
+			c.q = nil
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch, c.q = c.q, batch[:0]
 		c.mu.Unlock()
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		wctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		for _, b := range batch {
 			if err := c.ws.Write(wctx, websocket.MessageText, b); err != nil {
 				cancel()
 				c.ws.CloseNow()
+				c.mu.Lock()
+				c.closed, c.writing, c.q = true, false, nil
+				c.mu.Unlock()
 				return
 			}
 		}
@@ -84,36 +110,158 @@ func (c *conn) writeLoop(ctx context.Context) {
 	}
 }
 
-type hub struct {
-	mu     sync.RWMutex
-	topics map[string]map[*conn]struct{}
+// room is one topic: its sockets and, with -presence, who is in it.
+type room struct {
+	conns   map[*conn]struct{}
+	members map[string][]*member // by key, in join order
+	state   []byte               // presence_state payload until the next change
+	joins   map[string][][]byte  // unsent diff: metas by key
+	leaves  map[string][][]byte
+	timer   bool // a diff flush is scheduled
 }
 
-func (h *hub) join(topic string, c *conn) {
+// member is one presence: its key and its meta's JSON (phx_ref included).
+type member struct {
+	c    *conn
+	key  string
+	meta []byte
+}
+
+type hub struct {
+	mu       sync.RWMutex
+	topics   map[string]*room
+	presence bool
+	batch    time.Duration
+	refs     atomic.Uint64
+}
+
+func (h *hub) join(topic string, c *conn) (state []byte) {
 	h.mu.Lock()
-	m := h.topics[topic]
-	if m == nil {
-		m = make(map[*conn]struct{})
-		h.topics[topic] = m
+	defer h.mu.Unlock()
+	r := h.topics[topic]
+	if r == nil {
+		r = &room{conns: map[*conn]struct{}{}}
+		h.topics[topic] = r
 	}
-	m[c] = struct{}{}
-	h.mu.Unlock()
+	r.conns[c] = struct{}{}
+	if !h.presence {
+		return nil
+	}
+	key := "u" + strconv.FormatUint(c.id, 10)
+	meta := fmt.Appendf(nil, `{"online_at":%d,"phx_ref":"F%d"}`, time.Now().UnixMilli(), h.refs.Add(1))
+	if r.members == nil {
+		r.members = map[string][]*member{}
+	}
+	r.members[key] = append(r.members[key], &member{c: c, key: key, meta: meta})
+	r.state = nil
+	h.queueDiff(topic, r, &r.joins, key, meta)
+	return h.stateOf(r)
 }
 
 func (h *hub) leave(topic string, c *conn) {
 	h.mu.Lock()
-	delete(h.topics[topic], c)
-	if len(h.topics[topic]) == 0 {
+	defer h.mu.Unlock()
+	r := h.topics[topic]
+	if r == nil {
+		return
+	}
+	delete(r.conns, c)
+	key := "u" + strconv.FormatUint(c.id, 10)
+	ms := r.members[key]
+	for i, m := range ms {
+		if m.c == c {
+			ms = append(ms[:i:i], ms[i+1:]...)
+			if len(ms) == 0 {
+				delete(r.members, key)
+			} else {
+				r.members[key] = ms
+			}
+			r.state = nil
+			h.queueDiff(topic, r, &r.leaves, key, m.meta)
+			break
+		}
+	}
+	if len(r.conns) == 0 && len(r.members) == 0 && !r.timer {
+		delete(h.topics, topic)
+	}
+}
+
+// queueDiff adds a join or leave to the room's next presence_diff (h.mu
+// held), scheduling the flush.
+func (h *hub) queueDiff(topic string, r *room, side *map[string][][]byte, key string, meta []byte) {
+	if *side == nil {
+		*side = map[string][][]byte{}
+	}
+	(*side)[key] = append((*side)[key], meta)
+	if !r.timer {
+		r.timer = true
+		time.AfterFunc(h.batch, func() { h.flush(topic) })
+	}
+}
+
+// flush broadcasts a room's pending presence_diff.
+func (h *hub) flush(topic string) {
+	h.mu.Lock()
+	r := h.topics[topic]
+	if r == nil {
+		h.mu.Unlock()
+		return
+	}
+	joins, leaves := r.joins, r.leaves
+	r.joins, r.leaves, r.timer = nil, nil, false
+	if len(r.conns) == 0 && len(r.members) == 0 {
 		delete(h.topics, topic)
 	}
 	h.mu.Unlock()
+	b := append([]byte(`{"joins":`), appendEntries(nil, joins)...)
+	b = append(append(b, `,"leaves":`...), appendEntries(nil, leaves)...)
+	h.broadcast(topic, frame(nil, nil, topic, "presence_diff", append(b, '}')))
+}
+
+// stateOf returns the room's presence_state payload, encoded once per
+// change (h.mu held).
+func (h *hub) stateOf(r *room) []byte {
+	if r.state == nil {
+		metas := make(map[string][][]byte, len(r.members))
+		for k, ms := range r.members {
+			for _, m := range ms {
+				metas[k] = append(metas[k], m.meta)
+			}
+		}
+		r.state = appendEntries(nil, metas)
+	}
+	return r.state
+}
+
+// appendEntries appends {key: {"metas": [meta, ...]}, ...}.
+func appendEntries(b []byte, metas map[string][][]byte) []byte {
+	b = append(b, '{')
+	first := true
+	for k, ms := range metas {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = strconv.AppendQuote(b, k)
+		b = append(b, `:{"metas":[`...)
+		for i, m := range ms {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, m...)
+		}
+		b = append(b, "]}"...)
+	}
+	return append(b, '}')
 }
 
 func (h *hub) broadcast(topic string, frame []byte) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for c := range h.topics[topic] {
-		c.send(frame)
+	if r := h.topics[topic]; r != nil {
+		for c := range r.conns {
+			c.send(frame)
+		}
 	}
 }
 
@@ -137,14 +285,22 @@ func orNull(r json.RawMessage) []byte {
 
 var okEmpty = []byte(`{"status":"ok","response":{}}`)
 
+var connIDs atomic.Uint64
+
 func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	ws, err := websocket.Accept(&smallBuffers{ResponseWriter: w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{ws: ws, wake: make(chan struct{}, 1), joined: map[string]string{}}
-	go c.writeLoop(ctx)
+	c := &conn{ws: ws, id: connIDs.Add(1), joined: map[string]string{}}
+	// Read on a goroutine of our own and return: net/http's connection
+	// goroutine, its request and its 4 KiB read buffer then go away.
+	go h.read(c)
+}
+
+// read is the connection's reader goroutine, until the connection fails.
+func (h *hub) read(c *conn) {
+	ws := c.ws
 	defer func() {
 		for t := range c.joined {
 			h.leave(t, c)
@@ -152,7 +308,6 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		c.closed = true
 		c.mu.Unlock()
-		cancel()
 		ws.CloseNow()
 	}()
 	for {
@@ -172,15 +327,19 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		switch event {
 		case "heartbeat", "phx_join", "phx_leave":
+			var state []byte
 			switch event {
 			case "phx_join":
-				h.join(topic, c)
+				state = h.join(topic, c)
 				c.joined[topic] = string(joinRef)
 			case "phx_leave":
 				h.leave(topic, c)
 				delete(c.joined, topic)
 			}
 			c.send(frame(joinRef, ref, topic, "phx_reply", okEmpty))
+			if state != nil {
+				c.send(frame(joinRef, nil, topic, "presence_state", state))
+			}
 		default:
 			h.broadcast(topic, frame(nil, nil, topic, event, f[4]))
 			c.send(frame(joinRef, ref, topic, "phx_reply", okEmpty))
@@ -188,14 +347,55 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// smallBuffers is the ResponseWriter given to websocket.Accept: its Hijack
+// hands the connection over with small buffers (see readBufferSize).
+type smallBuffers struct{ http.ResponseWriter }
+
+func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	var c net.Conn = nc
+	if n := brw.Reader.Buffered(); n > 0 { // sent right behind the upgrade request
+		b, _ := brw.Reader.Peek(n)
+		c = &prefixed{Conn: nc, prefix: bytes.Clone(b)}
+	}
+	return c, bufio.NewReadWriter(bufio.NewReaderSize(c, readBufferSize), bufio.NewWriterSize(c, writeBufferSize)), nil
+}
+
+func (s *smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// prefixed is a net.Conn whose first reads return what net/http had read
+// past the upgrade request.
+type prefixed struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixed) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen `address`")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060)")
+	presence := flag.Bool("presence", false, "track a presence per join (key u<connection number>, meta online_at and phx_ref), push presence_state after the join reply and broadcast presence_diff batched per room")
+	batch := flag.Duration("presence-batch", 20*time.Millisecond, "with -presence: coalesce a room's changes within this `interval` into one presence_diff")
 	flag.Parse()
 	if *pprofAddr != "" {
 		servePprof(*pprofAddr)
 	}
-	h := &hub{topics: map[string]map[*conn]struct{}{}}
+	h := &hub{topics: map[string]*room{}, presence: *presence, batch: *batch}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)

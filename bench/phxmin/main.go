@@ -2,7 +2,8 @@
 // README's quickstart channel without auth. "room:*" joins are accepted
 // with {}; any event pushed is broadcast to the topic as is and replied ok
 // {}. It isolates what github.com/phxgo/phx costs from what examples/chat
-// adds (tokens, the message store, presence on every join).
+// adds (tokens, the message store, presence on every join). With -presence
+// it tracks every join and pushes presence_state, as the chat example does.
 //
 //	phxmin -addr 127.0.0.1:0   # logs "phxmin: listening on http://127.0.0.1:PORT/"
 package main
@@ -19,15 +20,29 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/phxgo/phx"
 )
 
-type room struct{}
+type room struct{ presence *phx.Presence }
 
-func (room) Join(s *phx.Socket, p phx.Payload) (any, error) { return nil, nil }
+// Join accepts; with -presence it tracks the joiner (key u<n>, meta
+// online_at) and pushes presence_state, as examples/chat does.
+func (r room) Join(s *phx.Socket, p phx.Payload) (any, error) {
+	if r.presence == nil {
+		return nil, nil
+	}
+	key := fmt.Sprintf("u%d", users.Add(1))
+	if err := r.presence.Track(s, key, map[string]any{"online_at": time.Now().UnixMilli()}); err != nil {
+		return nil, err
+	}
+	return nil, r.presence.PushState(s)
+}
+
+var users atomic.Uint64
 
 func (room) HandleIn(s *phx.Socket, event string, p phx.Payload) (any, error) {
 	return nil, s.Broadcast(event, json.RawMessage(p.Data))
@@ -36,13 +51,18 @@ func (room) HandleIn(s *phx.Socket, event string, p phx.Payload) (any, error) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen `address`")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060)")
+	withPresence := flag.Bool("presence", false, "track every join with a phx.Presence and push presence_state, as examples/chat does")
 	flag.Parse()
 	if *pprofAddr != "" {
 		servePprof(*pprofAddr)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	srv := phx.NewServer(&phx.Options{Logger: logger})
-	srv.Channel("room:*", func() phx.Channel { return room{} })
+	var r room
+	if *withPresence {
+		r.presence = phx.NewPresence(srv, nil)
+	}
+	srv.Channel("room:*", func() phx.Channel { return r })
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
 	ln, err := net.Listen("tcp", *addr)

@@ -118,7 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.tokenURL, "token-url", "", "`URL` template giving each client a token, e.g. 'http://127.0.0.1:4000/api/token?user={user}', answering JSON with the token in -token-field; the token is {token} in -param")
 	fs.StringVar(&c.tokenField, "token-field", "token", "JSON `field` holding the token in the -token-url answer")
 	fs.StringVar(&c.user, "user", "bench{i}", "user name `template` ({i}: client number)")
-	fs.StringVar(&c.topic, "topic", "room:bench", "`topic` to join; {i} and {user} are replaced per client (echo: use a topic per client, e.g. room:echo{i}, if the server broadcasts)")
+	fs.StringVar(&c.topic, "topic", "room:bench", "`topic` to join; {i} and {user} are replaced per client, {i%N} by the client number modulo N (N rooms) (echo: use a topic per client, e.g. room:echo{i}, if the server broadcasts)")
 	fs.StringVar(&c.joinPayload, "join-payload", "{}", "join payload (`JSON` object)")
 	fs.IntVar(&c.clients, "clients", 100, "number of clients (fanout: receivers; the publisher is one more)")
 	fs.IntVar(&c.sources, "sources", 0, "spread connections over `K` source addresses 127.0.0.1..K (0: one per 20,000 connections)")

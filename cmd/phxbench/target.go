@@ -52,7 +52,8 @@ func socketURLs(mount, transport string) (*url.URL, error) {
 	return u, nil
 }
 
-// expand replaces {user}, {token} and {i} in a template.
+// expand replaces {user}, {token} and {i} in a template, and {i%N} with
+// the client number modulo N (clients spread over N rooms).
 func expand(tmpl string, vars map[string]string) string {
 	if !strings.Contains(tmpl, "{") {
 		return tmpl
@@ -70,7 +71,11 @@ func expand(tmpl string, vars map[string]string) string {
 			return b.String()
 		}
 		name := tmpl[i+1 : i+j]
-		if v, ok := vars[name]; ok {
+		v, ok := vars[name]
+		if !ok {
+			v, ok = modulo(name, vars)
+		}
+		if ok {
 			b.WriteString(tmpl[:i])
 			b.WriteString(v)
 		} else {
@@ -78,6 +83,20 @@ func expand(tmpl string, vars map[string]string) string {
 		}
 		tmpl = tmpl[i+j+1:]
 	}
+}
+
+// modulo expands a variable named "i%N".
+func modulo(name string, vars map[string]string) (string, bool) {
+	v, n, ok := strings.Cut(name, "%")
+	if !ok {
+		return "", false
+	}
+	x, err1 := strconv.Atoi(vars[v])
+	m, err2 := strconv.Atoi(n)
+	if err1 != nil || err2 != nil || m < 1 {
+		return "", false
+	}
+	return strconv.Itoa(x % m), true
 }
 
 // connectURL is the endpoint with the client's params (templates expanded)

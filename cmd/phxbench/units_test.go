@@ -145,6 +145,9 @@ func TestConnectURLAndTemplates(t *testing.T) {
 	if got := expand("{user}-{unknown}-{i}-{", map[string]string{"user": "u", "i": "1"}); got != "u-{unknown}-1-{" {
 		t.Errorf("expand = %q", got)
 	}
+	if got := expand("room:{i%100}/{i%0}", map[string]string{"i": "1234"}); got != "room:34/{i%0}" {
+		t.Errorf("expand modulo = %q", got)
+	}
 	if got := expand("room:lobby", nil); got != "room:lobby" {
 		t.Errorf("expand without braces = %q", got)
 	}
