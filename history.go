@@ -201,8 +201,10 @@ func (h *MemoryHistory) Append(ctx context.Context, topic string, m HistoryMessa
 	t.top++
 	m.Offset, m.Time = t.top, now
 	if len(t.msgs) == cap(t.msgs) && len(t.msgs) > 0 {
-		// Room for the bound, not more: the slice's front was trimmed away.
-		grown := make([]HistoryMessage, len(t.msgs), min(max(2*len(t.msgs), 8), opts.MaxMessages+1))
+		// The front was trimmed away: copy what is kept into an array with
+		// room for up to MaxMessages more, so that this happens once per
+		// MaxMessages appends and memory stays under twice the bound.
+		grown := make([]HistoryMessage, len(t.msgs), min(max(2*len(t.msgs), 8), 2*opts.MaxMessages))
 		copy(grown, t.msgs)
 		t.msgs = grown
 	}
