@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -36,6 +37,15 @@ type HistoryOptions struct {
 	// client that missed more gets recovered: false and nothing replayed.
 	// 0 means MaxMessages.
 	MaxReplay int
+	// Events, when not empty, are the only events recorded (say
+	// "new_msg", leaving out ephemeral ones such as "typing"); the others
+	// are delivered at most once, without phx_offset.
+	Events []string
+}
+
+// records reports whether broadcasts of event are recorded.
+func (o *HistoryOptions) records(event string) bool {
+	return len(o.Events) == 0 || slices.Contains(o.Events, event)
 }
 
 // withDefaults returns o with its zero fields set to their defaults.
