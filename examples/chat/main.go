@@ -17,6 +17,9 @@
 //	-assets DIR      the node_modules directory holding the phoenix package
 //	                 (default: examples/chat/node_modules, found from the
 //	                 source directory or the working directory)
+//	-hosts A,B       the host names the chat is reached under; a request
+//	                 naming another host gets 403 (default on a loopback
+//	                 -addr: 127.0.0.1, localhost, [::1]; otherwise any host)
 //
 // Environment: CHAT_SECRET (at least 32 bytes) signs the login tokens; without
 // it a random secret is made at start, and tokens do not survive a restart.
@@ -33,7 +36,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"embed"
 	"errors"
 	"flag"
@@ -47,6 +52,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +91,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	noWS := fset.Bool("disable-websocket", false, "refuse WebSocket upgrades, so pages fall back to long-poll (for trying and testing the fallback)")
 	pubsubURL := fset.String("pubsub", "", "broker `URL` (nats://HOST:PORT or redis://HOST:PORT) joining several copies into one chat; default: this process only")
 	node := fset.Int("node", 0, "this copy's `number`, 0-63, distinct for every copy sharing a -pubsub broker")
+	hosts := fset.String("hosts", "", "comma-separated host `names` the chat is reached under; requests naming another host are refused (DNS rebinding); default: the loopback names when -addr is a loopback address, any host otherwise")
 	presenceDown := fset.Duration("presence-down", 0, "with -pubsub: how long a silent copy's users stay listed (`duration`; default 30s)")
 	if err := fset.Parse(args); err != nil {
 		return err
@@ -111,7 +118,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer closePS()
-	cfg := appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS, Compress: *compress, PubSub: ps}
+	cfg := appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS, Compress: *compress, PubSub: ps,
+		Hosts: hostList(*hosts, *addr)}
+	if len(cfg.Hosts) == 0 {
+		log.Warn("chat: listening beyond loopback without -hosts: any Host header is accepted (a DNS-rebinding page could reach the chat)", "addr", *addr)
+	}
 	if *pubsubURL != "" {
 		cfg.Store = NewClusterMemoryStore(1000, *node, maxNodes)
 		cfg.Cluster = true
@@ -227,6 +238,8 @@ type appConfig struct {
 	DisableWebSocket bool // refuse WebSocket upgrades: clients fall back to long-poll
 	Compress         bool // permessage-deflate for WebSocket clients that offer it
 
+	Hosts []string // the host names the chat is reached under (phx.Options.Hosts); nil: any
+
 	PubSub       phx.PubSub    // nil means in memory, this process only
 	Cluster      bool          // PubSub spans nodes: replicate presence, watch rooms
 	PresenceDown time.Duration // with Cluster: how long a silent node's users stay listed (0: 30s)
@@ -271,6 +284,12 @@ func newApp(cfg appConfig) (*app, error) {
 		DisableWebSocket: cfg.DisableWebSocket,
 		Compress:         cfg.Compress,
 		PubSub:           cfg.PubSub,
+		Hosts:            cfg.Hosts,
+		// Every copy of a cluster has the same CHAT_SECRET: the same
+		// long-poll secret lets any copy serve any copy's long-poll
+		// session (requests are relayed to the owner), so a load balancer
+		// needs no sticky routing.
+		LongPoll: phx.LongPollOptions{Secret: longPollSecret(cfg.Secret, cfg.Cluster)},
 	})
 	if err != nil {
 		return nil, err
@@ -323,7 +342,57 @@ func newApp(cfg appConfig) (*app, error) {
 	mux.Handle("/socket/", srv)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
-	return &app{handler: securityHeaders(mux), socket: srv, auth: au, chat: c, stopReplication: stopReplication}, nil
+	var handler http.Handler = mux
+	if len(cfg.Hosts) > 0 {
+		handler = hostCheck(srv, mux)
+	}
+	return &app{handler: securityHeaders(handler), socket: srv, auth: au, chat: c, stopReplication: stopReplication}, nil
+}
+
+// hostList returns the -hosts flag's names, or for an empty flag the
+// loopback names when addr is a loopback address (nil otherwise: any host).
+func hostList(flagValue, addr string) []string {
+	if flagValue != "" {
+		var out []string
+		for _, h := range strings.Split(flagValue, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		return []string{"127.0.0.1", "localhost", "[::1]"}
+	}
+	return nil
+}
+
+// hostCheck refuses, for the page and the API as phx does for the socket,
+// requests whose Host (or Origin) names a host not in Options.Hosts.
+func hostCheck(srv *phx.Server, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := srv.CheckRequest(r); err != nil {
+			http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// longPollSecret is the long-poll token secret: derived from the chat's
+// secret for a cluster (the same on every copy), nil (random per process)
+// otherwise.
+func longPollSecret(secret []byte, cluster bool) []byte {
+	if !cluster {
+		return nil
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("chat long-poll sessions"))
+	return m.Sum(nil)
 }
 
 func noCache(h http.Handler) http.Handler {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,5 +175,48 @@ func TestFindPhoenixJSDefault(t *testing.T) {
 	want, _ := filepath.Abs(filepath.Join("node_modules", phoenixModule))
 	if p != want {
 		t.Errorf("found %s, want %s", p, want)
+	}
+}
+
+// The chat bound to loopback accepts only the loopback names: a page on a
+// hostile name that resolves to 127.0.0.1 (DNS rebinding) is refused, on
+// the page, the API and the socket.
+func TestRunRefusesForeignHosts(t *testing.T) {
+	base := startRun(t, []string{"-addr", "127.0.0.1:0"}, nil)
+	for _, tc := range []struct {
+		host, path string
+		want       int
+	}{
+		{"", "", 200},
+		{"localhost", "", 200},
+		{"evil.test", "", 403},
+		{"evil.test", "api/token?user=ann", 403},
+		{"evil.test", "socket/longpoll?vsn=2.0.0", 403},
+	} {
+		req, _ := http.NewRequest("GET", base+tc.path, nil)
+		if tc.host != "" {
+			req.Host = tc.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host %q GET /%s: HTTP %d, want %d", tc.host, tc.path, resp.StatusCode, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		flag, addr string
+		want       []string
+	}{
+		{"", "127.0.0.1:4000", []string{"127.0.0.1", "localhost", "[::1]"}},
+		{"", "[::1]:4000", []string{"127.0.0.1", "localhost", "[::1]"}},
+		{"", "0.0.0.0:4000", nil},
+		{"chat.example.com, www.example.com", "0.0.0.0:4000", []string{"chat.example.com", "www.example.com"}},
+	} {
+		if got := hostList(tc.flag, tc.addr); !slices.Equal(got, tc.want) {
+			t.Errorf("hostList(%q, %q) = %q, want %q", tc.flag, tc.addr, got, tc.want)
+		}
 	}
 }
