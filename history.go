@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -36,6 +37,15 @@ type HistoryOptions struct {
 	// client that missed more gets recovered: false and nothing replayed.
 	// 0 means MaxMessages.
 	MaxReplay int
+	// Events, when not empty, are the only events recorded (say
+	// "new_msg", leaving out ephemeral ones such as "typing"); the others
+	// are delivered at most once, without phx_offset.
+	Events []string
+}
+
+// records reports whether broadcasts of event are recorded.
+func (o *HistoryOptions) records(event string) bool {
+	return len(o.Events) == 0 || slices.Contains(o.Events, event)
 }
 
 // withDefaults returns o with its zero fields set to their defaults.
@@ -201,8 +211,10 @@ func (h *MemoryHistory) Append(ctx context.Context, topic string, m HistoryMessa
 	t.top++
 	m.Offset, m.Time = t.top, now
 	if len(t.msgs) == cap(t.msgs) && len(t.msgs) > 0 {
-		// Room for the bound, not more: the slice's front was trimmed away.
-		grown := make([]HistoryMessage, len(t.msgs), min(max(2*len(t.msgs), 8), opts.MaxMessages+1))
+		// The front was trimmed away: copy what is kept into an array with
+		// room for up to MaxMessages more, so that this happens once per
+		// MaxMessages appends and memory stays under twice the bound.
+		grown := make([]HistoryMessage, len(t.msgs), min(max(2*len(t.msgs), 8), 2*opts.MaxMessages))
 		copy(grown, t.msgs)
 		t.msgs = grown
 	}

@@ -76,7 +76,7 @@ func (s *Server) topicLock(topic string) *sync.Mutex {
 // publishRecorded appends b to the history (when h is set and b is JSON)
 // and publishes it, both under the topic's lock.
 func (s *Server) publishRecorded(ctx context.Context, b *Broadcast, from Subscriber, h *HistoryOptions) (Position, error) {
-	if h == nil || b.Payload.Binary {
+	if h == nil || b.Payload.Binary || !h.records(b.Event) {
 		return Position{}, s.publish(ctx, b, from, false)
 	}
 	mu := s.topicLock(b.Topic)

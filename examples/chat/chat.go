@@ -1,10 +1,8 @@
 package main
 
 import (
-	"hash/fnv"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/phxgo/phx"
@@ -19,9 +17,15 @@ var roomNameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 func validRoom(name string) bool { return roomNameRE.MatchString(name) }
 
-// chat is what every room channel shares: the message store, the clock, and
-// the locks that keep each room's messages in order.
+// chat is what every room channel shares: the message store, the clock and
+// who is online.
 type chat struct {
+	// store is nil on one node: the rooms' history is the library's
+	// (phx.WithHistory on the room:* route), and so are message IDs (the
+	// phx_offset of each broadcast) and catch-up on rejoin. On a cluster,
+	// until the library has a history store shared by nodes, the chat keeps
+	// its own: store assigns IDs and the join reply carries what was missed
+	// (last_seen_id).
 	store    Store
 	now      func() time.Time
 	presence *phx.Presence // who is online, per room
@@ -30,28 +34,25 @@ type chat struct {
 	// the rooms joined here. nil on a single node.
 	watcher *roomWatcher
 	ps      phx.PubSub
-
-	// A message is stored (which assigns its ID) and broadcast while its
-	// room's lock is held, so that even with concurrent senders every
-	// member receives a room's messages in ID order. The locks are striped:
-	// rooms that share a stripe just wait for each other a little, and the
-	// memory used does not grow with the number of rooms.
-	locks [64]sync.Mutex
 }
 
-func (c *chat) roomLock(room string) *sync.Mutex {
-	h := fnv.New32a()
-	h.Write([]byte(room))
-	return &c.locks[h.Sum32()%uint32(len(c.locks))]
-}
+// roomHistory bounds the library's history of each room, on one node.
+// Only new_msg is recorded: typing hints are not worth replaying.
+var roomHistory = phx.HistoryOptions{MaxMessages: 1000, MaxAge: 24 * time.Hour, MaxReplay: 1000, Events: []string{"new_msg"}}
 
 // room is the channel behind the topic "room:NAME", one per joined client.
 //
-// Joining replies with the room's recent history: {"messages": [...]}, the
-// messages whose ID is greater than the join payload's last_seen_id (all of
-// them when it is absent), at most historyLimit. A client that reconnects
-// rejoins with the last ID it has seen and so catches up on what it missed
-// while it was away: Phoenix itself delivers at most once.
+// On one node, the library keeps each room's history: a join with
+// phx_position {epoch, offset} gets recovered/replayed/phx_position in its
+// reply, followed by the messages missed since (each new_msg carries its
+// phx_offset, which is its ID); {"epoch": "", "offset": 0} asks for the
+// room's recent messages. See docs/history.md.
+//
+// On a cluster, joining replies with the room's recent history from the
+// chat's own store: {"messages": [...]}, the messages whose ID is greater
+// than the join payload's last_seen_id (all of them when it is absent), at
+// most historyLimit. A client that reconnects rejoins with the last ID it
+// has seen and so catches up on what it missed while it was away.
 //
 // Events from the client:
 //
@@ -61,14 +62,7 @@ type room struct {
 	chat *chat
 	user string // from the connection's assigns, set by Connect
 	name string // the part of the topic after "room:"
-
-	// sentUpTo is the highest message ID sent in the join reply: the
-	// after-join catch-up sends what was stored after it.
-	sentUpTo int64
 }
-
-// afterJoin is sent to the channel itself by Join; see HandleInfo.
-type afterJoin struct{}
 
 // joinReply is the reply to a successful join.
 type joinReply struct {
@@ -88,6 +82,10 @@ func (r *room) Join(s *phx.Socket, payload phx.Payload) (any, error) {
 	r.name = strings.TrimPrefix(s.Topic(), "room:")
 	if !validRoom(r.name) {
 		return nil, phx.Errorf("invalid room")
+	}
+	if r.chat.store == nil {
+		// The library replays what the client missed after this reply.
+		return nil, r.trackOnline(s)
 	}
 	var req struct {
 		LastSeenID *int64 `json:"last_seen_id"`
@@ -117,58 +115,31 @@ func (r *room) Join(s *phx.Socket, payload phx.Payload) (any, error) {
 				return nil, err
 			}
 			reply.Reset = true
-			after = 0
 		}
 	}
-	r.sentUpTo = after
-	if n := len(reply.Messages); n > 0 {
-		r.sentUpTo = reply.Messages[n-1].ID
-	}
 
-	// The channel subscribes to the room's broadcasts only once Join has
-	// returned, so a message sent meanwhile would be in neither the reply
-	// nor the broadcasts this client gets. HandleInfo runs after the
-	// subscription and sends such messages.
-	if err := s.Send(afterJoin{}); err != nil {
-		return nil, err
-	}
-
+	// No gap between the history read above and live messages: the
+	// library subscribed this channel to the room before Join ran and
+	// holds what is broadcast meanwhile until the reply is out (a message
+	// both in the reply and broadcast is shown once: the page merges by
+	// ID).
 	if r.chat.watcher != nil {
 		r.chat.watcher.watch(r.chat.ps, r.name)
 	}
-
-	// Who is online: track this user in the room (a user with several tabs
-	// has one meta per tab) and push presence_state, which the page's
-	// Presence class waits for; presence_diff broadcasts follow every
-	// change. The entry leaves when this channel ends, however it ends.
-	if err := r.chat.presence.Track(s, r.user, map[string]any{"online_at": r.chat.now().UnixMilli()}); err != nil {
-		return nil, err
-	}
-	if err := r.chat.presence.PushState(s); err != nil {
-		return nil, err
-	}
-
-	return reply, nil
+	return reply, r.trackOnline(s)
 }
 
-// HandleInfo runs right after the join: it pushes as new_msg the messages
-// stored between the history read in Join and the subscription. The client
-// may also get some of them as broadcasts, or before older ones: it ignores
-// IDs it already has and shows messages in ID order.
-func (r *room) HandleInfo(s *phx.Socket, msg any) {
-	if _, ok := msg.(afterJoin); !ok {
-		return
+// trackOnline tracks this user in the room (a user with several tabs has
+// one meta per tab) and pushes presence_state, which the page's Presence
+// class waits for; presence_diff broadcasts follow every change, and reach
+// this client too although it is tracked inside Join (the library holds
+// them until the join reply). The entry leaves when this channel ends,
+// however it ends.
+func (r *room) trackOnline(s *phx.Socket) error {
+	if err := r.chat.presence.Track(s, r.user, map[string]any{"online_at": r.chat.now().UnixMilli()}); err != nil {
+		return err
 	}
-	missed, err := r.chat.store.Since(s.Context(), r.name, r.sentUpTo, historyLimit)
-	if err != nil {
-		s.Logger().Warn("chat: after-join catch-up failed", "err", err)
-		return
-	}
-	for _, m := range missed {
-		if err := s.Push("new_msg", m); err != nil {
-			return
-		}
-	}
+	return r.chat.presence.PushState(s)
 }
 
 func (r *room) HandleIn(s *phx.Socket, event string, payload phx.Payload) (any, error) {
@@ -199,14 +170,20 @@ func (r *room) newMsg(s *phx.Socket, payload phx.Payload) (any, error) {
 		return nil, phx.Errorf("too long")
 	}
 
-	lock := r.chat.roomLock(r.name)
-	lock.Lock()
-	defer lock.Unlock()
-	m, err := r.chat.store.Append(s.Context(), r.name, Message{
-		User: r.user,
-		Body: body,
-		At:   r.chat.now().UnixMilli(),
-	})
+	m := Message{User: r.user, Body: body, At: r.chat.now().UnixMilli()}
+	if r.chat.store == nil {
+		// Recorded, numbered (phx_offset) and broadcast in offset order by
+		// the library.
+		pos, err := s.Server().BroadcastWith(s.Context(), s.Topic(), "new_msg", m, phx.BroadcastOptions{})
+		if err != nil {
+			return nil, err // logged; the client gets {"reason":"internal error"}
+		}
+		return map[string]uint64{"id": pos.Offset}, nil
+	}
+	// No lock across the broadcast: a slow broker must not hold up the
+	// room. Concurrent senders' broadcasts may then arrive out of ID
+	// order; the page shows messages in ID order.
+	m, err := r.chat.store.Append(s.Context(), r.name, m)
 	if err != nil {
 		return nil, err // logged; the client gets {"reason":"internal error"}
 	}
@@ -219,7 +196,6 @@ func (r *room) newMsg(s *phx.Socket, payload phx.Payload) (any, error) {
 
 // The compile-time checks that room implements the hooks it means to.
 var (
-	_ phx.Channel     = (*room)(nil)
-	_ phx.InHandler   = (*room)(nil)
-	_ phx.InfoHandler = (*room)(nil)
+	_ phx.Channel   = (*room)(nil)
+	_ phx.InHandler = (*room)(nil)
 )

@@ -13,7 +13,7 @@ import (
 // channels and PubSub; the connection's assigns are given directly, as if
 // Connect had verified a token.
 func TestRoomWithPhxtest(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t, NewMemoryStore(0)) // the chat's own store and wire format, as on a cluster
 	env.app.chat.now = func() time.Time { return time.UnixMilli(1700000000000) }
 	srv := env.app.socket
 
@@ -21,8 +21,7 @@ func TestRoomWithPhxtest(t *testing.T) {
 	bob := phxtest.NewSocket(t, srv, phx.Assigns{"user": "bob"})
 	a := ann.JoinOK("room:lobby", nil)
 	b := bob.JoinOK("room:lobby", map[string]int{"last_seen_id": 0})
-	// A round trip on each channel: its after-join catch-up (HandleInfo,
-	// queued by Join) has run, so later messages arrive only as broadcasts.
+	// A round trip on each channel: both are joined.
 	for _, ch := range []*phxtest.Channel{a, b} {
 		ch.AssertReply(ch.Push("new_msg", map[string]string{"body": ""}), "error", map[string]string{"reason": "empty"})
 	}

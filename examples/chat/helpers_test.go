@@ -40,8 +40,9 @@ type testEnv struct {
 	srv *httptest.Server
 }
 
-// newTestEnv starts the app with store (nil for a fresh memory store). Its
-// logs go to the test log when -v is given.
+// newTestEnv starts the app with store: nil for the library's history (one
+// node), a Store for the chat's own, as on a cluster. Its logs go to the
+// test log when -v is given.
 func newTestEnv(t *testing.T, store Store) *testEnv {
 	t.Helper()
 	js := filepath.Join(t.TempDir(), "phoenix.mjs")
@@ -118,11 +119,17 @@ type frame struct{ *clienttest.Message }
 
 func (f frame) message(t *testing.T) Message {
 	t.Helper()
-	var m Message
+	var m struct {
+		Message
+		Offset int64 `json:"phx_offset"`
+	}
 	if err := json.Unmarshal(f.Payload, &m); err != nil {
 		t.Fatalf("message %v: %v", f, err)
 	}
-	return m
+	if m.ID == 0 { // the library's history numbers messages
+		m.ID = m.Offset
+	}
+	return m.Message
 }
 
 // client is a raw WebSocket client speaking V2 frames, as phoenix.js does.
@@ -175,7 +182,13 @@ func (cl *client) joinOK(topic string, payload any) joinReply {
 		cl.t.Fatalf("join reply %s: %v", r.Response, err)
 	}
 	if jr.Messages == nil {
-		cl.t.Fatalf("join reply %s has no messages list", r.Response)
+		var h struct {
+			Position json.RawMessage `json:"phx_position"`
+		}
+		if json.Unmarshal(r.Response, &h) != nil || h.Position == nil {
+			cl.t.Fatalf("join reply %s has no messages list and no phx_position", r.Response)
+		}
+		jr.Messages = []Message{} // the library's history: missed messages follow as pushes
 	}
 	return jr
 }

@@ -220,7 +220,7 @@ func findPhoenixJS(dir string) (string, error) {
 type appConfig struct {
 	Secret    []byte           // signs the tokens; at least 32 bytes
 	PhoenixJS string           // path of phoenix.mjs, served at /assets/phoenix.mjs
-	Store     Store            // nil means NewMemoryStore(1000)
+	Store     Store            // nil means the library's history (one node)
 	Logger    *slog.Logger     // nil means slog.Default()
 	Now       func() time.Time // nil means time.Now
 
@@ -244,9 +244,6 @@ type app struct {
 }
 
 func newApp(cfg appConfig) (*app, error) {
-	if cfg.Store == nil {
-		cfg.Store = NewMemoryStore(1000)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -279,7 +276,11 @@ func newApp(cfg appConfig) (*app, error) {
 		return nil, err
 	}
 	c.presence = phx.NewPresence(srv, nil)
-	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} })
+	var routeOpts []phx.RouteOption
+	if cfg.Store == nil {
+		routeOpts = append(routeOpts, phx.WithHistory(roomHistory))
+	}
+	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} }, routeOpts...)
 	stopReplication := func() {}
 	if cfg.Cluster {
 		if obs, ok := cfg.Store.(observer); ok {

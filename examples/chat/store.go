@@ -9,8 +9,8 @@ import (
 // Message is one chat message as it is stored, sent in join replies and
 // broadcast: {"id":1,"user":"ann","body":"hi","at":1700000000000}.
 type Message struct {
-	ID   int64  `json:"id"`   // increases by one per room, from 1
-	User string `json:"user"` // author
+	ID   int64  `json:"id,omitempty"` // increases by one per room, from 1; with the library's history, phx_offset is the ID
+	User string `json:"user"`         // author
 	Body string `json:"body"`
 	At   int64  `json:"at"` // time received, Unix milliseconds
 }

@@ -1,7 +1,8 @@
 // The chat page in a real headless Chromium (Debian's chromium, driven by
 // playwright-core): two users in one room see each other's messages and
 // typing, a refused message shows the error line, a page that loses its
-// connection rejoins with last_seen_id and catches up without duplicates,
+// connection rejoins with its history position (phx_position) and catches
+// up without duplicates, saying how many messages it recovered,
 // and screenshots are saved.
 //
 //   node e2e/browser.mjs <base-url> [artifacts-dir]
@@ -127,7 +128,7 @@ try {
   assert.equal(await ann.locator("#room-title").textContent(), "# lobby")
   assert.equal(await ann.locator("#status").textContent(), "Connected")
   assert.equal(await ann.locator("#rooms .room.active").textContent(), "#lobby")
-  assert.deepEqual(joinsSent(bob.sockets[0]).map(f => f[4]), [{}], "the first join has no last_seen_id")
+  assert.deepEqual(joinsSent(bob.sockets[0]).map(f => f[4]), [{phx_position: {epoch: "", offset: 0}}], "the first join asks for the recent messages")
 
   // Who is online, from the server's presence: both users on both pages.
   for(const page of [ann, bob]){
@@ -184,10 +185,13 @@ try {
   assert.notEqual(second, first, "bob reconnected on a new WebSocket")
   const rejoins = joinsSent(second)
   assert.equal(rejoins.length, 1, `joins sent after reconnecting: ${JSON.stringify(rejoins)}`)
-  assert.deepEqual(rejoins[0][4], {last_seen_id: 3}, "the rejoin sends the last id seen")
-  log("bob caught up after reconnecting")
+  const pos = rejoins[0][4].phx_position
+  assert.ok(pos && pos.epoch && pos.offset === 3, `the rejoin sends the last position seen: ${JSON.stringify(rejoins[0][4])}`)
+  await bob.locator("#notice", {hasText: "Reconnected — 2 missed messages recovered"}).waitFor()
+  await bob.screenshot({path: join(artifacts, "chat-recovered.png")})
+  log("bob caught up after reconnecting, and the page says so")
 
-  await say(bob, "bob", "Nope: the page rejoined with last_seen_id and got exactly what I missed.")
+  await say(bob, "bob", "Nope: the page rejoined from its last position and got exactly what I missed.")
   await say(bob, "bob", "No duplicates either: messages are merged by id.")
   await say(ann, "ann", "Let's move the team chat over, then.")
 

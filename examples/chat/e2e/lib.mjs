@@ -10,6 +10,7 @@
 
 import assert from "node:assert/strict"
 import {Socket} from "phoenix"
+import {Positions} from "../static/phx_history.js"
 
 export {assert, Socket}
 
@@ -124,9 +125,12 @@ export async function say(room, body){
 }
 
 // openRoom joins room:name the way the page does: the join params are a
-// function returning the last message id seen, so every rejoin asks only for
-// what was missed; messages are kept by id, in order, without duplicates.
+// function (phx_history.js's, plus last_seen_id for a clustered chat), so
+// every rejoin asks only for what was missed; messages are kept by id
+// (phx_offset on one node), in order, without duplicates.
 export function openRoom(socket, name){
+  const topic = `room:${name}`
+  const positions = new Positions()
   const room = {
     name,
     user: socket.user,
@@ -134,26 +138,35 @@ export function openRoom(socket, name){
     ids: new Set(),
     lastSeen: 0,
     joinReplies: [],   // every ok reply to a (re)join
+    recoveries: [],    // positions.joined() of every ok reply
     joinParams: [],    // the params sent with every (re)join
     typing: [],        // typing payloads received
+    duplicates: 0,     // new_msg payloads at or below the position
     joinError: null,
+    positions,
   }
   const add = m => {
+    if(typeof m.id !== "number"){ m.id = m.phx_offset }
     if(room.ids.has(m.id)){ return }
     room.ids.add(m.id)
     room.messages.push(m)
     room.messages.sort((a, b) => a.id - b.id)
     room.lastSeen = Math.max(room.lastSeen, m.id)
   }
-  room.channel = socket.channel(`room:${name}`, () => {
-    const params = room.lastSeen > 0 ? {last_seen_id: room.lastSeen} : {}
-    room.joinParams.push(params)
-    return params
+  const params = positions.params(topic, () => room.lastSeen > 0 ? {last_seen_id: room.lastSeen} : {})
+  room.channel = socket.channel(topic, () => {
+    const p = params()
+    room.joinParams.push(p)
+    return p
   })
-  room.channel.on("new_msg", add)
+  room.channel.on("new_msg", m => { positions.seen(topic, m) ? add(m) : room.duplicates++ })
   room.channel.on("typing", p => room.typing.push(p))
   room.channel.join()
-    .receive("ok", resp => { room.joinReplies.push(resp); (resp.messages || []).forEach(add) })
+    .receive("ok", resp => {
+      room.joinReplies.push(resp)
+      room.recoveries.push(positions.joined(topic, resp));
+      (resp.messages || []).forEach(add)
+    })
     .receive("error", resp => { room.joinError = resp })
   room.joined = (n = 1) => until(() => room.joinReplies.length >= n, `${room.user}: join #${n} of room:${name}`)
   room.has = id => until(() => room.ids.has(id), `${room.user}: message ${id} in room:${name}`)

@@ -1,6 +1,7 @@
 // The chat page. It uses the official phoenix client, served by the Go
 // server from examples/chat/node_modules (npm ci), unmodified.
 import {Socket, Presence} from "/assets/phoenix.mjs"
+import {Positions} from "/static/phx_history.js"
 
 const DEFAULT_ROOMS = ["lobby", "random", "golang", "elixir"]
 const ROOM_RE = /^[a-z0-9_-]{1,64}$/
@@ -26,7 +27,10 @@ let channel = null  // the current room's channel
 let room = null     // the current room's name
 let messages = []   // the current room's messages, sorted by id
 let known = new Set() // their ids
-let lastSeen = 0    // highest id received; sent as last_seen_id on every rejoin
+let lastSeen = 0    // highest id received; sent as last_seen_id on every rejoin (cluster mode)
+// Positions in each room's history (one node: the library's history). The
+// join params function sends the current room's on every rejoin.
+const positions = new Positions()
 const typers = new Map() // user -> timer of their typing hint
 let lastTypingSent = 0
 
@@ -139,13 +143,22 @@ function joinRoom(name){
   renderRooms()
 
   // The join params are a function too, so every rejoin (after a lost
-  // connection) sends the last id we have and the server replies with only
-  // what we missed.
-  const ch = socket.channel(`room:${name}`, () => lastSeen > 0 ? {last_seen_id: lastSeen} : {})
+  // connection) sends where we are and the server sends only what we
+  // missed: on one node phx_position (the library's history: the missed
+  // messages follow the reply), on a cluster last_seen_id (the reply holds
+  // them).
+  const topic = `room:${name}`
+  positions.forget(topic) // a fresh join: the room's recent messages
+  const ch = socket.channel(topic, positions.params(topic, () => lastSeen > 0 ? {last_seen_id: lastSeen} : {}))
   channel = ch
   const current = () => ch === channel
+  let joins = 0
 
-  ch.on("new_msg", msg => { if(current()){ addMessages([msg]) } })
+  ch.on("new_msg", msg => {
+    if(!current() || !positions.seen(topic, msg)){ return }
+    if(typeof msg.id !== "number"){ msg.id = msg.phx_offset }
+    addMessages([msg])
+  })
   ch.on("typing", ({user: who}) => { if(current() && who !== user){ showTyper(who) } })
 
   // Who is online comes from the server's presence_state and presence_diff
@@ -155,13 +168,31 @@ function joinRoom(name){
 
   $("messages").dataset.state = "joining"
   ch.join()
-    .receive("ok", ({messages: history = [], reset = false}) => {
+    .receive("ok", reply => {
       if(!current()){ return }
+      joins++
       $("messages").dataset.state = "joined"
+      if(reply.phx_position){ // the library's history
+        const {reset, replayed} = positions.joined(topic, reply)
+        if(reset){ // the server lost the room's history: start over
+          messages = []
+          known = new Set()
+          renderMessages()
+          showNotice("Reconnected — history was reset: earlier messages are gone")
+        } else if(joins > 1){
+          showNotice(`Reconnected — ${replayed} missed message${replayed === 1 ? "" : "s"} recovered`)
+        }
+        return
+      }
+      const {messages: history = [], reset = false} = reply
       if(reset){ // the server restarted and forgot the room: start over
         messages = []
         known = new Set()
         lastSeen = 0
+        showNotice("Reconnected — history was reset: earlier messages are gone")
+      } else if(joins > 1){
+        const fresh = history.filter(m => !known.has(m.id)).length
+        showNotice(`Reconnected — ${fresh} missed message${fresh === 1 ? "" : "s"} recovered`)
       }
       addMessages(history, reset)
     })
@@ -380,6 +411,16 @@ function renderTypers(){
   else if(names.length === 2){ text = `${names[0]} and ${names[1]} are typing…` }
   else if(names.length > 2){ text = "Several people are typing…" }
   $("typing").textContent = text
+}
+
+// showNotice shows a short status line (reconnections) for a few seconds.
+let noticeTimer = null
+function showNotice(text){
+  const n = $("notice")
+  n.textContent = text
+  n.hidden = false
+  clearTimeout(noticeTimer)
+  noticeTimer = setTimeout(() => { n.hidden = true }, 8000)
 }
 
 let errorTimer = null

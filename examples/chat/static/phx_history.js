@@ -68,6 +68,9 @@ export class Positions {
     return true
   }
 
+  // forget drops topic's position: its next join is a first join.
+  forget(topic){ this.positions.delete(topic) }
+
   // position returns topic's position ({epoch, offset}), or undefined.
   position(topic){ return this.positions.get(topic) }
 }
