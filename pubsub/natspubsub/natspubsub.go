@@ -81,6 +81,14 @@
 // Messages are queued between NATS's reader and the adapter's delivery
 // goroutine (Options.ReceiveBuffer); if that queue overflows, nats.go drops
 // messages and they are counted in Stats.SlowConsumerDrops.
+//
+// # History
+//
+// [History] is a shared [phx.HistoryStore] on NATS JetStream for routes
+// with phx.WithHistory: a client that reconnects to another node recovers
+// what it missed. One stream is both the history and the bus for recorded
+// broadcasts, so every node delivers them in offset order. It needs a
+// server with JetStream enabled; the PubSub itself does not.
 package natspubsub
 
 import (

@@ -73,6 +73,15 @@
 // passed to Options.OnGap. Redis closes a subscriber whose output buffer
 // overflows (client-output-buffer-limit pubsub); that shows up here as a
 // gap.
+//
+// # History
+//
+// [History] is a shared [phx.HistoryStore] on Redis Streams for routes
+// with phx.WithHistory: a client that reconnects to another node recovers
+// what it missed. One Lua script assigns the topic's next offset, appends,
+// trims and PUBLISHes, so every node delivers a topic's recorded
+// broadcasts in offset order. See its documentation for keys, epochs and
+// limits.
 package redispubsub
 
 import (
