@@ -137,3 +137,13 @@ func TestHistoryRecoveryOnAnotherNode(t *testing.T) {
 	srv := startJetStream(t)
 	clustertest.HistoryRecovery(t, historyNode(t, srv, "A"), historyNode(t, srv, "B"))
 }
+
+// The official phoenix.js client, moved between two nodes by server-side
+// disconnects, recovers every message (testdata/interop/history_nodes.mjs).
+func TestHistoryInteropAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40 phoenix.js clients × 3,000 messages")
+	}
+	srv := startJetStream(t)
+	clustertest.HistoryInterop(t, historyNode(t, srv, "A"), historyNode(t, srv, "B"), "../../testdata/interop")
+}

@@ -152,3 +152,13 @@ func TestNewHistoryPrefix(t *testing.T) {
 		t.Fatal("a history sharing the PubSub's prefix was accepted")
 	}
 }
+
+// The official phoenix.js client, moved between two nodes by server-side
+// disconnects, recovers every message (testdata/interop/history_nodes.mjs).
+func TestHistoryInteropAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40 phoenix.js clients × 3,000 messages")
+	}
+	rs := startRedis(t)
+	clustertest.HistoryInterop(t, historyNode(t, rs, "A"), historyNode(t, rs, "B"), "../../testdata/interop")
+}

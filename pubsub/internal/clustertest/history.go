@@ -252,20 +252,27 @@ type historyRoom struct{}
 func (historyRoom) Join(*phx.Socket, phx.Payload) (any, error) { return nil, nil }
 
 // startHistoryNode serves a phx server on hn with the "hist:*" route
-// recorded.
-func startHistoryNode(t *testing.T, hn HistoryNode) (*phx.Server, string) {
+// recorded; extra, when set, adds handlers to its mux. Connection IDs are
+// "user:" + the user param.
+func startHistoryNode(t *testing.T, hn HistoryNode, extra func(*http.ServeMux)) (*phx.Server, string) {
 	srv := phx.NewServer(&phx.Options{
-		PubSub:  hn.PubSub,
-		History: hn.History,
-		Logger:  Logger(),
+		PubSub:            hn.PubSub,
+		History:           hn.History,
+		Logger:            Logger(),
+		MaxQueuedMessages: 4096,
+		MaxChannelQueue:   8192,
 		Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
 			return phx.Assigns{"user": info.Params.Get("user")}, nil
 		},
 		ID: func(a phx.Assigns) string { return "user:" + a["user"].(string) },
 	})
-	srv.Channel("hist:*", func() phx.Channel { return historyRoom{} }, phx.WithHistory(phx.HistoryOptions{MaxMessages: 10_000}))
+	srv.Channel("hist:*", func() phx.Channel { return historyRoom{} },
+		phx.WithHistory(phx.HistoryOptions{MaxMessages: 20_000, MaxAge: time.Minute, MaxReplay: 20_000}))
 	mux := http.NewServeMux()
 	mux.Handle("/socket/", srv)
+	if extra != nil {
+		extra(mux)
+	}
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -281,8 +288,8 @@ func startHistoryNode(t *testing.T, hn HistoryNode) (*phx.Server, string) {
 // rejoins on node B with its last position; it must get every message it
 // missed exactly once, in order, then the live ones.
 func HistoryRecovery(t *testing.T, a, b HistoryNode) {
-	srvA, urlA := startHistoryNode(t, a)
-	srvB, urlB := startHistoryNode(t, b)
+	srvA, urlA := startHistoryNode(t, a, nil)
+	srvB, urlB := startHistoryNode(t, b, nil)
 	topic := "hist:" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	const total = 400
 	isMsg := func(m *Frame) bool { return m.Topic == topic && m.Event == "msg" }
