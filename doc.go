@@ -49,10 +49,27 @@
 //
 // # Delivery
 //
-// Like Phoenix, delivery to clients is at most once: a client that is
-// disconnected misses what was sent meanwhile. Applications that must not
-// lose messages let clients catch up when they rejoin (for example with a
-// last_seen_id join parameter, as the chat example does).
+// Like Phoenix, delivery to clients is at most once by default: a client
+// that is disconnected misses what was sent meanwhile. A channel subscribes
+// to its topic before Join runs and holds what is broadcast meanwhile until
+// its join reply is out, so presence tracked in Join converges.
+//
+// # History and recovery
+//
+// Routes registered with [WithHistory] record their broadcasts in the
+// server's [HistoryStore] ([Options.History], in memory by default): each
+// recorded broadcast gets the next offset of its topic, added to its
+// payload object as "phx_offset". A client that joins with
+// "phx_position": {"epoch": E, "offset": N} in its join params (phoenix.js
+// evaluates a params function on every rejoin) gets, in the join reply,
+// "recovered", "replayed" (how many messages follow) and "phx_position"
+// (the topic's newest offset); when recovered is true the messages after N
+// follow the reply, then live ones, each exactly once and in offset order.
+// A position that cannot be honoured (another epoch, ahead of the topic,
+// malformed, trimmed, more than MaxReplay behind) gets recovered: false and
+// no replay. The epoch {"epoch": "", "offset": 0} asks for the newest
+// retained messages. docs/history.md states the guarantee and its limits;
+// examples/chat/static/phx_history.js is a small optional browser helper.
 //
 // # Limits
 //

@@ -74,7 +74,8 @@ func BenchmarkHistoryMemory(b *testing.B) {
 // from sending phx_join to having the join reply and all 1,000 replayed
 // messages, over a real WebSocket.
 func BenchmarkRecovery1000(b *testing.B) {
-	srv := phx.NewServer(&phx.Options{Logger: quietLogger(), HeartbeatTimeout: time.Hour})
+	// No inbound rate limit: the benchmark rejoins hundreds of times a second.
+	srv := phx.NewServer(&phx.Options{Logger: quietLogger(), HeartbeatTimeout: time.Hour, InboundBurst: -1})
 	srv.Channel("room:*", func() phx.Channel { return histRoom{} },
 		phx.WithHistory(phx.HistoryOptions{MaxMessages: 2000}))
 	mux := http.NewServeMux()
@@ -109,7 +110,10 @@ func BenchmarkRecovery1000(b *testing.B) {
 		for got < 1000 {
 			_, data, err := conn.Read(ctx)
 			if err != nil {
-				b.Fatal(err)
+				b.Fatalf("recovery %d: %d of 1000 messages: %v", ref, got, err)
+			}
+			if strings.Contains(string(data), `"phx_reply"`) && !strings.Contains(string(data), `"ok"`) {
+				b.Fatalf("join refused: %s", data)
 			}
 			if strings.Contains(string(data), `"new_msg"`) {
 				got++

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -258,4 +259,31 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("screenshot %s missing or tiny: %v", name, err)
 		}
 	}
+}
+
+// TestBrowserRestart: the page in Chromium across a server restart on the
+// same port (SIGKILL, so the in-memory history is gone): it reconnects,
+// says "history was reset", and chats on (e2e/browser_restart.mjs, which
+// runs the server itself).
+func TestBrowserRestart(t *testing.T) {
+	requireNode(t)
+	requireChromium(t)
+	bin := buildChat(t)
+	modules, err := filepath.Abs("node_modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	artifacts, err := filepath.Abs(filepath.Join("..", "..", "testdata", "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runNode(t, 50*time.Second, []string{"CHROMIUM=" + chromiumPath, "CHAT_BIN=" + bin, "CHAT_ASSETS=" + modules,
+		"CHAT_ADDR=" + addr, "CHAT_SECRET=e2e-restart-secret-0123456789abcdef0123456789"},
+		filepath.Join("e2e", "browser_restart.mjs"), artifacts)
 }
