@@ -63,6 +63,11 @@ type HistoryConfig struct {
 // It changes when the topic's messages are all gone: the stream deleted
 // or purged, or the topic idle for the stream's MaxAge.
 //
+// Deleting the stream while nodes run changes every topic's epoch (the
+// next Read or append recreates it), but the nodes' consumers do not
+// follow the new stream's sequence numbers: restart the nodes after
+// deleting it.
+//
 // Route bounds (phx.HistoryOptions) below the stream's are applied on
 // Read; space beyond MaxMessages is reclaimed by purging the topic's
 // subject every 16 appends. Read costs a binary search of direct gets
@@ -170,7 +175,9 @@ func (h *History) ensureStream(ctx context.Context) error {
 	if err != nil {
 		return fail(ctx, "stream", err)
 	}
-	h.stream = s
+	if h.stream == nil { // NewHistory; a recreated stream keeps its name, so the handle stays valid
+		h.stream = s
+	}
 	return nil
 }
 
@@ -196,6 +203,13 @@ func fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("natspubsub: history %s: %w", op, ctx.Err())
 	}
 	return fmt.Errorf("natspubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, err)
+}
+
+// streamGone reports an error meaning the stream does not exist (direct
+// gets of a deleted stream have no responders) while connected.
+func (h *History) streamGone(err error) bool {
+	return h.ps.nc.IsConnected() && (errors.Is(err, jetstream.ErrStreamNotFound) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders))
 }
 
 func wrongLast(err error) bool {
@@ -292,7 +306,7 @@ func (h *History) append(ctx context.Context, topic, event string, payload []byt
 		switch {
 		case wrongLast(err) && attempt < 100:
 			continue
-		case errors.Is(err, jetstream.ErrNoStreamResponse) && attempt < 2 && ctx.Err() == nil:
+		case h.streamGone(err) && attempt < 2 && ctx.Err() == nil:
 			// The stream is gone: recreate it; the topic starts a new epoch.
 			if err := h.ensureStream(ctx); err != nil {
 				return phx.Position{}, err
@@ -325,6 +339,11 @@ func (h *History) Read(ctx context.Context, topic string, after uint64, max int)
 	}
 	subj := h.Subject(topic)
 	cur, last, err := h.newest(ctx, topic)
+	if h.streamGone(err) { // deleted: recreate it, empty
+		if err = h.ensureStream(ctx); err == nil {
+			cur, last, err = h.newest(ctx, topic)
+		}
+	}
 	for attempt := 0; err == nil && last == nil; attempt++ {
 		// An empty topic: record the epoch's marker, so that the epoch
 		// answered now is the one its first messages get.

@@ -95,6 +95,12 @@ func TestHistoryEpochChangesWhenLost(t *testing.T) {
 	if err := h.js.DeleteStream(ctx, h.cfg.Stream); err != nil {
 		t.Fatal(err)
 	}
+	if page, err := other.Read(ctx, "t", 0, 10); err != nil || page.Epoch == p2.Epoch || page.Top != 0 {
+		t.Fatalf("read after the stream was deleted: %+v %v", page, err)
+	}
+	if err := h.js.DeleteStream(ctx, h.cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
 	p3 := appendN(h, 1)
 	if p3.Epoch == p2.Epoch || p3.Offset != 1 {
 		t.Fatalf("after the stream was deleted: %+v, old epoch %q", p3, p2.Epoch)
@@ -116,6 +122,14 @@ func TestHistoryServerDown(t *testing.T) {
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
+	// Until the client notices, requests wait for their answer up to ctx
+	// (or jetstream's default timeout, 5s, when ctx has no deadline).
+	for deadline := time.Now().Add(5 * time.Second); h.(*History).ps.nc.IsConnected(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the client did not notice the server is gone")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	start := time.Now()
