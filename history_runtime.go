@@ -82,6 +82,9 @@ func (s *Server) publishRecorded(ctx context.Context, b *Broadcast, from Subscri
 	mu := s.topicLock(b.Topic)
 	mu.Lock()
 	defer mu.Unlock()
+	if hp, ok := s.history.(HistoryPublisher); ok { // a shared store delivers itself (history_shared.go)
+		return s.appendPublish(ctx, hp, b, from, h)
+	}
 	pos, err := s.history.Append(ctx, b.Topic, HistoryMessage{Event: b.Event, Payload: bytes.Clone(b.Payload.Data)}, *h)
 	if err != nil {
 		return Position{}, fmt.Errorf("phx: broadcast on %q not recorded, not sent: %w", b.Topic, err)

@@ -129,6 +129,14 @@
 // most once a second. The nodes' own messages (announcements after a
 // reconnection, the answers, a tick a second from each node that
 // publishes) go on the subject Prefix + ".%00phx-relay".
+//
+// # History
+//
+// [History] is a shared [phx.HistoryStore] on NATS JetStream for routes
+// with phx.WithHistory: a client that reconnects to another node recovers
+// what it missed. One stream is both the history and the bus for recorded
+// broadcasts, so every node delivers them in offset order. It needs a
+// server with JetStream enabled; the PubSub itself does not.
 package natspubsub
 
 import (

@@ -123,6 +123,15 @@
 // nodes do not hear each other. A message with another version or a
 // malformed one is dropped, counted in Stats.DecodeErrors and logged at
 // most once a second.
+//
+// # History
+//
+// [History] is a shared [phx.HistoryStore] on Redis Streams for routes
+// with phx.WithHistory: a client that reconnects to another node recovers
+// what it missed. One Lua script assigns the topic's next offset, appends,
+// trims and PUBLISHes, so every node delivers a topic's recorded
+// broadcasts in offset order. See its documentation for keys, epochs and
+// limits.
 package redispubsub
 
 import (

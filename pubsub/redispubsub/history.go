@@ -1,0 +1,416 @@
+package redispubsub
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/phxgo/phx"
+	"github.com/redis/go-redis/v9"
+)
+
+// HistoryConfig configures a [History]. The zero value is usable.
+type HistoryConfig struct {
+	// Prefix starts the keys and the Pub/Sub channels of the history:
+	// "<Prefix>:{<topic>}:m" (a hash: epoch, top offset, bounds),
+	// "<Prefix>:{<topic>}:s" (the stream of retained messages) and the
+	// channel "<Prefix>:<topic>". Nodes of one cluster must use the same,
+	// and it must differ from the PubSub's Prefix. Default "phxh".
+	Prefix string
+}
+
+// History is a [phx.HistoryStore] on Redis, shared by every node using
+// the same Redis and Prefix, and a [phx.HistoryPublisher]: it delivers
+// the broadcasts it records itself, so that every node sees a topic's
+// recorded broadcasts in offset order. Create it with [NewHistory] over a
+// [PubSub] and pass both to the server:
+//
+//	ps, _ := redispubsub.Dial(url, nil)
+//	h, _ := redispubsub.NewHistory(ps, nil)
+//	srv := phx.NewServer(&phx.Options{PubSub: ps, History: h})
+//
+// One Lua script, run atomically by Redis, takes the topic's next offset,
+// XADDs the message to the topic's stream with the offset as its ID,
+// trims the stream to the route's bounds and PUBLISHes the message; each
+// node receives the published messages on a connection of its own
+// (PSUBSCRIBE "<Prefix>:*") and delivers them to its subscribers, its
+// own included. Redis runs scripts one at a time and delivers published
+// messages in the order they were published, so every node delivers a
+// topic's offsets in order, whichever nodes recorded them.
+//
+// The epoch is 12 random bytes drawn when the topic's hash is created.
+// It changes when the history is lost: the keys deleted, expired (both
+// expire MaxAge after the last append, when nothing is retained anyway)
+// or flushed, or Redis restarted without persistence. With persistence
+// (AOF) a restart keeps epochs and offsets.
+//
+// Limits: every node receives every recorded broadcast, whether or not it
+// has subscribers for the topic. While a node's history subscription is
+// down (go-redis reconnects it), the recorded broadcasts made meanwhile
+// are not delivered on that node: its clients get them when they rejoin
+// with their position. Redis Cluster works for the keys (the topic is
+// their hash tag) and PUBLISH reaches every node of the cluster.
+type History struct {
+	ps     *PubSub
+	client redis.UniversalClient
+	prefix string
+	sub    *redis.PubSub
+	node   string
+
+	seq     atomic.Uint64
+	mu      sync.Mutex
+	pending map[string]pendingFrom // origin token -> excluded subscriber
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type pendingFrom struct {
+	from phx.Subscriber
+	at   time.Time
+}
+
+var (
+	_ phx.HistoryStore     = (*History)(nil)
+	_ phx.HistoryPublisher = (*History)(nil)
+)
+
+// NewHistory returns a History that runs its commands with ps's client and
+// delivers to ps's local subscribers. It subscribes now and fails if
+// Redis does not confirm within ps's SubscribeTimeout. cfg may be nil.
+func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
+	var c HistoryConfig
+	if cfg != nil {
+		c = *cfg
+	}
+	if c.Prefix == "" {
+		c.Prefix = "phxh"
+	}
+	if c.Prefix == ps.o.Prefix {
+		return nil, errors.New("redispubsub: the history's Prefix must differ from the PubSub's")
+	}
+	h := &History{ps: ps, client: ps.client, prefix: c.Prefix, node: ps.o.NodeID,
+		pending: make(map[string]pendingFrom), done: make(chan struct{})}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(h.ctx, ps.o.SubscribeTimeout)
+	defer cancel()
+	h.sub = h.client.PSubscribe(h.ctx, h.prefix+":*")
+	if _, err := h.sub.Receive(ctx); err != nil { // the subscription's confirmation
+		h.sub.Close()
+		h.cancel()
+		return nil, fmt.Errorf("redispubsub: history subscription: %w", err)
+	}
+	go h.receive()
+	return h, nil
+}
+
+// Close stops the history's subscription. It does not close the PubSub.
+func (h *History) Close() error {
+	h.cancel()
+	err := h.sub.Close()
+	<-h.done
+	return err
+}
+
+func (h *History) metaKey(topic string) string   { return h.prefix + ":{" + topic + "}:m" }
+func (h *History) streamKey(topic string) string { return h.prefix + ":{" + topic + "}:s" }
+func (h *History) channel(topic string) string   { return h.prefix + ":" + topic }
+
+// Keys returns the Redis keys holding topic's history (the hash, then the
+// stream), for operators and tests.
+func (h *History) Keys(topic string) [2]string {
+	return [2]string{h.metaKey(topic), h.streamKey(topic)}
+}
+
+// luaCommon loads the topic's hash (creating it, or starting a new epoch
+// when the stream is gone while offsets were given out), and defines the
+// age trim. KEYS[1] is the hash, KEYS[2] the stream, ARGV[1] a fresh epoch.
+const luaCommon = `
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+local m = redis.call('HMGET', KEYS[1], 'e', 't', 'a')
+local epoch, top, age = m[1], tonumber(m[2]), tonumber(m[3])
+local function reset()
+  epoch, top = ARGV[1], 0
+  if not age then age = 3600000 end
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', epoch, 't', 0, 'a', age)
+  redis.call('PEXPIRE', KEYS[1], age + 1000)
+end
+if not epoch or not top then reset()
+elseif top > 0 and redis.call('EXISTS', KEYS[2]) == 0 then reset() end
+local function etime(e) return tonumber(e[2][6]) end
+local function eoff(e) return tonumber(string.match(e[1], '^(%d+)')) end
+-- drops the entries older than maxAge (offsets are consecutive, so a
+-- binary search over XRANGE id id finds the first one to keep)
+local function trimAge(maxAge)
+  local cutoff = now - maxAge
+  local f = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+  if #f == 0 or etime(f[1]) >= cutoff then return end
+  local lo, hi = eoff(f[1]) + 1, top + 1
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local e = redis.call('XRANGE', KEYS[2], mid .. '-0', mid .. '-0')
+    if #e > 0 and etime(e[1]) >= cutoff then hi = mid else lo = mid + 1 end
+  end
+  redis.call('XTRIM', KEYS[2], 'MINID', lo .. '-0')
+end
+`
+
+// appendScript: ARGV[2] event, [3] payload, [4] max messages, [5] max age
+// in ms, [6] channel or "" not to publish, [7] the published message's
+// head. Returns {epoch, offset}.
+var appendScript = redis.NewScript(luaCommon + `
+top = top + 1
+age = tonumber(ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[4], top .. '-0', 'e', ARGV[2], 'p', ARGV[3], 't', now)
+redis.call('HSET', KEYS[1], 't', top, 'a', age)
+trimAge(age)
+redis.call('PEXPIRE', KEYS[1], age + 1000)
+redis.call('PEXPIRE', KEYS[2], age + 1000)
+if ARGV[6] ~= '' then
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. top .. '\n' .. ARGV[3])
+end
+return {epoch, top}
+`)
+
+// readScript: ARGV[2] after, [3] max. Returns {epoch, top, first, entries}.
+var readScript = redis.NewScript(luaCommon + `
+trimAge(age)
+local f = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local first = top + 1
+if #f > 0 then first = eoff(f[1]) end
+local after, max = tonumber(ARGV[2]), tonumber(ARGV[3])
+local msgs = {}
+if max > 0 and after < top then
+  local from = math.max(after + 1, first)
+  msgs = redis.call('XRANGE', KEYS[2], from .. '-0', '+', 'COUNT', max)
+end
+return {epoch, top, first, msgs}
+`)
+
+func newEpoch() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// fail wraps a Redis error: ctx's error when ctx ended, else
+// phx.ErrHistoryUnavailable.
+func fail(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("redispubsub: history %s: %w", op, ctx.Err())
+	}
+	return fmt.Errorf("redispubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, err)
+}
+
+// Append implements [phx.HistoryStore]: it records m without delivering it.
+func (h *History) Append(ctx context.Context, topic string, m phx.HistoryMessage, opts phx.HistoryOptions) (phx.Position, error) {
+	return h.append(ctx, topic, m, opts, "", "")
+}
+
+// AppendPublish implements [phx.HistoryPublisher]: one script records b
+// and PUBLISHes it on the history's channel for topic.
+func (h *History) AppendPublish(ctx context.Context, b *phx.Broadcast, from phx.Subscriber, opts phx.HistoryOptions) (phx.Position, error) {
+	token := strconv.FormatUint(h.seq.Add(1), 36)
+	if from != nil {
+		h.expect(token, from)
+	}
+	origin := h.node + "/" + token
+	head := make([]byte, 0, 16+len(b.Topic)+len(b.Event)+len(origin))
+	head = append(head, envelopeVersion)
+	for _, f := range []string{b.Topic, b.Event, origin} {
+		head = binary.AppendUvarint(head, uint64(len(f)))
+		head = append(head, f...)
+	}
+	pos, err := h.append(ctx, b.Topic, phx.HistoryMessage{Event: b.Event, Payload: b.Payload.Data}, opts, h.channel(b.Topic), string(head))
+	if err != nil && from != nil {
+		h.take(token)
+	}
+	return pos, err
+}
+
+// envelopeVersion starts the messages History publishes: version, then
+// uvarint-prefixed topic, event and origin ("<node>/<token>"), then the
+// offset in decimal, "\n", and the JSON payload.
+const envelopeVersion = 1
+
+func (h *History) append(ctx context.Context, topic string, m phx.HistoryMessage, opts phx.HistoryOptions, channel, head string) (phx.Position, error) {
+	if err := ctx.Err(); err != nil {
+		return phx.Position{}, fmt.Errorf("redispubsub: history append: %w", err)
+	}
+	opts = defaults(opts)
+	res, err := appendScript.Run(ctx, h.client, []string{h.metaKey(topic), h.streamKey(topic)},
+		newEpoch(), m.Event, m.Payload, opts.MaxMessages, opts.MaxAge.Milliseconds(), channel, head).Slice()
+	if err != nil {
+		return phx.Position{}, fail(ctx, "append", err)
+	}
+	if len(res) != 2 {
+		return phx.Position{}, fail(ctx, "append", fmt.Errorf("unexpected script answer %v", res))
+	}
+	epoch, _ := res[0].(string)
+	off, _ := res[1].(int64)
+	return phx.Position{Epoch: epoch, Offset: uint64(off)}, nil
+}
+
+// defaults fills opts' zero bounds as phx does.
+func defaults(o phx.HistoryOptions) phx.HistoryOptions {
+	if o.MaxMessages <= 0 {
+		o.MaxMessages = 1000
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = time.Hour
+	}
+	if o.MaxAge < time.Millisecond {
+		o.MaxAge = time.Millisecond
+	}
+	return o
+}
+
+// Read implements [phx.HistoryStore].
+func (h *History) Read(ctx context.Context, topic string, after uint64, max int) (phx.HistoryPage, error) {
+	if err := ctx.Err(); err != nil {
+		return phx.HistoryPage{}, fmt.Errorf("redispubsub: history read: %w", err)
+	}
+	res, err := readScript.Run(ctx, h.client, []string{h.metaKey(topic), h.streamKey(topic)},
+		newEpoch(), after, max).Slice()
+	if err != nil {
+		return phx.HistoryPage{}, fail(ctx, "read", err)
+	}
+	if len(res) != 4 {
+		return phx.HistoryPage{}, fail(ctx, "read", fmt.Errorf("unexpected script answer %v", res))
+	}
+	epoch, _ := res[0].(string)
+	top, _ := res[1].(int64)
+	first, _ := res[2].(int64)
+	page := phx.HistoryPage{Epoch: epoch, Top: uint64(top), First: uint64(first)}
+	entries, _ := res[3].([]any)
+	for _, e := range entries {
+		m, err := parseEntry(e)
+		if err != nil {
+			return phx.HistoryPage{}, fail(ctx, "read", err)
+		}
+		page.Messages = append(page.Messages, m)
+	}
+	return page, nil
+}
+
+// parseEntry decodes one XRANGE entry: {"<offset>-0", {"e", event, "p",
+// payload, "t", ms}}.
+func parseEntry(e any) (phx.HistoryMessage, error) {
+	var m phx.HistoryMessage
+	pair, _ := e.([]any)
+	if len(pair) != 2 {
+		return m, fmt.Errorf("malformed stream entry %v", e)
+	}
+	id, _ := pair[0].(string)
+	fields, _ := pair[1].([]any)
+	if len(fields) != 6 {
+		return m, fmt.Errorf("malformed stream entry %q", id)
+	}
+	var off string
+	for i := 0; i < len(id) && id[i] != '-'; i++ {
+		off = id[:i+1]
+	}
+	o, err := strconv.ParseUint(off, 10, 64)
+	if err != nil {
+		return m, fmt.Errorf("malformed stream entry ID %q: %w", id, err)
+	}
+	ev, _ := fields[1].(string)
+	p, _ := fields[3].(string)
+	ms, _ := strconv.ParseInt(fmt.Sprint(fields[5]), 10, 64)
+	return phx.HistoryMessage{Offset: o, Event: ev, Payload: []byte(p), Time: time.UnixMilli(ms)}, nil
+}
+
+// expect remembers that this node's broadcast token excludes from, until
+// its message comes back; entries whose message never came back are
+// dropped after a minute.
+func (h *History) expect(token string, from phx.Subscriber) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.pending) >= 1024 {
+		for k, p := range h.pending {
+			if now.Sub(p.at) > time.Minute {
+				delete(h.pending, k)
+			}
+		}
+	}
+	h.pending[token] = pendingFrom{from: from, at: now}
+}
+
+// take returns and forgets the subscriber token excludes.
+func (h *History) take(token string) phx.Subscriber {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p, ok := h.pending[token]
+	if ok {
+		delete(h.pending, token)
+	}
+	return p.from
+}
+
+// receive delivers the recorded broadcasts Redis sends to this node's
+// subscribers, in the order Redis sends them.
+func (h *History) receive() {
+	defer close(h.done)
+	for m := range h.sub.Channel(redis.WithChannelSize(1024)) {
+		h.deliver([]byte(m.Payload))
+	}
+}
+
+// deliver decodes one published message and hands it to the local
+// subscribers but the one its origin excluded.
+func (h *History) deliver(msg []byte) {
+	if len(msg) == 0 || msg[0] != envelopeVersion {
+		h.ps.r.Logger().Warn("phx pubsub: history message of an unknown version dropped")
+		return
+	}
+	rest := msg[1:]
+	var f [3]string
+	for i := range f {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			h.ps.r.Logger().Warn("phx pubsub: malformed history message dropped")
+			return
+		}
+		f[i] = string(rest[k : k+int(n)])
+		rest = rest[k+int(n):]
+	}
+	nl := -1
+	for i, c := range rest {
+		if c == '\n' {
+			nl = i
+			break
+		}
+	}
+	off, err := strconv.ParseUint(string(rest[:max(nl, 0)]), 10, 64)
+	if nl < 0 || err != nil {
+		h.ps.r.Logger().Warn("phx pubsub: malformed history message dropped")
+		return
+	}
+	var from phx.Subscriber
+	if node, token, ok := cut(f[2]); ok && node == h.node {
+		from = h.take(token)
+	}
+	b := phx.RecordedBroadcast(f[0], phx.HistoryMessage{Offset: off, Event: f[1], Payload: rest[nl+1:]})
+	_ = h.ps.LocalBroadcast(b, from)
+}
+
+// cut splits "<node>/<token>" at its last slash.
+func cut(origin string) (node, token string, ok bool) {
+	for i := len(origin) - 1; i >= 0; i-- {
+		if origin[i] == '/' {
+			return origin[:i], origin[i+1:], true
+		}
+	}
+	return "", "", false
+}

@@ -1,0 +1,164 @@
+package redispubsub
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/pubsub/internal/clustertest"
+	"github.com/redis/go-redis/v9"
+)
+
+// historyNode dials a PubSub and its History on rs.
+func historyNode(t *testing.T, rs *redisServer, id string) clustertest.HistoryNode {
+	t.Helper()
+	ps, err := Dial(rs.url(), &Options{NodeID: id, Logger: clustertest.Logger(), MaxReconnectWait: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHistory(ps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.Close()
+		ps.Close()
+	})
+	return clustertest.HistoryNode{PubSub: ps, History: h}
+}
+
+func TestHistoryContract(t *testing.T) {
+	rs := startRedis(t)
+	n := historyNode(t, rs, "A")
+	clustertest.HistoryContract(t, n.History, "redis:")
+}
+
+// The epoch changes whenever the history is lost: keys deleted, the
+// stream alone deleted, the database flushed.
+func TestHistoryEpochChangesWhenLost(t *testing.T) {
+	rs := startRedis(t)
+	h := historyNode(t, rs, "A").History.(*History)
+	c := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer c.Close()
+	ctx := context.Background()
+	opts := phx.HistoryOptions{}
+	appendN := func(n int) phx.Position {
+		t.Helper()
+		var pos phx.Position
+		for range n {
+			var err error
+			if pos, err = h.Append(ctx, "t", phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return pos
+	}
+	p1 := appendN(3)
+	keys := h.Keys("t")
+	for _, lose := range []struct {
+		name string
+		do   func() error
+	}{
+		{"stream deleted", func() error { return c.Del(ctx, keys[1]).Err() }},
+		{"both keys deleted", func() error { return c.Del(ctx, keys[0], keys[1]).Err() }},
+		{"database flushed", func() error { return c.FlushAll(ctx).Err() }},
+	} {
+		if err := lose.do(); err != nil {
+			t.Fatal(err)
+		}
+		page, err := h.Read(ctx, "t", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Epoch == p1.Epoch || page.Top != 0 || len(page.Messages) != 0 {
+			t.Fatalf("%s: %+v, old epoch %q", lose.name, page, p1.Epoch)
+		}
+		p2 := appendN(2)
+		if p2.Epoch != page.Epoch || p2.Offset != 2 {
+			t.Fatalf("%s: appends after the loss: %+v, want offset 2 in %q", lose.name, p2, page.Epoch)
+		}
+		p1 = p2
+	}
+	ttl, _ := c.PTTL(ctx, keys[1]).Result()
+	if ttl <= 0 || ttl > time.Hour+2*time.Second {
+		t.Fatalf("the stream's TTL is %v, want about the MaxAge", ttl)
+	}
+}
+
+// With Redis down, Append and Read fail with phx.ErrHistoryUnavailable
+// (not hanging past ctx); they work again when it returns.
+func TestHistoryServerDown(t *testing.T) {
+	rs := startRedis(t)
+	h := historyNode(t, rs, "A").History
+	ctx := context.Background()
+	if _, err := h.Append(ctx, "t", phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, phx.HistoryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs.Stop(t)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := h.Append(cctx, "t", phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, phx.HistoryOptions{}); !errors.Is(err, phx.ErrHistoryUnavailable) {
+		t.Fatalf("Append with Redis down: %v", err)
+	}
+	t.Logf("Append failed after %v", time.Since(start))
+	if _, err := h.Read(cctx, "t", 0, 10); !errors.Is(err, phx.ErrHistoryUnavailable) {
+		t.Fatalf("Read with Redis down: %v", err)
+	}
+	b, _ := phx.NewBroadcast("t", "e", nil)
+	if _, err := h.AppendPublish(cctx, b, nil, phx.HistoryOptions{}); !errors.Is(err, phx.ErrHistoryUnavailable) {
+		t.Fatalf("AppendPublish with Redis down: %v", err)
+	}
+	if d := time.Since(start); d > 9*time.Second { // go-redis retries each command (MaxRetries) before failing
+		t.Fatalf("failing took %v", d)
+	}
+	rs.Start(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		page, err := h.Read(ctx, "t", 0, 10)
+		if err == nil {
+			if page.Top != 0 {
+				t.Fatalf("after a restart without persistence: %+v", page)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Read after Redis returned: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestHistoryTwoNodesOrder(t *testing.T) {
+	rs := startRedis(t)
+	clustertest.HistoryOrder(t, [3]clustertest.HistoryNode{historyNode(t, rs, "A"), historyNode(t, rs, "B"), historyNode(t, rs, "C")}, 500)
+}
+
+func TestHistoryRecoveryOnAnotherNode(t *testing.T) {
+	rs := startRedis(t)
+	clustertest.HistoryRecovery(t, historyNode(t, rs, "A"), historyNode(t, rs, "B"))
+}
+
+func TestNewHistoryPrefix(t *testing.T) {
+	rs := startRedis(t)
+	ps, err := Dial(rs.url(), &Options{Prefix: "same"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps.Close()
+	if _, err := NewHistory(ps, &HistoryConfig{Prefix: "same"}); err == nil {
+		t.Fatal("a history sharing the PubSub's prefix was accepted")
+	}
+}
+
+// The official phoenix.js client, moved between two nodes by server-side
+// disconnects, recovers every message (testdata/interop/history_nodes.mjs).
+func TestHistoryInteropAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40 phoenix.js clients × 3,000 messages")
+	}
+	rs := startRedis(t)
+	clustertest.HistoryInterop(t, historyNode(t, rs, "A"), historyNode(t, rs, "B"), "../../testdata/interop")
+}
