@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/pubsub/internal/pending"
 )
 
 // HistoryConfig configures a [History]. The zero value is usable.
@@ -83,19 +84,13 @@ type History struct {
 	last map[string]lastMsg // topic -> its newest message as this node last saw it
 
 	seq     atomic.Uint64
-	pmu     sync.Mutex
-	pending map[string]pendingFrom
+	pending pending.Froms // origin token -> excluded subscriber
 }
 
 type lastMsg struct {
 	seq    uint64
 	epoch  string
 	offset uint64
-}
-
-type pendingFrom struct {
-	from phx.Subscriber
-	at   time.Time
 }
 
 var (
@@ -143,7 +138,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natspubsub: history: %w", err)
 	}
-	h := &History{ps: ps, js: js, cfg: c, last: make(map[string]lastMsg), pending: make(map[string]pendingFrom)}
+	h := &History{ps: ps, js: js, cfg: c, last: make(map[string]lastMsg)}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := h.ensureStream(ctx); err != nil {
@@ -243,11 +238,11 @@ func (h *History) Append(ctx context.Context, topic string, m phx.HistoryMessage
 func (h *History) AppendPublish(ctx context.Context, b *phx.Broadcast, from phx.Subscriber, opts phx.HistoryOptions) (phx.Position, error) {
 	token := strconv.FormatUint(h.seq.Add(1), 36)
 	if from != nil {
-		h.expect(token, from)
+		h.pending.Expect(token, from)
 	}
 	pos, err := h.append(ctx, b.Topic, b.Event, b.Payload.Data, opts, h.ps.node+"/"+token)
 	if err != nil && from != nil {
-		h.take(token)
+		h.pending.Take(token)
 	}
 	return pos, err
 }
@@ -441,28 +436,6 @@ func (h *History) search(ctx context.Context, subj string, lo, hi uint64, ok fun
 	return found.Sequence, found, nil
 }
 
-func (h *History) expect(token string, from phx.Subscriber) {
-	now := time.Now()
-	h.pmu.Lock()
-	defer h.pmu.Unlock()
-	if len(h.pending) >= 1024 {
-		for k, p := range h.pending {
-			if now.Sub(p.at) > time.Minute {
-				delete(h.pending, k)
-			}
-		}
-	}
-	h.pending[token] = pendingFrom{from: from, at: now}
-}
-
-func (h *History) take(token string) phx.Subscriber {
-	h.pmu.Lock()
-	defer h.pmu.Unlock()
-	p := h.pending[token]
-	delete(h.pending, token)
-	return p.from
-}
-
 // deliver hands one message of the stream to this node's subscribers but
 // the one its origin excluded; markers are skipped.
 func (h *History) deliver(m jetstream.Msg) {
@@ -477,7 +450,7 @@ func (h *History) deliver(m jetstream.Msg) {
 		for i := len(origin) - 1; i >= 0; i-- {
 			if origin[i] == '/' {
 				if origin[:i] == h.ps.node {
-					from = h.take(origin[i+1:])
+					from = h.pending.Take(origin[i+1:])
 				}
 				break
 			}

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/pubsub/internal/pending"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -65,17 +65,11 @@ type History struct {
 	node   string
 
 	seq     atomic.Uint64
-	mu      sync.Mutex
-	pending map[string]pendingFrom // origin token -> excluded subscriber
+	pending pending.Froms // origin token -> excluded subscriber
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
-}
-
-type pendingFrom struct {
-	from phx.Subscriber
-	at   time.Time
 }
 
 var (
@@ -98,7 +92,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 		return nil, errors.New("redispubsub: the history's Prefix must differ from the PubSub's")
 	}
 	h := &History{ps: ps, client: ps.client, prefix: c.Prefix, node: ps.o.NodeID,
-		pending: make(map[string]pendingFrom), done: make(chan struct{})}
+		done: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(h.ctx, ps.o.SubscribeTimeout)
 	defer cancel()
@@ -222,7 +216,7 @@ func (h *History) Append(ctx context.Context, topic string, m phx.HistoryMessage
 func (h *History) AppendPublish(ctx context.Context, b *phx.Broadcast, from phx.Subscriber, opts phx.HistoryOptions) (phx.Position, error) {
 	token := strconv.FormatUint(h.seq.Add(1), 36)
 	if from != nil {
-		h.expect(token, from)
+		h.pending.Expect(token, from)
 	}
 	origin := h.node + "/" + token
 	head := make([]byte, 0, 16+len(b.Topic)+len(b.Event)+len(origin))
@@ -233,7 +227,7 @@ func (h *History) AppendPublish(ctx context.Context, b *phx.Broadcast, from phx.
 	}
 	pos, err := h.append(ctx, b.Topic, phx.HistoryMessage{Event: b.Event, Payload: b.Payload.Data}, opts, h.channel(b.Topic), string(head))
 	if err != nil && from != nil {
-		h.take(token)
+		h.pending.Take(token)
 	}
 	return pos, err
 }
@@ -330,34 +324,6 @@ func parseEntry(e any) (phx.HistoryMessage, error) {
 	return phx.HistoryMessage{Offset: o, Event: ev, Payload: []byte(p), Time: time.UnixMilli(ms)}, nil
 }
 
-// expect remembers that this node's broadcast token excludes from, until
-// its message comes back; entries whose message never came back are
-// dropped after a minute.
-func (h *History) expect(token string, from phx.Subscriber) {
-	now := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.pending) >= 1024 {
-		for k, p := range h.pending {
-			if now.Sub(p.at) > time.Minute {
-				delete(h.pending, k)
-			}
-		}
-	}
-	h.pending[token] = pendingFrom{from: from, at: now}
-}
-
-// take returns and forgets the subscriber token excludes.
-func (h *History) take(token string) phx.Subscriber {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p, ok := h.pending[token]
-	if ok {
-		delete(h.pending, token)
-	}
-	return p.from
-}
-
 // receive delivers the recorded broadcasts Redis sends to this node's
 // subscribers, in the order Redis sends them.
 func (h *History) receive() {
@@ -399,7 +365,7 @@ func (h *History) deliver(msg []byte) {
 	}
 	var from phx.Subscriber
 	if node, token, ok := cut(f[2]); ok && node == h.node {
-		from = h.take(token)
+		from = h.pending.Take(token)
 	}
 	b := phx.RecordedBroadcast(f[0], phx.HistoryMessage{Offset: off, Event: f[1], Payload: rest[nl+1:]})
 	_ = h.ps.LocalBroadcast(b, from)
