@@ -67,11 +67,14 @@ func (op originPattern) match(u *url.URL) bool {
 			return false
 		}
 	}
-	host := strings.ToLower(u.Hostname())
-	if host == op.host {
-		return true
-	}
-	return op.wildcard && strings.HasSuffix(host, "."+op.host)
+	return op.matchHost(u.Hostname())
+}
+
+// matchHost reports whether host (a name or IP, no port) is the pattern's
+// host or, for a wildcard, one of its subdomains.
+func (op originPattern) matchHost(host string) bool {
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	return host == op.host || op.wildcard && strings.HasSuffix(host, "."+op.host)
 }
 
 // parseHostPattern parses one entry of Options.Hosts: "example.com",
@@ -91,27 +94,26 @@ func parseHostPattern(h string) (originPattern, error) {
 // matchHost reports whether host (a name or IP, no port) matches one of
 // the patterns.
 func matchHost(host string, hosts []originPattern) bool {
-	host = strings.ToLower(strings.Trim(host, "[]"))
 	for _, op := range hosts {
-		if host == op.host || op.wildcard && strings.HasSuffix(host, "."+op.host) {
+		if op.matchHost(host) {
 			return true
 		}
 	}
 	return false
 }
 
-// requestHostname is r.Host without its port.
-func requestHostname(r *http.Request) string {
-	if host, _, err := net.SplitHostPort(r.Host); err == nil {
+// hostname is a Host header's value without its port.
+func hostname(hostport string) string {
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
 		return host
 	}
-	return r.Host
+	return hostport
 }
 
 // checkHost applies Options.Hosts: with it set, a request must name one of
 // them in its Host header.
 func (s *Server) checkHost(r *http.Request) bool {
-	return len(s.hosts) == 0 || matchHost(requestHostname(r), s.hosts)
+	return len(s.hosts) == 0 || matchHost(hostname(r.Host), s.hosts)
 }
 
 // CheckRequest applies [Options.Hosts] and the origin check
@@ -168,10 +170,7 @@ func originAllowed(origin, requestHost string, allowed []originPattern) bool {
 		return false
 	}
 	if len(allowed) == 0 {
-		h := requestHost
-		if host, _, err := net.SplitHostPort(requestHost); err == nil {
-			h = host
-		}
+		h := hostname(requestHost)
 		return h != "" && strings.EqualFold(u.Hostname(), strings.Trim(h, "[]"))
 	}
 	for _, op := range allowed {
