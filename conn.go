@@ -340,16 +340,8 @@ func (c *conn) handleFrame(data []byte, binary bool) error {
 // left. Either way it counts against MaxRateLimited, past which the
 // connection is closed.
 func (c *conn) overRate(msg Message, now time.Time) {
-	n := c.limits.rateLimited(now)
-	if max := c.srv.opts.MaxRateLimited; max >= 0 && n > max {
-		c.policyClose("phx: closing connection far over its message rate limit", "rate limit exceeded",
-			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst,
-			"max_rate_limited", max, "window", rateLimitedWindow)
+	if c.countRateLimited(now, "refusing") {
 		return
-	}
-	if n == 1 {
-		c.log.Info("phx: refusing messages over the connection's rate limit",
-			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
 	}
 	switch {
 	case msg.Topic == topicPhoenix && msg.Event == eventHeartbeat, msg.Event == eventLeave:
@@ -363,6 +355,25 @@ func (c *conn) overRate(msg Message, now time.Time) {
 	default:
 		_ = c.reply(msg.JoinRef, msg.Ref, msg.Topic, "error", replyRateLimited)
 	}
+}
+
+// countRateLimited counts one message over MaxInboundRate against
+// MaxRateLimited and closes the connection past it (it then reports true);
+// the first one of a window is logged, with what happens to such messages
+// (verb: "refusing", "dropping").
+func (c *conn) countRateLimited(now time.Time, verb string) (closed bool) {
+	n := c.limits.rateLimited(now)
+	if max := c.srv.opts.MaxRateLimited; max >= 0 && n > max {
+		c.policyClose("phx: closing connection far over its message rate limit", "rate limit exceeded",
+			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst,
+			"max_rate_limited", max, "window", rateLimitedWindow)
+		return true
+	}
+	if n == 1 {
+		c.log.Info("phx: "+verb+" messages over the connection's rate limit",
+			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
+	}
+	return false
 }
 
 // dispatch routes one decoded message, as Phoenix's socket process does.

@@ -153,12 +153,7 @@ func (s *Server) rawConnect(info *ConnectInfo, connect RawConnectFunc) (sock Raw
 		return nil, http.StatusInternalServerError, err
 	}
 	if err != nil {
-		status = http.StatusForbidden
-		var sc interface{ StatusCode() int }
-		if errors.As(err, &sc) && sc.StatusCode() >= 400 {
-			status = sc.StatusCode()
-		}
-		return nil, status, err
+		return nil, refusalStatus(err), err
 	}
 	return sock, 0, nil
 }
@@ -244,13 +239,7 @@ func (r *RawConn) handleIn(data []byte, binary bool) error {
 	c := r.c
 	now := time.Now()
 	if !c.limits.allow(now, c.srv.opts.MaxInboundRate, c.srv.opts.InboundBurst) {
-		n := c.limits.rateLimited(now)
-		if max := c.srv.opts.MaxRateLimited; max >= 0 && n > max {
-			c.policyClose("phx: closing raw socket far over its message rate limit", "rate limit exceeded",
-				"rate", c.srv.opts.MaxInboundRate, "max_rate_limited", max)
-		} else if n == 1 {
-			c.log.Info("phx: dropping raw socket messages over the connection's rate limit", "rate", c.srv.opts.MaxInboundRate)
-		}
+		c.countRateLimited(now, "dropping") // a raw protocol has no error reply
 		return nil
 	}
 	// The transport reuses its read buffer on some paths: HandleIn may

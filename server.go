@@ -537,12 +537,7 @@ func (s *Server) connect(info *ConnectInfo) (assigns Assigns, id string, status 
 	if s.opts.Connect != nil {
 		assigns, err = s.opts.Connect(info)
 		if err != nil {
-			status = http.StatusForbidden
-			var sc interface{ StatusCode() int }
-			if errors.As(err, &sc) && sc.StatusCode() >= 400 {
-				status = sc.StatusCode()
-			}
-			return nil, "", status, err
+			return nil, "", refusalStatus(err), err
 		}
 	}
 	if assigns == nil {
@@ -552,4 +547,15 @@ func (s *Server) connect(info *ConnectInfo) (assigns Assigns, id string, status 
 		id = s.opts.ID(assigns)
 	}
 	return assigns, id, 0, nil
+}
+
+// refusalStatus is the HTTP status for a connection a connect function
+// refused with err: 403, or the error's StatusCode() when it has one of
+// 400 or more.
+func refusalStatus(err error) int {
+	var sc interface{ StatusCode() int }
+	if errors.As(err, &sc) && sc.StatusCode() >= 400 {
+		return sc.StatusCode()
+	}
+	return http.StatusForbidden
 }
