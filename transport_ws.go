@@ -100,6 +100,13 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 // upgrade completes the WebSocket handshake: nil when it failed (the
 // response is written either way).
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport) *websocket.Conn {
+	if !isUpgrade(r) {
+		// coder/websocket answers 426 Upgrade Required; Phoenix answers a
+		// plain GET on the WebSocket path with 400.
+		s.log.Debug("phx: WebSocket upgrade failed: not an upgrade request", "remote", r.RemoteAddr)
+		http.Error(w, "phx: not a WebSocket upgrade request", http.StatusBadRequest)
+		return nil
+	}
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: s.opts.WriteTimeout}
 	accept := &websocket.AcceptOptions{
 		Subprotocols:       s.subprotocols,
@@ -117,13 +124,6 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 	if s.opts.Compress {
 		accept.CompressionMode = websocket.CompressionNoContextTakeover
 		accept.CompressionThreshold = s.opts.CompressThreshold
-	}
-	if !isUpgrade(r) {
-		// coder/websocket answers 426 Upgrade Required; Phoenix answers a
-		// plain GET on the WebSocket path with 400.
-		s.log.Debug("phx: WebSocket upgrade failed: not an upgrade request", "remote", r.RemoteAddr)
-		http.Error(w, "phx: not a WebSocket upgrade request", http.StatusBadRequest)
-		return nil
 	}
 	ws, err := websocket.Accept(uw, r, accept)
 	if err != nil {
