@@ -338,14 +338,15 @@ func (ch *channel) release() {
 	ch.conn.chWG.Done()
 }
 
-// joinReplyRef is the join_ref of the join's reply: the one the client
-// sent, null when it sent none, as Phoenix's socket answers (its channel
-// then uses the join's ref for everything else).
-func (ch *channel) joinReplyRef() Ref {
+// replyJoin answers the join (its ref joinMsgRef). The reply's join_ref is
+// the one the client sent, null when it sent none, as Phoenix's socket
+// answers (its channel then uses the join's ref for everything else).
+func (ch *channel) replyJoin(joinMsgRef Ref, status string, response Payload) error {
+	joinRef := ch.joinRef
 	if ch.joinRefNull {
-		return nil
+		joinRef = nil
 	}
-	return ch.joinRef
+	return ch.conn.reply(joinRef, joinMsgRef, ch.topic, status, response)
 }
 
 // duplicateJoinWait is how long a join that replaces a channel of its topic
@@ -391,7 +392,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		ch.joinAnswered.Store(true)
 		ch.markEnded()
 		c.unregister(ch)
-		_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", replyInternalError)
+		_ = ch.replyJoin(joinMsgRef, "error", replyInternalError)
 		ch.joined("error")
 		return false
 	}
@@ -430,7 +431,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		case errors.As(err, &re):
 			ch.log.Debug("phx: join refused", "reply", re.Response)
 			if p, perr := toPayload(re.Response); perr == nil {
-				_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, re.status(), p)
+				_ = ch.replyJoin(joinMsgRef, re.status(), p)
 				return false
 			} else {
 				ch.log.Error("phx: Join refused with a response that is not a JSON object; replying join refused",
@@ -441,7 +442,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 			ch.log.Info("phx: join refused", "err", err)
 			resp = reasonPayload("join refused")
 		}
-		_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", resp)
+		_ = ch.replyJoin(joinMsgRef, "error", resp)
 		return false
 	}
 	replyPayload, perr := toPayload(reply)
@@ -454,7 +455,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		ch.unsubscribe()
 		ch.markEnded()
 		c.unregister(ch)
-		_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", replyInternalError)
+		_ = ch.replyJoin(joinMsgRef, "error", replyInternalError)
 		ch.joined("error")
 		if t, ok := ch.impl.(Terminator); ok {
 			ch.safeTerminate(t, fmt.Errorf("phx: Join reply: %w", perr))
@@ -479,7 +480,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		replyPayload = mergeFields(replyPayload, rec.fields)
 	}
 	ch.replayedTo.Store(rec.last)
-	_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "ok", replyPayload)
+	_ = ch.replyJoin(joinMsgRef, "ok", replyPayload)
 	ch.joined("ok")
 	ch.replay(rec)
 	ch.flushHeld(rec.last)
@@ -549,7 +550,7 @@ func (ch *channel) joinTimedOut(joinMsgRef Ref) {
 	c.srv.metrics.joinsTimedOut.Add(1)
 	ch.log.Warn("phx: Join still running after JoinTimeout; join refused", "timeout", c.srv.opts.JoinTimeout)
 	c.unregister(ch)
-	_ = c.reply(ch.joinReplyRef(), joinMsgRef, ch.topic, "error", replyJoinTimeout)
+	_ = ch.replyJoin(joinMsgRef, "error", replyJoinTimeout)
 	ch.joined("timeout")
 	ch.requestStop(ErrJoinTimeout)
 }
