@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,26 @@ type HistoryConfig struct {
 	// channel "<Prefix>:<topic>". Nodes of one cluster must use the same,
 	// and it must differ from the PubSub's Prefix. Default "phxh".
 	Prefix string
+	// Timeout bounds each Append, AppendPublish and Read (the caller's
+	// context still applies when it ends sooner). Default 250 ms; a
+	// healthy Redis answers in well under a millisecond.
+	//
+	// A call that fails because Redis does not answer (the timeout, a
+	// lost connection; not an error Redis replies with) marks the history
+	// down: from then on every call fails at once, without touching the
+	// network, with an error wrapping [phx.ErrHistoryUnavailable], until a
+	// PING sent every 100 ms by one background goroutine is answered; so
+	// do calls while the PubSub knows its connection is lost. The
+	// library records a topic's broadcasts one at a time, so with Redis
+	// frozen one sender waits up to Timeout and the others are told at
+	// once that their broadcast was not sent. An append that reaches Redis
+	// more than Timeout + 1 s after it was sent (by Redis's clock: keep
+	// the nodes' clocks in sync) changes nothing, so a broadcast reported
+	// as failed because Redis was frozen is not recorded or delivered when
+	// Redis resumes. What remains is the rare reply lost after Redis ran
+	// the append (the connection cut at that instant): the caller gets an
+	// error for a broadcast that was recorded.
+	Timeout time.Duration
 }
 
 // History is a [phx.HistoryStore] on Redis, shared by every node using
@@ -67,6 +89,10 @@ type History struct {
 	seq     atomic.Uint64
 	pending pending.Froms // origin token -> excluded subscriber
 
+	timeout time.Duration
+	down    atomic.Bool // Redis did not answer; calls fail at once until a PING is answered
+	probes  sync.WaitGroup
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -88,11 +114,14 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 	if c.Prefix == "" {
 		c.Prefix = "phxh"
 	}
+	if c.Timeout <= 0 {
+		c.Timeout = 250 * time.Millisecond
+	}
 	if c.Prefix == ps.o.Prefix {
 		return nil, errors.New("redispubsub: the history's Prefix must differ from the PubSub's")
 	}
 	h := &History{ps: ps, client: ps.client, prefix: c.Prefix, node: ps.o.NodeID,
-		done: make(chan struct{})}
+		timeout: c.Timeout, done: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	ctx, cancel := context.WithTimeout(h.ctx, ps.o.SubscribeTimeout)
 	defer cancel()
@@ -111,6 +140,7 @@ func (h *History) Close() error {
 	h.cancel()
 	err := h.sub.Close()
 	<-h.done
+	h.probes.Wait()
 	return err
 }
 
@@ -127,9 +157,16 @@ func (h *History) Keys(topic string) [2]string {
 // luaCommon loads the topic's hash (creating it, or starting a new epoch
 // when the stream is gone while offsets were given out), and defines the
 // age trim. KEYS[1] is the hash, KEYS[2] the stream, ARGV[1] a fresh epoch.
-const luaCommon = `
+const luaCommon = luaNow + luaLoad
+
+// luaNow sets now, Redis's clock in milliseconds.
+const luaNow = `
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+`
+
+// luaLoad is luaCommon after the clock.
+const luaLoad = `
 local m = redis.call('HMGET', KEYS[1], 'e', 't', 'a')
 local epoch, top, age = m[1], tonumber(m[2]), tonumber(m[3])
 local function reset()
@@ -161,8 +198,13 @@ end
 
 // appendScript: ARGV[2] event, [3] payload, [4] max messages, [5] max age
 // in ms, [6] channel or "" not to publish, [7] the published message's
-// head. Returns {epoch, offset}.
-var appendScript = redis.NewScript(luaCommon + `
+// head, [8] the call's deadline in Unix ms (plus the clock slack). Returns
+// {epoch, offset}, or the error PHXLATE, having changed nothing, when it
+// runs after the deadline: a call that gave up on a frozen Redis must not
+// be recorded when Redis resumes.
+var appendScript = redis.NewScript(luaNow + `
+if now > tonumber(ARGV[8]) then return redis.error_reply('PHXLATE') end
+` + luaLoad + `
 top = top + 1
 age = tonumber(ARGV[5])
 redis.call('XADD', KEYS[2], 'MAXLEN', '=', ARGV[4], top .. '-0', 'e', ARGV[2], 'p', ARGV[3], 't', now)
@@ -206,6 +248,62 @@ func fail(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("redispubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, err)
 }
 
+// errHistoryDown is the cause given while the history is marked down or
+// the PubSub knows its connection is lost.
+var errHistoryDown = errors.New("no answer from Redis recently; waiting for it to answer a PING")
+
+// run runs script within the history's Timeout, failing at once while
+// the history is down, and marks it down when Redis does not answer.
+func (h *History) run(ctx context.Context, op string, script *redis.Script, keys []string, args ...any) ([]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redispubsub: history %s: %w", op, err)
+	}
+	if h.down.Load() || !h.ps.r.Connected() {
+		return nil, fmt.Errorf("redispubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, errHistoryDown)
+	}
+	cctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	res, err := script.Run(cctx, h.client, keys, args...).Slice()
+	if err == nil {
+		return res, nil
+	}
+	var replied redis.Error
+	if ctx.Err() == nil && !errors.As(err, &replied) {
+		h.markDown(err)
+	}
+	return nil, fail(ctx, op, err)
+}
+
+// markDown makes calls fail at once and starts the goroutine that PINGs
+// Redis until it answers.
+func (h *History) markDown(cause error) {
+	if h.down.Swap(true) {
+		return
+	}
+	h.ps.r.Logger().Warn("phx pubsub: history store not answering; recorded broadcasts fail until it does", "err", cause)
+	h.probes.Add(1)
+	go func() {
+		defer h.probes.Done()
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
+			err := h.client.Ping(ctx).Err()
+			cancel()
+			if err == nil {
+				h.down.Store(false)
+				h.ps.r.Logger().Info("phx pubsub: history store answering again")
+				return
+			}
+		}
+	}()
+}
+
 // Append implements [phx.HistoryStore]: it records m without delivering it.
 func (h *History) Append(ctx context.Context, topic string, m phx.HistoryMessage, opts phx.HistoryOptions) (phx.Position, error) {
 	return h.append(ctx, topic, m, opts, "", "")
@@ -238,14 +336,21 @@ func (h *History) AppendPublish(ctx context.Context, b *phx.Broadcast, from phx.
 const envelopeVersion = 1
 
 func (h *History) append(ctx context.Context, topic string, m phx.HistoryMessage, opts phx.HistoryOptions, channel, head string) (phx.Position, error) {
-	if err := ctx.Err(); err != nil {
-		return phx.Position{}, fmt.Errorf("redispubsub: history append: %w", err)
-	}
 	opts = defaults(opts)
-	res, err := appendScript.Run(ctx, h.client, []string{h.metaKey(topic), h.streamKey(topic)},
-		newEpoch(), m.Event, m.Payload, opts.MaxMessages, opts.MaxAge.Milliseconds(), channel, head).Slice()
+	deadline := time.Now().Add(h.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	res, err := h.run(ctx, "append", appendScript, []string{h.metaKey(topic), h.streamKey(topic)},
+		newEpoch(), m.Event, m.Payload, opts.MaxMessages, opts.MaxAge.Milliseconds(), channel, head,
+		deadline.Add(clockSlack).UnixMilli())
 	if err != nil {
-		return phx.Position{}, fail(ctx, "append", err)
+		if strings.Contains(err.Error(), "PHXLATE") && ctx.Err() == nil {
+			// Answered in time, yet late by Redis's clock: the clocks disagree.
+			h.ps.r.Logger().Error("phx pubsub: Redis's clock is ahead of this node's by more than the history's Timeout + 1 s; recorded broadcasts fail until the clocks agree")
+			err = fmt.Errorf("%w (Redis's clock is ahead of this node's)", err)
+		}
+		return phx.Position{}, err
 	}
 	if len(res) != 2 {
 		return phx.Position{}, fail(ctx, "append", fmt.Errorf("unexpected script answer %v", res))
@@ -254,6 +359,10 @@ func (h *History) append(ctx context.Context, topic string, m phx.HistoryMessage
 	off, _ := res[1].(int64)
 	return phx.Position{Epoch: epoch, Offset: uint64(off)}, nil
 }
+
+// clockSlack is how far Redis's clock may be ahead of a node's before
+// appends are refused as late (see appendScript).
+const clockSlack = time.Second
 
 // defaults fills opts' zero bounds as phx does.
 func defaults(o phx.HistoryOptions) phx.HistoryOptions {
@@ -271,13 +380,10 @@ func defaults(o phx.HistoryOptions) phx.HistoryOptions {
 
 // Read implements [phx.HistoryStore].
 func (h *History) Read(ctx context.Context, topic string, after uint64, max int) (phx.HistoryPage, error) {
-	if err := ctx.Err(); err != nil {
-		return phx.HistoryPage{}, fmt.Errorf("redispubsub: history read: %w", err)
-	}
-	res, err := readScript.Run(ctx, h.client, []string{h.metaKey(topic), h.streamKey(topic)},
-		newEpoch(), after, max).Slice()
+	res, err := h.run(ctx, "read", readScript, []string{h.metaKey(topic), h.streamKey(topic)},
+		newEpoch(), after, max)
 	if err != nil {
-		return phx.HistoryPage{}, fail(ctx, "read", err)
+		return phx.HistoryPage{}, err
 	}
 	if len(res) != 4 {
 		return phx.HistoryPage{}, fail(ctx, "read", fmt.Errorf("unexpected script answer %v", res))

@@ -2,7 +2,10 @@ package redispubsub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,4 +164,90 @@ func TestHistoryInteropAcrossNodes(t *testing.T) {
 	}
 	rs := startRedis(t)
 	clustertest.HistoryInterop(t, historyNode(t, rs, "A"), historyNode(t, rs, "B"), "../../testdata/interop")
+}
+
+// With Redis frozen (SIGSTOP: connections open, no answers), the first
+// recorded broadcast fails after the history's Timeout and the next ones
+// fail at once; none of them is recorded or delivered when Redis resumes,
+// and appends continue with the next offset.
+func TestHistoryFrozen(t *testing.T) {
+	rs := startRedis(t)
+	n := historyNode(t, rs, "A")
+	h := n.History.(*History)
+	got := make(chan *phx.Broadcast, 100)
+	if err := n.PubSub.Subscribe("t", phx.NewSubscriber(func(b *phx.Broadcast) { got <- b })); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	publish := func(body string) (phx.Position, error) {
+		b, err := phx.NewBroadcast("t", "e", map[string]string{"body": body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.AppendPublish(ctx, b, nil, phx.HistoryOptions{})
+	}
+	if pos, err := publish("before"); err != nil || pos.Offset != 1 {
+		t.Fatalf("before the freeze: %+v, %v", pos, err)
+	}
+	rs.Freeze(t)
+	start := time.Now()
+	if _, err := publish("frozen 0"); !errors.Is(err, phx.ErrHistoryUnavailable) {
+		t.Fatalf("first append while frozen: %v", err)
+	}
+	first := time.Since(start)
+	if first < 200*time.Millisecond || first > time.Second {
+		t.Fatalf("the first append failed after %v, want about the 250 ms Timeout", first)
+	}
+	var slowest time.Duration
+	for i := 1; i <= 100; i++ {
+		s := time.Now()
+		if _, err := publish(fmt.Sprint("frozen ", i)); !errors.Is(err, phx.ErrHistoryUnavailable) {
+			t.Fatalf("append %d while frozen: %v", i, err)
+		}
+		if _, err := h.Read(ctx, "t", 0, 10); !errors.Is(err, phx.ErrHistoryUnavailable) {
+			t.Fatalf("read %d while frozen: %v", i, err)
+		}
+		slowest = max(slowest, time.Since(s))
+	}
+	t.Logf("first append failed after %v; the next 100 appends and reads: slowest %v", first, slowest)
+	if slowest > 5*time.Millisecond {
+		t.Fatalf("an append while known down took %v", slowest)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the first append's deadline + clock slack
+	rs.Thaw(t)
+	deadline := time.Now().Add(3 * time.Second)
+	var pos phx.Position
+	for {
+		var err error
+		if pos, err = publish("after"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("append after the thaw: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if pos.Offset != 2 {
+		t.Fatalf("first append after the thaw got offset %d, want 2 (nothing from the freeze recorded)", pos.Offset)
+	}
+	var bodies []string
+	timeout := time.After(5 * time.Second)
+	for len(bodies) < 2 {
+		select {
+		case b := <-got:
+			var m struct{ Body string }
+			_ = json.Unmarshal(b.Payload.Data, &m)
+			bodies = append(bodies, fmt.Sprint(b.Offset(), " ", m.Body))
+		case <-timeout:
+			t.Fatalf("delivered: %q", bodies)
+		}
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("delivered after %q: %s", bodies, b.Payload.Data)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if want := []string{"1 before", "2 after"}; !slices.Equal(bodies, want) {
+		t.Fatalf("delivered %q, want %q", bodies, want)
+	}
 }
