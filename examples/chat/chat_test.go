@@ -6,22 +6,21 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/phxgo/phx"
 )
 
 func TestTwoUsersChat(t *testing.T) {
-	env := newTestEnv(t, NewMemoryStore(0)) // the chat's own store, as on a cluster
+	env := newTestEnv(t)
 	ann, bob := env.dial(t, "ann"), env.dial(t, "bob")
 	const topic = "room:lobby"
-	if h := ann.joinOK(topic, nil); len(h.Messages) != 0 {
-		t.Fatalf("new room has history %v", h.Messages)
-	}
+	ann.joinOK(topic, nil)
 	bob.joinOK(topic, nil)
 
 	before := time.Now().UnixMilli()
@@ -45,8 +44,8 @@ func TestTwoUsersChat(t *testing.T) {
 	if err := json.Unmarshal(got.Payload, &raw); err != nil {
 		t.Fatal(err)
 	}
-	if len(raw) != 4 || raw["id"] != 2.0 || raw["user"] != "bob" || raw["body"] != "hi ann" {
-		t.Errorf("ann got %s, want {id:2,user:bob,body:hi ann,at:...}", got.Payload)
+	if len(raw) != 4 || raw["phx_offset"] != 2.0 || raw["user"] != "bob" || raw["body"] != "hi ann" {
+		t.Errorf("ann got %s, want {user:bob,body:hi ann,at:...,phx_offset:2}", got.Payload)
 	}
 	if _, ok := raw["at"].(float64); !ok {
 		t.Errorf("at is %T, want a number (unix ms)", raw["at"])
@@ -56,138 +55,8 @@ func TestTwoUsersChat(t *testing.T) {
 	}
 }
 
-func TestHistoryCatchUp(t *testing.T) {
-	env := newTestEnv(t, NewMemoryStore(0)) // the chat's own store, as on a cluster
-	ann := env.dial(t, "ann")
-	const topic = "room:history"
-	ann.joinOK(topic, nil)
-	for i := 1; i <= 5; i++ {
-		ann.say(topic, fmt.Sprintf("m%d", i))
-	}
-
-	bob := env.dial(t, "bob")
-	h := bob.joinOK(topic, map[string]any{"last_seen_id": 3})
-	if got := bodies(h.Messages); !reflect.DeepEqual(got, []string{"m4", "m5"}) || h.Reset {
-		t.Errorf("join with last_seen_id 3: %v (reset %v), want [m4 m5]", got, h.Reset)
-	}
-	if h.Messages[0].ID != 4 || h.Messages[0].User != "ann" || h.Messages[0].At == 0 {
-		t.Errorf("history message %+v lacks id/user/at", h.Messages[0])
-	}
-
-	// Without last_seen_id (or with null or 0): everything.
-	for _, p := range []any{nil, map[string]any{"last_seen_id": nil}, map[string]any{"last_seen_id": 0}} {
-		c := env.dial(t, "carol")
-		if got := bodies(c.joinOK(topic, p).Messages); len(got) != 5 || got[0] != "m1" {
-			t.Errorf("join with %v: %v, want m1..m5", p, got)
-		}
-		c.close()
-	}
-
-	// Up to date: nothing.
-	c := env.dial(t, "dave")
-	if h := c.joinOK(topic, map[string]any{"last_seen_id": 5}); len(h.Messages) != 0 || h.Reset {
-		t.Errorf("join with last_seen_id 5: %+v, want no messages", h)
-	}
-	c.close()
-
-	// A rejoin on the same connection (as phoenix.js does after a lost
-	// connection, with its params function) gets what was sent meanwhile.
-	bob.push(topic, "phx_leave", nil)
-	ann.say(topic, "m6")
-	ann.say(topic, "m7")
-	if got := bodies(bob.joinOK(topic, map[string]any{"last_seen_id": 5}).Messages); !reflect.DeepEqual(got, []string{"m6", "m7"}) {
-		t.Errorf("rejoin: %v, want [m6 m7]", got)
-	}
-
-	// Bad last_seen_id values are refused.
-	for _, v := range []any{"7", 1.5, []int{1}} {
-		r := env.dial(t, "eve").join(topic, map[string]any{"last_seen_id": v})
-		if r.Status != "error" || string(r.Response) != `{"reason":"invalid last_seen_id"}` {
-			t.Errorf("last_seen_id %v: %s %s", v, r.Status, r.Response)
-		}
-	}
-}
-
-func TestHistoryIsTheLast100(t *testing.T) {
-	env := newTestEnv(t, NewMemoryStore(0)) // the chat's own store, as on a cluster
-	ctx := context.Background()
-	for i := 1; i <= 150; i++ {
-		if _, err := env.app.chat.store.Append(ctx, "big", Message{User: "ann", Body: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c := env.dial(t, "bob")
-	h := c.joinOK("room:big", nil)
-	if len(h.Messages) != 100 || h.Messages[0].ID != 51 || h.Messages[99].ID != 150 {
-		t.Fatalf("got %d messages, ids %d..%d; want the last 100 (51..150)", len(h.Messages), h.Messages[0].ID, h.Messages[len(h.Messages)-1].ID)
-	}
-	h = c.joinOK("room:big", map[string]any{"last_seen_id": 140})
-	if len(h.Messages) != 10 || h.Messages[0].ID != 141 {
-		t.Fatalf("last_seen_id 140: %d messages from %d, want 10 from 141", len(h.Messages), h.Messages[0].ID)
-	}
-}
-
-// A client whose last_seen_id is ahead of the room saw the IDs of an earlier
-// run of the server: it gets the whole current history, flagged reset.
-func TestHistoryReset(t *testing.T) {
-	env := newTestEnv(t, NewMemoryStore(0)) // the chat's own store, as on a cluster
-	ann := env.dial(t, "ann")
-	ann.joinOK("room:fresh", nil)
-	ann.say("room:fresh", "after restart")
-
-	bob := env.dial(t, "bob")
-	h := bob.joinOK("room:fresh", map[string]any{"last_seen_id": 42})
-	if !h.Reset || !reflect.DeepEqual(bodies(h.Messages), []string{"after restart"}) {
-		t.Errorf("got %+v, want reset with [after restart]", h)
-	}
-	h = bob.joinOK("room:empty", map[string]any{"last_seen_id": 42})
-	if !h.Reset || len(h.Messages) != 0 {
-		t.Errorf("empty room: got %+v, want reset with no messages", h)
-	}
-	// Caught up is not a reset.
-	if h := bob.joinOK("room:fresh", map[string]any{"last_seen_id": 1}); h.Reset || len(h.Messages) != 0 {
-		t.Errorf("caught up: got %+v", h)
-	}
-}
-
-// gapStore stores a message, as a concurrent sender would, right after the
-// first history read of a room: before the joining channel subscribes.
-type gapStore struct {
-	*MemoryStore
-	once   sync.Once
-	inject func()
-}
-
-func (s *gapStore) Since(ctx context.Context, room string, after int64, limit int) ([]Message, error) {
-	msgs, err := s.MemoryStore.Since(ctx, room, after, limit)
-	if room == "gap" {
-		s.once.Do(s.inject)
-	}
-	return msgs, err
-}
-
-func TestMessageSentDuringJoinIsNotLost(t *testing.T) {
-	store := &gapStore{MemoryStore: NewMemoryStore(0)}
-	env := newTestEnv(t, store)
-	store.inject = func() {
-		m, err := store.Append(context.Background(), "gap", Message{User: "ann", Body: "sneaky", At: time.Now().UnixMilli()})
-		if err != nil {
-			t.Error(err)
-		}
-		env.app.socket.Broadcast("room:gap", "new_msg", m) // not subscribed yet: missed
-	}
-	bob := env.dial(t, "bob")
-	if h := bob.joinOK("room:gap", nil); len(h.Messages) != 0 {
-		t.Fatalf("history %v, want none (the message came after the read)", h.Messages)
-	}
-	m := bob.nextEvent("room:gap", "new_msg").message(t)
-	if m.ID != 1 || m.Body != "sneaky" {
-		t.Fatalf("got %+v, want the message stored during the join", m)
-	}
-}
-
 func TestNewMsgErrors(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	ann, bob := env.dial(t, "ann"), env.dial(t, "bob")
 	const topic = "room:errors"
 	ann.joinOK(topic, nil)
@@ -229,7 +98,7 @@ func TestNewMsgErrors(t *testing.T) {
 }
 
 func TestTypingGoesToOthersOnly(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	ann, bob, carol := env.dial(t, "ann"), env.dial(t, "bob"), env.dial(t, "carol")
 	const topic = "room:typing"
 	for _, cl := range []*client{ann, bob, carol} {
@@ -258,7 +127,7 @@ func TestTypingGoesToOthersOnly(t *testing.T) {
 }
 
 func TestInvalidRoom(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	c := env.dial(t, "ann")
 	for _, topic := range []string{"room:", "room:Lobby", "room:a b", "room:a/b", "room:a.b", "room:é", "room:" + strings.Repeat("a", 65), "room:lobby:sub"} {
 		r := c.join(topic, nil)
@@ -276,7 +145,7 @@ func TestInvalidRoom(t *testing.T) {
 }
 
 func TestConnectRefused(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	other, err := newAuth([]byte(strings.Repeat("s", 32)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +189,7 @@ func TestConnectRefused(t *testing.T) {
 }
 
 func TestSocketID(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	c := env.dial(t, "ann")
 	c.joinOK("room:lobby", nil)
 	// Disconnect by socket ID closes ann's connection.
@@ -337,7 +206,7 @@ func TestSocketID(t *testing.T) {
 // Concurrent senders in one room: every member receives the messages in ID
 // order, with no gaps.
 func TestConcurrentSendersKeepIDOrder(t *testing.T) {
-	env := newTestEnv(t, nil) // the library's history orders the broadcasts
+	env := newTestEnv(t) // the library's history orders the broadcasts
 	const topic = "room:busy"
 	const senders, each = 6, 25
 	watcher := env.dial(t, "watcher")
@@ -374,7 +243,7 @@ func TestConcurrentSendersKeepIDOrder(t *testing.T) {
 }
 
 func TestTokenEndpoint(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	post := func(body string) (*http.Response, map[string]string) {
 		t.Helper()
 		resp, err := http.Post(env.srv.URL+"/api/token", "application/json", strings.NewReader(body))
@@ -471,7 +340,7 @@ func presenceKeys(t *testing.T, raw json.RawMessage) string {
 }
 
 func TestOnlineUsers(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	const topic = "room:lobby"
 	ann := env.dial(t, "ann")
 	ann.joinOK(topic, nil)
@@ -524,12 +393,12 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// On one node the rooms' history is the library's: a rejoin with the last
+// The rooms' history is the library's: a rejoin with the last
 // phx_position gets recovered: true and the missed messages after the
 // reply, then live ones; a position the server cannot honour gets
 // recovered: false.
 func TestLibraryHistoryCatchUp(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	const topic = "room:lib"
 	ann, bob := env.dial(t, "ann"), env.dial(t, "bob")
 	ann.joinOK(topic, nil)
@@ -574,5 +443,43 @@ func TestLibraryHistoryCatchUp(t *testing.T) {
 	r = carol.join(topic, map[string]any{"phx_position": map[string]any{"epoch": "0123456789abcdef01234567", "offset": 3}})
 	if err := json.Unmarshal(r.Response, &reply); err != nil || reply.Recovered || reply.Replayed != 0 || reply.Position.Offset != 5 {
 		t.Fatalf("other epoch: %s %v", r.Response, err)
+	}
+}
+
+// unavailableHistory is a history store whose server does not answer.
+type unavailableHistory struct{}
+
+func (unavailableHistory) Append(context.Context, string, phx.HistoryMessage, phx.HistoryOptions) (phx.Position, error) {
+	return phx.Position{}, fmt.Errorf("test store: %w", phx.ErrHistoryUnavailable)
+}
+
+func (unavailableHistory) Read(context.Context, string, uint64, int) (phx.HistoryPage, error) {
+	return phx.HistoryPage{}, fmt.Errorf("test store: %w", phx.ErrHistoryUnavailable)
+}
+
+// While the history's store does not answer (the broker, on a cluster),
+// rooms can still be joined, typing hints still go out, and a message is
+// refused with "unavailable": not delivered to anyone, so the page can
+// offer to send it again.
+func TestHistoryUnavailable(t *testing.T) {
+	env := newTestEnvWith(t, appConfig{History: unavailableHistory{}})
+	const topic = "room:down"
+	ann, bob := env.dial(t, "ann"), env.dial(t, "bob")
+	if r := ann.JoinOK(topic, nil); string(r.Response) != "{}" {
+		t.Fatalf("join with the store down: %s, want {} (no position to give)", r.Response)
+	}
+	r := bob.join(topic, map[string]any{"phx_position": map[string]any{"epoch": "0123456789abcdef01234567", "offset": 3}})
+	if r.Status != "ok" || !strings.Contains(string(r.Response), `"recovered":false`) || strings.Contains(string(r.Response), "phx_position") {
+		t.Fatalf("rejoin with the store down: %s %s, want ok, recovered false, no position", r.Status, r.Response)
+	}
+	if r := ann.push(topic, "new_msg", map[string]string{"body": "lost?"}); r.Status != "error" || string(r.Response) != `{"reason":"unavailable"}` {
+		t.Fatalf("new_msg with the store down: %s %s", r.Status, r.Response)
+	}
+	if r := ann.push(topic, "typing", map[string]any{}); r.Status != "ok" {
+		t.Fatalf("typing: %s %s", r.Status, r.Response)
+	}
+	bob.nextEvent(topic, "typing")
+	if bob.seenEvent(topic, "new_msg") || ann.seenEvent(topic, "new_msg") {
+		t.Fatal("a message that was not recorded was delivered")
 	}
 }

@@ -21,7 +21,7 @@ import (
 // within the presence down period.
 func TestClusterOfThreeProcesses(t *testing.T) {
 	requireNode(t)
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func TestClusterOfThreeProcesses(t *testing.T) {
 	var nodes []*chatProcess
 	for i := 1; i <= 3; i++ {
 		nodes = append(nodes, startChatWithSecret(t, secret,
-			"-pubsub", ns.ClientURL(), "-node", fmt.Sprint(i), "-presence-down", down.String()))
+			"-pubsub", ns.ClientURL(), "-presence-down", down.String()))
 	}
 
 	runNode(t, 30*time.Second, nil, filepath.Join("e2e", "cluster.mjs"), nodes[0].url, nodes[1].url, nodes[2].url, "c1")

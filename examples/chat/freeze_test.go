@@ -14,21 +14,25 @@ import (
 	"github.com/phxgo/phx/internal/clienttest"
 )
 
-// TestLocalDeliveryWhileBrokerFrozen: two copies of the chat on a real
-// redis-server, which the test freezes (SIGSTOP) for 3 s while ann, on copy
-// 1, sends a message every 50 ms to bob, on copy 1 too. Local members never
-// wait on the broker: bob's delivery p99 and ann's reply p99 stay under
-// 50 ms during the freeze, and zed, on copy 2, gets every message once the
-// broker thaws.
-func TestLocalDeliveryWhileBrokerFrozen(t *testing.T) {
+// TestBrokerFrozen: two copies of the chat on a real redis-server, which
+// holds the rooms' history and which the test freezes (SIGSTOP) for 3 s
+// while ann, on copy 1, sends a message and a typing hint every 50 ms; bob
+// is on copy 1 too, zed on copy 2. A message needs its place in the shared
+// history before anyone may receive it, so while Redis is frozen messages
+// are refused with "unavailable" (the first after the history's 250 ms
+// Timeout, the others at once) and delivered to no one; typing hints, which
+// are not recorded, still reach bob without waiting. After the thaw the
+// next message gets the next ID on both copies: nothing from the freeze
+// was recorded.
+func TestBrokerFrozen(t *testing.T) {
 	redisPath, err := exec.LookPath("redis-server")
 	if err != nil {
 		missing(t, "redis-server is not installed (apt-get install redis-server)")
 	}
 	redis := startRedis(t, redisPath)
 	secret := fmt.Sprintf("freeze-secret-%d-0123456789abcdef0123456789", time.Now().UnixNano())
-	n1 := startChatWithSecret(t, secret, "-pubsub", "redis://"+redis.addr, "-node", "1")
-	n2 := startChatWithSecret(t, secret, "-pubsub", "redis://"+redis.addr, "-node", "2")
+	n1 := startChatWithSecret(t, secret, "-pubsub", "redis://"+redis.addr)
+	n2 := startChatWithSecret(t, secret, "-pubsub", "redis://"+redis.addr)
 	ann, bob, zed := dialNode(t, n1, "ann_f"), dialNode(t, n1, "bob_f"), dialNode(t, n2, "zed_f")
 	for _, c := range []*nodeClient{ann, bob, zed} {
 		c.JoinOK("room:freeze", map[string]any{})
@@ -43,35 +47,79 @@ func TestLocalDeliveryWhileBrokerFrozen(t *testing.T) {
 	}
 	frozen := time.Now()
 	sent := make([]time.Time, n)
-	refs := make([]string, n)
+	msgRefs, typingRefs := make([]string, n), make([]string, n)
 	for i := range n {
 		sent[i] = time.Now()
-		refs[i] = ann.Push("room:freeze", "new_msg", map[string]any{"body": fmt.Sprintf("m%d", i)})
+		msgRefs[i] = ann.Push("room:freeze", "new_msg", map[string]any{"body": fmt.Sprintf("m%d", i)})
+		typingRefs[i] = ann.Push("room:freeze", "typing", map[string]any{})
 		time.Sleep(50 * time.Millisecond)
 	}
-	var delivery, reply []time.Duration
+	var msgReply, typingReply, typingDelivery []time.Duration
 	for i := range n {
-		m := bob.Next(fmt.Sprintf("m%d at bob", i), isBody(fmt.Sprintf("m%d", i)))
-		delivery = append(delivery, m.At.Sub(sent[i]))
-		r := ann.Reply("room:freeze", refs[i])
-		reply = append(reply, r.At.Sub(sent[i]))
+		r := ann.Reply("room:freeze", msgRefs[i])
+		if r.Status != "error" || string(r.Response) != `{"reason":"unavailable"}` {
+			t.Fatalf("m%d while Redis is frozen: %s %s, want error unavailable", i, r.Status, r.Response)
+		}
+		msgReply = append(msgReply, r.At.Sub(sent[i]))
+		tr := ann.Reply("room:freeze", typingRefs[i])
+		if tr.Status != "ok" {
+			t.Fatalf("typing %d while Redis is frozen: %s %s", i, tr.Status, tr.Response)
+		}
+		typingReply = append(typingReply, tr.At.Sub(sent[i]))
+		m := bob.Next(fmt.Sprintf("typing %d at bob", i), func(m *clienttest.Message) bool { return m.Event == "typing" })
+		typingDelivery = append(typingDelivery, m.At.Sub(sent[i]))
 	}
 	if err := redis.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	thawed := time.Now()
-	for i := range n {
-		zed.Next(fmt.Sprintf("m%d at zed", i), isBody(fmt.Sprintf("m%d", i)))
+	// The first message after the thaw is accepted within a few seconds
+	// (the history's probe sees Redis answer again) and gets ID 2.
+	var id string
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r := ann.Reply("room:freeze", ann.Push("room:freeze", "new_msg", map[string]any{"body": "after"}))
+		if r.Status == "ok" {
+			id = string(r.Response)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new_msg after the thaw: %s %s", r.Status, r.Response)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	accepted := time.Since(thawed)
+	if id != `{"id":2}` {
+		t.Fatalf("first message after the thaw: %s, want id 2 (nothing from the freeze recorded)", id)
+	}
+	for name, c := range map[string]*nodeClient{"bob": bob, "zed": zed} {
+		m := c.Next("after", isBody("after"))
+		if !strings.Contains(string(m.Payload), `"phx_offset":2`) {
+			t.Fatalf("%s got %s, want phx_offset 2", name, m.Payload)
+		}
+		if got := c.Matching(func(m *clienttest.Message) bool { return m.Event == "new_msg" }); len(got) != 2 {
+			t.Fatalf("%s received %d messages, want warm-up and after only", name, len(got))
+		}
 	}
 	p99 := func(ds []time.Duration) time.Duration {
 		s := slices.Clone(ds)
 		slices.Sort(s)
 		return s[len(s)*99/100]
 	}
-	t.Logf("broker frozen %v: local delivery p99 %v, push reply p99 %v; copy 2 had all %d messages %v after the thaw",
-		thawed.Sub(frozen).Round(time.Millisecond), p99(delivery), p99(reply), n, time.Since(thawed).Round(time.Millisecond))
-	if p99(delivery) > 50*time.Millisecond || p99(reply) > 50*time.Millisecond {
-		t.Errorf("with the broker frozen: local delivery p99 %v, reply p99 %v, want both under 50 ms", p99(delivery), p99(reply))
+	// Each push waits behind the one before it on ann's channel: the
+	// pushes sent while the first message waited for its refusal wait too.
+	// Measure the ones sent after it came back.
+	var later int
+	for later = 1; later < n && sent[later].Before(sent[0].Add(msgReply[0])); later++ {
+	}
+	t.Logf("Redis frozen %v: first refusal after %v; the %d messages sent after it refused with p99 %v; their typing hints: reply p99 %v, delivery to bob p99 %v; a message accepted %v after the thaw",
+		thawed.Sub(frozen).Round(time.Millisecond), msgReply[0].Round(time.Millisecond), n-later, p99(msgReply[later:]),
+		p99(typingReply[later:]), p99(typingDelivery[later:]), accepted.Round(time.Millisecond))
+	if msgReply[0] > time.Second {
+		t.Errorf("the first message was refused after %v, want about the history's 250 ms Timeout", msgReply[0])
+	}
+	if n-later < n/2 || p99(msgReply[later:]) > 50*time.Millisecond || p99(typingReply[later:]) > 50*time.Millisecond || p99(typingDelivery[later:]) > 50*time.Millisecond {
+		t.Errorf("with Redis frozen, %d messages after the first refusal: refusal p99 %v, typing reply p99 %v, typing delivery p99 %v; want all under 50 ms",
+			n-later, p99(msgReply[later:]), p99(typingReply[later:]), p99(typingDelivery[later:]))
 	}
 }
 

@@ -40,10 +40,15 @@ type testEnv struct {
 	srv *httptest.Server
 }
 
-// newTestEnv starts the app with store: nil for the library's history (one
-// node), a Store for the chat's own, as on a cluster. Its logs go to the
-// test log when -v is given.
-func newTestEnv(t *testing.T, store Store) *testEnv {
+// newTestEnv starts the app on one node, with the library's history in
+// memory. Its logs go to the test log when -v is given.
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	return newTestEnvWith(t, appConfig{})
+}
+
+// newTestEnvWith is newTestEnv with cfg's PubSub, History and clock.
+func newTestEnvWith(t *testing.T, cfg appConfig) *testEnv {
 	t.Helper()
 	js := filepath.Join(t.TempDir(), "phoenix.mjs")
 	if err := os.WriteFile(js, []byte("export const Socket = 'fake phoenix.mjs'\n"), 0o644); err != nil {
@@ -53,12 +58,9 @@ func newTestEnv(t *testing.T, store Store) *testEnv {
 	if testing.Verbose() {
 		w = tLogWriter{t}
 	}
-	a, err := newApp(appConfig{
-		Secret:    testSecret,
-		PhoenixJS: js,
-		Store:     store,
-		Logger:    slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	cfg.Secret, cfg.PhoenixJS = testSecret, js
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := newApp(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,19 +119,21 @@ func (e *testEnv) dialStatus(t *testing.T, params url.Values) int {
 // frame is one message a client received.
 type frame struct{ *clienttest.Message }
 
-func (f frame) message(t *testing.T) Message {
+// received is a new_msg as a client gets it: ID is its phx_offset.
+type received struct {
+	ID   int64 `json:"phx_offset"`
+	User string
+	Body string
+	At   int64
+}
+
+func (f frame) message(t *testing.T) received {
 	t.Helper()
-	var m struct {
-		Message
-		Offset int64 `json:"phx_offset"`
-	}
+	var m received
 	if err := json.Unmarshal(f.Payload, &m); err != nil {
 		t.Fatalf("message %v: %v", f, err)
 	}
-	if m.ID == 0 { // the library's history numbers messages
-		m.ID = m.Offset
-	}
-	return m.Message
+	return m
 }
 
 // client is a raw WebSocket client speaking V2 frames, as phoenix.js does.
@@ -173,24 +177,18 @@ func (cl *client) join(topic string, payload any) frame {
 	return frame{cl.Join(topic, payload)}
 }
 
-// joinOK joins topic, fails unless accepted, and returns the history.
-func (cl *client) joinOK(topic string, payload any) joinReply {
+// joinOK joins topic, fails unless accepted with the room's position in
+// its history, and returns the reply.
+func (cl *client) joinOK(topic string, payload any) frame {
 	cl.t.Helper()
 	r := cl.JoinOK(topic, payload)
-	var jr joinReply
-	if err := json.Unmarshal(r.Response, &jr); err != nil {
-		cl.t.Fatalf("join reply %s: %v", r.Response, err)
+	var h struct {
+		Position json.RawMessage `json:"phx_position"`
 	}
-	if jr.Messages == nil {
-		var h struct {
-			Position json.RawMessage `json:"phx_position"`
-		}
-		if json.Unmarshal(r.Response, &h) != nil || h.Position == nil {
-			cl.t.Fatalf("join reply %s has no messages list and no phx_position", r.Response)
-		}
-		jr.Messages = []Message{} // the library's history: missed messages follow as pushes
+	if json.Unmarshal(r.Response, &h) != nil || h.Position == nil {
+		cl.t.Fatalf("join reply %s has no phx_position", r.Response)
 	}
-	return jr
+	return frame{r}
 }
 
 // say sends new_msg and returns the id of the accepted message.
@@ -224,10 +222,3 @@ func isEvent(topic, event string) func(*clienttest.Message) bool {
 	return func(m *clienttest.Message) bool { return m.Topic == topic && m.Event == event }
 }
 
-func bodies(msgs []Message) []string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		out[i] = m.Body
-	}
-	return out
-}

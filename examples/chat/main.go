@@ -90,7 +90,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	compress := fset.Bool("compress", false, "compress WebSocket messages (permessage-deflate) for browsers that offer it")
 	noWS := fset.Bool("disable-websocket", false, "refuse WebSocket upgrades, so pages fall back to long-poll (for trying and testing the fallback)")
 	pubsubURL := fset.String("pubsub", "", "broker `URL` (nats://HOST:PORT or redis://HOST:PORT) joining several copies into one chat; default: this process only")
-	node := fset.Int("node", 0, "this copy's `number`, 0-63, distinct for every copy sharing a -pubsub broker")
 	hosts := fset.String("hosts", "", "comma-separated host `names` the chat is reached under; requests naming another host are refused (DNS rebinding); default: the loopback names when -addr is a loopback address, any host otherwise")
 	presenceDown := fset.Duration("presence-down", 0, "with -pubsub: how long a silent copy's users stay listed (`duration`; default 30s)")
 	if err := fset.Parse(args); err != nil {
@@ -110,24 +109,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	if *node < 0 || *node >= maxNodes {
-		return fmt.Errorf("-node %d: want 0 to %d", *node, maxNodes-1)
-	}
-	ps, closePS, err := dialPubSub(*pubsubURL, log)
+	ps, hist, closePS, err := dialPubSub(*pubsubURL, log)
 	if err != nil {
 		return err
 	}
 	defer closePS()
 	cfg := appConfig{Secret: secret, PhoenixJS: phoenixJS, Logger: log, DisableWebSocket: *noWS, Compress: *compress, PubSub: ps,
-		Hosts: hostList(*hosts, *addr)}
+		History: hist, Hosts: hostList(*hosts, *addr)}
 	if len(cfg.Hosts) == 0 {
 		log.Warn("chat: listening beyond loopback without -hosts: any Host header is accepted (a DNS-rebinding page could reach the chat)", "addr", *addr)
 	}
 	if *pubsubURL != "" {
-		cfg.Store = NewClusterMemoryStore(1000, *node, maxNodes)
 		cfg.Cluster = true
 		cfg.PresenceDown = *presenceDown
-		log.Info("chat: clustered", "pubsub", *pubsubURL, "node", *node)
+		log.Info("chat: clustered; history in the broker", "pubsub", *pubsubURL)
 	}
 	a, err := newApp(cfg)
 	if err != nil {
@@ -231,7 +226,6 @@ func findPhoenixJS(dir string) (string, error) {
 type appConfig struct {
 	Secret    []byte           // signs the tokens; at least 32 bytes
 	PhoenixJS string           // path of phoenix.mjs, served at /assets/phoenix.mjs
-	Store     Store            // nil means the library's history (one node)
 	Logger    *slog.Logger     // nil means slog.Default()
 	Now       func() time.Time // nil means time.Now
 
@@ -240,9 +234,10 @@ type appConfig struct {
 
 	Hosts []string // the host names the chat is reached under (phx.Options.Hosts); nil: any
 
-	PubSub       phx.PubSub    // nil means in memory, this process only
-	Cluster      bool          // PubSub spans nodes: replicate presence, watch rooms
-	PresenceDown time.Duration // with Cluster: how long a silent node's users stay listed (0: 30s)
+	PubSub       phx.PubSub       // nil means in memory, this process only
+	History      phx.HistoryStore // the rooms' history; nil means in memory (one node)
+	Cluster      bool             // PubSub spans nodes: replicate presence, watch rooms
+	PresenceDown time.Duration    // with Cluster: how long a silent node's users stay listed (0: 30s)
 }
 
 // app is the chat application: its HTTP handler and the phx server behind
@@ -267,7 +262,7 @@ func newApp(cfg appConfig) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &chat{store: cfg.Store, now: cfg.Now}
+	c := &chat{now: cfg.Now}
 	// Each app has a registry of its own, served on /metrics.
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -284,6 +279,7 @@ func newApp(cfg appConfig) (*app, error) {
 		DisableWebSocket: cfg.DisableWebSocket,
 		Compress:         cfg.Compress,
 		PubSub:           cfg.PubSub,
+		History:          cfg.History,
 		Hosts:            cfg.Hosts,
 		// Every copy of a cluster has the same CHAT_SECRET: the same
 		// long-poll secret lets any copy serve any copy's long-poll
@@ -295,17 +291,9 @@ func newApp(cfg appConfig) (*app, error) {
 		return nil, err
 	}
 	c.presence = phx.NewPresence(srv, nil)
-	var routeOpts []phx.RouteOption
-	if cfg.Store == nil {
-		routeOpts = append(routeOpts, phx.WithHistory(roomHistory))
-	}
-	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} }, routeOpts...)
+	srv.Channel("room:*", func() phx.Channel { return &room{chat: c} }, phx.WithHistory(roomHistory))
 	stopReplication := func() {}
 	if cfg.Cluster {
-		if obs, ok := cfg.Store.(observer); ok {
-			c.watcher = &roomWatcher{store: obs, log: cfg.Logger, watched: map[string]bool{}}
-			c.ps = srv.PubSub()
-		}
 		if stopReplication, err = replicatePresence(c.presence, cfg.PresenceDown); err != nil {
 			return nil, err
 		}

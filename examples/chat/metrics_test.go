@@ -28,7 +28,7 @@ import (
 
 // TestMetricsEndpoint: /metrics shows the phx metrics of what clients did.
 func TestMetricsEndpoint(t *testing.T) {
-	env := newTestEnv(t, nil)
+	env := newTestEnv(t)
 	ann := env.dial(t, "ann")
 	ann.joinOK("room:lobby", map[string]any{})
 	ann.say("room:lobby", "hello")

@@ -32,7 +32,7 @@ async function open(base, user, room){
   const channel = socket.channel(`room:${room}`, {})
   const presence = new Presence(channel)
   const messages = []
-  channel.on("new_msg", m => { if(!messages.some(x => x.id === m.id)){ messages.push(m) } })
+  channel.on("new_msg", m => { if(!messages.some(x => x.phx_offset === m.phx_offset)){ messages.push(m) } })
   await new Promise((resolve, reject) => channel.join().receive("ok", resolve).receive("error", reject))
   const online = () => presence.list(name => name).sort()
   const say = body => new Promise((resolve, reject) =>
@@ -59,14 +59,21 @@ try {
   }
   log("each message reached every user once, ids", ids)
 
-  // A fourth user joining on node B catches up with what was said on A and C.
+  assert.deepEqual([...ids].sort(), [1, 2, 3], "one sequence of ids for the room, whichever node recorded")
+
+  // A fourth user joining on node B catches up with what was said on A and
+  // C: the room's history is in the broker, shared by the nodes.
   const dan = await open(urls[1], `dan_${ID}`, room)
-  const history = await new Promise(resolve => {
-    const ch = dan.socket.channel(`room:${room}`, {})
+  const replayed = []
+  const reply = await new Promise(resolve => {
+    const ch = dan.socket.channel(`room:${room}`, {phx_position: {epoch: "", offset: 0}})
+    ch.on("new_msg", m => replayed.push(m))
     ch.join().receive("ok", resolve)
   })
-  assert.deepEqual(history.messages.map(m => m.body).sort(), ["from A", "from B", "from C"], "history on B has the messages of A and C")
-  log("history on node B includes A's and C's messages")
+  assert.equal(reply.replayed, 3, `join reply ${JSON.stringify(reply)}`)
+  await until(() => replayed.length === 3, "the three messages replayed to dan")
+  assert.deepEqual(replayed.map(m => m.body), ["from A", "from B", "from C"], "history on B has A's and C's messages, in order")
+  log("history on node B replays A's and C's messages, in order")
 
   for(const c of [ann, bob, cy, dan]){ c.socket.disconnect() }
   console.log("PASS cluster")

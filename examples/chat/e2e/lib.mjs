@@ -125,9 +125,9 @@ export async function say(room, body){
 }
 
 // openRoom joins room:name the way the page does: the join params are a
-// function (phx_history.js's, plus last_seen_id for a clustered chat), so
-// every rejoin asks only for what was missed; messages are kept by id
-// (phx_offset on one node), in order, without duplicates.
+// function (phx_history.js's), so every rejoin asks only for what was
+// missed; messages are kept by id (their phx_offset), in order, without
+// duplicates.
 export function openRoom(socket, name){
   const topic = `room:${name}`
   const positions = new Positions()
@@ -136,7 +136,6 @@ export function openRoom(socket, name){
     user: socket.user,
     messages: [],      // by id, ascending
     ids: new Set(),
-    lastSeen: 0,
     joinReplies: [],   // every ok reply to a (re)join
     recoveries: [],    // positions.joined() of every ok reply
     joinParams: [],    // the params sent with every (re)join
@@ -146,14 +145,13 @@ export function openRoom(socket, name){
     positions,
   }
   const add = m => {
-    if(typeof m.id !== "number"){ m.id = m.phx_offset }
+    m.id = m.phx_offset
     if(room.ids.has(m.id)){ return }
     room.ids.add(m.id)
     room.messages.push(m)
     room.messages.sort((a, b) => a.id - b.id)
-    room.lastSeen = Math.max(room.lastSeen, m.id)
   }
-  const params = positions.params(topic, () => room.lastSeen > 0 ? {last_seen_id: room.lastSeen} : {})
+  const params = positions.params(topic)
   room.channel = socket.channel(topic, () => {
     const p = params()
     room.joinParams.push(p)
@@ -164,8 +162,7 @@ export function openRoom(socket, name){
   room.channel.join()
     .receive("ok", resp => {
       room.joinReplies.push(resp)
-      room.recoveries.push(positions.joined(topic, resp));
-      (resp.messages || []).forEach(add)
+      room.recoveries.push(positions.joined(topic, resp))
     })
     .receive("error", resp => { room.joinError = resp })
   room.joined = (n = 1) => until(() => room.joinReplies.length >= n, `${room.user}: join #${n} of room:${name}`)

@@ -27,9 +27,8 @@ let channel = null  // the current room's channel
 let room = null     // the current room's name
 let messages = []   // the current room's messages, sorted by id
 let known = new Set() // their ids
-let lastSeen = 0    // highest id received; sent as last_seen_id on every rejoin (cluster mode)
-// Positions in each room's history (one node: the library's history). The
-// join params function sends the current room's on every rejoin.
+// Positions in each room's history (the library's, on one node or many).
+// The join params function sends the current room's on every rejoin.
 const positions = new Positions()
 const typers = new Map() // user -> timer of their typing hint
 let lastTypingSent = 0
@@ -130,7 +129,6 @@ function joinRoom(name){
   room = name
   messages = []
   known = new Set()
-  lastSeen = 0
   clearTypers()
   hideError()
   renderMessages()
@@ -142,21 +140,19 @@ function joinRoom(name){
   rememberRoom(name)
   renderRooms()
 
-  // The join params are a function too, so every rejoin (after a lost
-  // connection) sends where we are and the server sends only what we
-  // missed: on one node phx_position (the library's history: the missed
-  // messages follow the reply), on a cluster last_seen_id (the reply holds
-  // them).
+  // The join params are a function, so every rejoin (after a lost
+  // connection) sends where we are (phx_position) and the server replays
+  // only what we missed, right after the reply.
   const topic = `room:${name}`
   positions.forget(topic) // a fresh join: the room's recent messages
-  const ch = socket.channel(topic, positions.params(topic, () => lastSeen > 0 ? {last_seen_id: lastSeen} : {}))
+  const ch = socket.channel(topic, positions.params(topic))
   channel = ch
   const current = () => ch === channel
   let joins = 0
 
   ch.on("new_msg", msg => {
     if(!current() || !positions.seen(topic, msg)){ return }
-    if(typeof msg.id !== "number"){ msg.id = msg.phx_offset }
+    msg.id = msg.phx_offset // the message's place in the room's history
     addMessages([msg])
   })
   ch.on("typing", ({user: who}) => { if(current() && who !== user){ showTyper(who) } })
@@ -172,29 +168,19 @@ function joinRoom(name){
       if(!current()){ return }
       joins++
       $("messages").dataset.state = "joined"
-      if(reply.phx_position){ // the library's history
-        const {reset, replayed} = positions.joined(topic, reply)
-        if(reset){ // the server lost the room's history: start over
-          messages = []
-          known = new Set()
-          renderMessages()
-          showNotice("Reconnected — history was reset: earlier messages are gone")
-        } else if(joins > 1){
-          showNotice(`Reconnected — ${replayed} missed message${replayed === 1 ? "" : "s"} recovered`)
-        }
+      if(!reply.phx_position){ // the history's store did not answer
+        showNotice("Joined, but the message history is unavailable: messages sent meanwhile may be missing")
         return
       }
-      const {messages: history = [], reset = false} = reply
-      if(reset){ // the server restarted and forgot the room: start over
+      const {reset, replayed} = positions.joined(topic, reply)
+      if(reset){ // the server lost the room's history: start over
         messages = []
         known = new Set()
-        lastSeen = 0
+        renderMessages()
         showNotice("Reconnected — history was reset: earlier messages are gone")
       } else if(joins > 1){
-        const fresh = history.filter(m => !known.has(m.id)).length
-        showNotice(`Reconnected — ${fresh} missed message${fresh === 1 ? "" : "s"} recovered`)
+        showNotice(`Reconnected — ${replayed} missed message${replayed === 1 ? "" : "s"} recovered`)
       }
-      addMessages(history, reset)
     })
     .receive("error", ({reason} = {}) => {
       if(!current()){ return }
@@ -270,7 +256,6 @@ function addMessages(msgs, forceRender = false){
   fresh.sort((a, b) => a.id - b.id)
   for(const m of fresh){
     known.add(m.id)
-    if(m.id > lastSeen){ lastSeen = m.id }
     if(typers.has(m.user)){ removeTyper(m.user) }
   }
   const list = $("messages")
@@ -378,7 +363,9 @@ function send(){
     .receive("ok", () => { if(ch === channel){ hideError() } })
     .receive("error", ({reason} = {}) => {
       if(ch !== channel){ return }
-      showError(`Message not sent: ${reason || "refused"}`)
+      showError(reason === "unavailable"
+        ? "Message not sent: the server cannot record messages right now; try again"
+        : `Message not sent: ${reason || "refused"}`)
       if(bodyInput.value === ""){ bodyInput.value = body; autosize() } // let the user fix it
     })
     .receive("timeout", () => {
