@@ -221,4 +221,3 @@ func (cl *client) seenEvent(topic, event string) bool {
 func isEvent(topic, event string) func(*clienttest.Message) bool {
 	return func(m *clienttest.Message) bool { return m.Topic == topic && m.Event == event }
 }
-

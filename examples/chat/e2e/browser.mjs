@@ -11,7 +11,7 @@
 import assert from "node:assert/strict"
 import {mkdirSync} from "node:fs"
 import {join} from "node:path"
-import {chromium} from "playwright-core"
+import {launch, logger, shown, sleep, until} from "./browser_lib.mjs"
 
 const base = (process.argv[2] || "").replace(/\/+$/, "")
 const artifacts = process.argv[3] || "."
@@ -21,27 +21,10 @@ if(!/^https?:\/\//.test(base)){
 }
 mkdirSync(artifacts, {recursive: true})
 
-const started = Date.now()
-const log = (...args) => console.log(`[${String(Date.now() - started).padStart(5)} ms]`, ...args)
+const log = logger()
 const hardTimeout = setTimeout(() => { console.error("FAIL: hard timeout"); process.exit(2) }, 45000)
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-async function until(cond, what, ms = 8000){
-  const deadline = Date.now() + ms
-  while(!(await cond())){
-    if(Date.now() > deadline){ throw new Error(`timed out after ${ms} ms waiting for ${what}`) }
-    await sleep(10)
-  }
-}
-
-// Without the background-networking flags Chromium's own connections get
-// refused here, and it may stall.
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-})
+const browser = await launch()
 
 const problems = []
 
@@ -94,16 +77,6 @@ async function openAs(name, {duplicate = false} = {}){
 async function sendMessage(page, text){
   await page.locator("#body").fill(text)
   await page.locator("#body").press("Enter")
-}
-
-// shown returns the messages page shows, as [author, body] pairs.
-function shown(page){
-  return page.locator(".msg").evaluateAll(els => els.map(el => {
-    // a grouped message shows no header: its author is the one above
-    let e = el
-    while(e && e.classList.contains("grouped")){ e = e.previousElementSibling }
-    return [e ? e.querySelector(".author").textContent : null, el.querySelector(".body").textContent]
-  }))
 }
 
 // waitForMessage waits until page shows a message with this author and body.

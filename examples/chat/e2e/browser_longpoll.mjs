@@ -9,7 +9,7 @@
 import assert from "node:assert/strict"
 import {mkdirSync} from "node:fs"
 import {join} from "node:path"
-import {chromium} from "playwright-core"
+import {launch, logger} from "./browser_lib.mjs"
 
 const base = (process.argv[2] || "").replace(/\/+$/, "")
 const artifacts = process.argv[3] || "."
@@ -18,16 +18,10 @@ if(!/^https?:\/\//.test(base)){
   process.exit(64)
 }
 mkdirSync(artifacts, {recursive: true})
-const started = Date.now()
-const log = (...args) => console.log(`[${String(Date.now() - started).padStart(5)} ms]`, ...args)
+const log = logger()
 const hardTimeout = setTimeout(() => { console.error("FAIL: hard timeout"); process.exit(2) }, 45000)
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-})
+const browser = await launch()
 
 const pageErrors = []
 

@@ -10,7 +10,7 @@ import assert from "node:assert/strict"
 import {spawn} from "node:child_process"
 import {mkdirSync} from "node:fs"
 import {join} from "node:path"
-import {chromium} from "playwright-core"
+import {launch, logger} from "./browser_lib.mjs"
 
 const {CHAT_BIN, CHAT_ASSETS, CHAT_ADDR, CHAT_SECRET} = process.env
 const artifacts = process.argv[2] || "."
@@ -20,9 +20,7 @@ if(!CHAT_BIN || !CHAT_ASSETS || !CHAT_ADDR || !CHAT_SECRET){
 }
 mkdirSync(artifacts, {recursive: true})
 const base = `http://${CHAT_ADDR}`
-const started = Date.now()
-const log = (...args) => console.log(`[${String(Date.now() - started).padStart(5)} ms]`, ...args)
-const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+const log = logger()
 let server = null
 const hardTimeout = setTimeout(() => { console.error("FAIL: hard timeout"); server?.kill("SIGKILL"); process.exit(2) }, 45000)
 
@@ -41,12 +39,7 @@ function startServer(){
   })
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-})
+const browser = await launch()
 const problems = []
 try {
   server = await startServer()

@@ -30,6 +30,10 @@ let known = new Set() // their ids
 // Positions in each room's history (the library's, on one node or many).
 // The join params function sends the current room's on every rejoin.
 const positions = new Positions()
+// What the page knows about its connection and history, for the browser's
+// console (and the end-to-end tests): positions.gaps and .duplicates should
+// stay 0; joins lists every ok join reply's outcome.
+window.phxChat = {positions, joins: [], transport: () => socket && socket.transport && socket.transport.name}
 const typers = new Map() // user -> timer of their typing hint
 let lastTypingSent = 0
 
@@ -172,7 +176,8 @@ function joinRoom(name){
         showNotice("Joined, but the message history is unavailable: messages sent meanwhile may be missing")
         return
       }
-      const {reset, replayed} = positions.joined(topic, reply)
+      const {reset, replayed, recovered} = positions.joined(topic, reply)
+      window.phxChat.joins.push({topic, recovered, reset, replayed})
       if(reset){ // the server lost the room's history: start over
         messages = []
         known = new Set()

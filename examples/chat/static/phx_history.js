@@ -29,6 +29,7 @@ export class Positions {
   constructor(){
     this.positions = new Map() // topic -> {epoch, offset}
     this.gaps = 0              // offsets skipped (should stay 0)
+    this.duplicates = 0        // payloads at or below the position, dropped (should stay 0)
   }
 
   // params returns the join params function for topic: extra (an object,
@@ -62,7 +63,7 @@ export class Positions {
     if(typeof off !== "number"){ return true }
     const pos = this.positions.get(topic)
     if(!pos){ this.positions.set(topic, {epoch: "", offset: off}); return true }
-    if(off <= pos.offset){ return false }
+    if(off <= pos.offset){ this.duplicates++; return false }
     if(off > pos.offset + 1){ this.gaps += off - pos.offset - 1 }
     pos.offset = off
     return true
