@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -314,5 +315,37 @@ func TestMemoryHistory(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if page, _ := aged.Read(ctx, "t", 0, 10); len(page.Messages) != 0 || page.First != 2 || page.Top != 1 {
 		t.Fatalf("expired: %+v", page)
+	}
+}
+
+// otherPubSub is a PubSub that is not the in-memory one, as an adapter
+// spanning nodes would be.
+type otherPubSub struct{ *phx.MemoryPubSub }
+
+// A route with history on the default in-memory store is logged as a
+// mistake when the PubSub may span nodes, and only then.
+func TestMemoryHistoryAcrossNodesWarns(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts phx.Options
+		warn bool
+	}{
+		{"memory pubsub", phx.Options{}, false},
+		{"adapter, memory history", phx.Options{PubSub: otherPubSub{phx.NewMemoryPubSub()}}, true},
+		{"adapter, shared store", phx.Options{PubSub: otherPubSub{phx.NewMemoryPubSub()}, History: failingStore{}}, false},
+	} {
+		var logs syncWriter
+		o := tc.opts
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		srv := phx.NewServer(&o)
+		srv.Channel("plain:*", func() phx.Channel { return histRoom{} })
+		srv.Channel("hist:*", func() phx.Channel { return histRoom{} }, phx.WithHistory(phx.HistoryOptions{}))
+		got := strings.Contains(logs.String(), "in-memory history store while the PubSub may span nodes")
+		if got != tc.warn {
+			t.Errorf("%s: warned %v, want %v; logs:\n%s", tc.name, got, tc.warn, logs.String())
+		}
+		if tc.warn && (!strings.Contains(logs.String(), `pattern=hist:*`) || strings.Count(logs.String(), "\n") != 1) {
+			t.Errorf("%s: want one warning naming hist:*; logs:\n%s", tc.name, logs.String())
+		}
 	}
 }

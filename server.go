@@ -244,7 +244,25 @@ func (s *Server) Channel(pattern string, newChannel ChannelFunc, opts ...RouteOp
 	for _, o := range opts {
 		o(&rt)
 	}
+	if rt.history != nil {
+		s.warnMemoryHistoryAcrossNodes(pattern)
+	}
 	s.routes.addRoute(pattern, newChannel, rt.history)
+}
+
+// warnMemoryHistoryAcrossNodes logs, once per route, that a route with
+// history keeps it in this process's memory while the PubSub is not the
+// in-memory one: each node would number its own offsets, so a client
+// moving between nodes could not recover.
+func (s *Server) warnMemoryHistoryAcrossNodes(pattern string) {
+	_, memHistory := s.history.(*MemoryHistory)
+	_, memPubSub := s.pubsub.(*MemoryPubSub)
+	if memHistory && !memPubSub {
+		s.log.Warn("phx: route with history uses the in-memory history store while the PubSub may span nodes; "+
+			"each node numbers its own offsets and clients that move between nodes get recovered: false. "+
+			"Set Options.History to a shared store (redispubsub.NewHistory, natspubsub.NewHistory)",
+			"pattern", pattern)
+	}
 }
 
 // PubSub returns the PubSub the server broadcasts through.
@@ -252,9 +270,11 @@ func (s *Server) PubSub() PubSub { return s.pubsub }
 
 // Broadcast sends event with payload to every subscriber of topic on every
 // node. It never waits for slow clients. payload is encoded as for
-// [Socket.Push]. With a PubSub adapter (NATS, Redis) it may wait for the
-// broker up to the adapter's publish timeout: use BroadcastContext to bound
-// it by a request's context.
+// [Socket.Push]. The bundled PubSub adapters (NATS, Redis) do not wait for
+// their broker either: they deliver on this node and queue for the others.
+// On a route [WithHistory] the broadcast is first recorded: with a shared
+// store that waits for the store (bounded by its timeout; see
+// [ErrHistoryUnavailable]). BroadcastContext bounds it by a context.
 func (s *Server) Broadcast(topic, event string, payload any) error {
 	return s.BroadcastContext(context.Background(), topic, event, payload)
 }
