@@ -176,7 +176,7 @@ func New(opts Options) (*Collector, error) {
 		handleIn: histogram("channel_handle_in_duration_seconds",
 			"Time taken by HandleIn, by route pattern, event and reply status (noreply for none, crash for a panic).", "route", "event", "status"),
 		terminations: counter("channel_terminations_total",
-			"Joined channels ended, by route pattern and reason (left, stopped, closed, shutdown, duplicate_join, overloaded, crash, error).", "route", "reason"),
+			"Joined channels ended, by route pattern and reason (left, stopped, expired, closed, shutdown, duplicate_join, overloaded, crash, error).", "route", "reason"),
 		eventLabel: opts.EventLabel,
 		maxEvents:  opts.MaxEvents,
 		events:     map[string]map[string]struct{}{},
@@ -306,6 +306,8 @@ func terminationReason(err error) string {
 		return "left"
 	case errors.Is(err, phx.ErrStopped):
 		return "stopped"
+	case errors.Is(err, phx.ErrExpired):
+		return "expired"
 	case errors.Is(err, phx.ErrClosed):
 		return "closed"
 	case errors.Is(err, phx.ErrServerClosed):

@@ -70,7 +70,7 @@ phx_channel_joins_total{route="room:*",status="ok"} 2
 # HELP phx_channels_open Channels joined now, by route pattern.
 # TYPE phx_channels_open gauge
 phx_channels_open{route="room:*"} 1
-# HELP phx_channel_terminations_total Joined channels ended, by route pattern and reason (left, stopped, closed, shutdown, duplicate_join, overloaded, crash, error).
+# HELP phx_channel_terminations_total Joined channels ended, by route pattern and reason (left, stopped, expired, closed, shutdown, duplicate_join, overloaded, crash, error).
 # TYPE phx_channel_terminations_total counter
 phx_channel_terminations_total{reason="left",route="room:*"} 1
 # HELP phx_socket_closes_total Connections ended, by transport and the WebSocket close code sent (1001 when the client left).
@@ -223,6 +223,8 @@ func TestTerminationReason(t *testing.T) {
 		{phx.ErrClosed, "closed"},
 		{phx.ErrServerClosed, "shutdown"},
 		{phx.ErrDuplicateJoin, "duplicate_join"},
+		{phx.ErrExpired, "expired"},
+		{fmt.Errorf("connection ended: %w", phx.ErrExpired), "expired"},
 		{phx.ErrChannelOverloaded, "overloaded"},
 		{&phx.PanicError{Value: "boom"}, "crash"},
 		{errors.New("app reason"), "error"},
