@@ -1,6 +1,7 @@
 package redispubsub
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -73,12 +74,18 @@ type HistoryConfig struct {
 // or flushed, or Redis restarted without persistence. With persistence
 // (AOF) a restart keeps epochs and offsets.
 //
+// Redis does not keep what it publishes while a subscriber's connection
+// is down, so a node reads back from the streams what its subscription
+// missed: when a topic's next message skips offsets, and, for every topic
+// with local subscribers, when go-redis has re-subscribed after a lost
+// connection. Its subscribers then get the missed messages first, in
+// order, each once (at most 1000 per topic at a time; clients that missed
+// more recover when they rejoin). A message read back this way also
+// reaches the subscriber a BroadcastFrom excluded.
+//
 // Limits: every node receives every recorded broadcast, whether or not it
-// has subscribers for the topic. While a node's history subscription is
-// down (go-redis reconnects it), the recorded broadcasts made meanwhile
-// are not delivered on that node: its clients get them when they rejoin
-// with their position. Redis Cluster works for the keys (the topic is
-// their hash tag) and PUBLISH reaches every node of the cluster.
+// has subscribers for the topic. Redis Cluster works for the keys (the
+// topic is their hash tag) and PUBLISH reaches every node of the cluster.
 type History struct {
 	ps     *PubSub
 	client redis.UniversalClient
@@ -213,7 +220,7 @@ trimAge(age)
 redis.call('PEXPIRE', KEYS[1], age + 1000)
 redis.call('PEXPIRE', KEYS[2], age + 1000)
 if ARGV[6] ~= '' then
-  redis.call('PUBLISH', ARGV[6], ARGV[7] .. top .. '\n' .. ARGV[3])
+  redis.call('PUBLISH', ARGV[6], ARGV[7] .. epoch .. '\n' .. top .. '\n' .. ARGV[3])
 end
 return {epoch, top}
 `)
@@ -332,7 +339,7 @@ func (h *History) AppendPublish(ctx context.Context, b *phx.Broadcast, from phx.
 
 // envelopeVersion starts the messages History publishes: version, then
 // uvarint-prefixed topic, event and origin ("<node>/<token>"), then the
-// offset in decimal, "\n", and the JSON payload.
+// epoch, "\n", the offset in decimal, "\n", and the JSON payload.
 const envelopeVersion = 1
 
 func (h *History) append(ctx context.Context, topic string, m phx.HistoryMessage, opts phx.HistoryOptions, channel, head string) (phx.Position, error) {
@@ -431,19 +438,139 @@ func parseEntry(e any) (phx.HistoryMessage, error) {
 }
 
 // receive delivers the recorded broadcasts Redis sends to this node's
-// subscribers, in the order Redis sends them.
+// subscribers, in the order Redis sends them. Redis does not keep what it
+// publishes while a subscriber's connection is down, so the receiver
+// reads what it missed from the streams: when a topic's next offset skips
+// some, and for every topic with local subscribers when go-redis has
+// re-subscribed after a lost connection.
 func (h *History) receive() {
 	defer close(h.done)
-	for m := range h.sub.Channel(redis.WithChannelSize(1024)) {
-		h.deliver([]byte(m.Payload))
+	r := &receiver{h: h, topics: make(map[string]*received)}
+	for m := range h.sub.ChannelWithSubscriptions(redis.WithChannelSize(1024)) {
+		switch m := m.(type) {
+		case *redis.Message:
+			r.deliver([]byte(m.Payload))
+		case *redis.Subscription:
+			if m.Kind == "psubscribe" { // re-subscribed: the connection was lost
+				r.resubscribed()
+			}
+		}
 	}
 }
 
+// receiver is the state of History.receive's goroutine: where each topic's
+// delivery on this node stands.
+type receiver struct {
+	h      *History
+	topics map[string]*received
+	added  int // topics added since the last prune
+}
+
+// received is the last recorded broadcast of a topic delivered on this
+// node.
+type received struct {
+	epoch  string
+	offset uint64
+}
+
+// maxCatchUp bounds how many missed messages of one topic a node reads
+// back and delivers at once; clients that missed more recover when they
+// rejoin.
+const maxCatchUp = 1000
+
 // deliver decodes one published message and hands it to the local
-// subscribers but the one its origin excluded.
-func (h *History) deliver(msg []byte) {
+// subscribers but the one its origin excluded, after the messages of its
+// topic this node missed.
+func (r *receiver) deliver(msg []byte) {
+	h := r.h
+	topic, event, origin, epoch, off, payload, ok := decodeRecorded(msg)
+	if !ok {
+		h.ps.r.Logger().Warn("phx pubsub: malformed history message dropped")
+		return
+	}
+	var from phx.Subscriber
+	if node, token, ok := cut(origin); ok && node == h.node {
+		from = h.pending.Take(token)
+	}
+	pos := r.topics[topic]
+	switch {
+	case pos == nil:
+		pos = &received{}
+		r.topics[topic] = pos
+		if r.added++; r.added > 4096 {
+			r.prune()
+		}
+	case pos.epoch != epoch:
+		// A new epoch: the history was lost; what came before is gone.
+	case off <= pos.offset:
+		return // delivered already, by a catch-up
+	case off > pos.offset+1:
+		r.catchUp(topic, pos, off-1)
+	}
+	pos.epoch, pos.offset = epoch, off
+	_ = h.ps.LocalBroadcast(phx.RecordedBroadcast(topic, phx.HistoryMessage{Offset: off, Event: event, Payload: payload}), from)
+}
+
+// catchUp delivers topic's recorded broadcasts after pos up to upto (all
+// of the newest, for upto 0) that this node did not receive, when the
+// topic has local subscribers.
+func (r *receiver) catchUp(topic string, pos *received, upto uint64) {
+	h := r.h
+	if h.ps.r.SubscriberCount(topic) == 0 {
+		return
+	}
+	want := maxCatchUp
+	if upto > 0 && upto-pos.offset < uint64(want) {
+		want = int(upto - pos.offset)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 5*h.timeout)
+	page, err := h.Read(ctx, topic, pos.offset, want)
+	cancel()
+	switch {
+	case err != nil:
+		h.ps.r.Logger().Warn("phx pubsub: recorded broadcasts missed on this node and not read back; its clients get them when they rejoin",
+			"topic", topic, "after", pos.offset, "err", err)
+		return
+	case page.Epoch != pos.epoch:
+		return // the history was lost meanwhile: nothing to read back
+	}
+	n := 0
+	for _, m := range page.Messages {
+		if m.Offset <= pos.offset || upto > 0 && m.Offset > upto {
+			continue
+		}
+		if m.Offset != pos.offset+1 {
+			break // trimmed meanwhile: a gap the clients close by rejoining
+		}
+		_ = h.ps.LocalBroadcast(phx.RecordedBroadcast(topic, m), nil)
+		pos.offset = m.Offset
+		n++
+	}
+	h.ps.r.Logger().Info("phx pubsub: recorded broadcasts missed on this node read back and delivered", "topic", topic, "count", n)
+}
+
+// resubscribed reads back, for every topic with local subscribers, what
+// was recorded while the subscription was down.
+func (r *receiver) resubscribed() {
+	r.prune()
+	for topic, pos := range r.topics {
+		r.catchUp(topic, pos, 0)
+	}
+}
+
+// prune forgets the topics without local subscribers.
+func (r *receiver) prune() {
+	r.added = 0
+	for topic := range r.topics {
+		if r.h.ps.r.SubscriberCount(topic) == 0 {
+			delete(r.topics, topic)
+		}
+	}
+}
+
+// decodeRecorded splits a message History published (see envelopeVersion).
+func decodeRecorded(msg []byte) (topic, event, origin, epoch string, off uint64, payload []byte, ok bool) {
 	if len(msg) == 0 || msg[0] != envelopeVersion {
-		h.ps.r.Logger().Warn("phx pubsub: history message of an unknown version dropped")
 		return
 	}
 	rest := msg[1:]
@@ -451,30 +578,27 @@ func (h *History) deliver(msg []byte) {
 	for i := range f {
 		n, k := binary.Uvarint(rest)
 		if k <= 0 || n > uint64(len(rest)-k) {
-			h.ps.r.Logger().Warn("phx pubsub: malformed history message dropped")
 			return
 		}
 		f[i] = string(rest[k : k+int(n)])
 		rest = rest[k+int(n):]
 	}
-	nl := -1
-	for i, c := range rest {
-		if c == '\n' {
-			nl = i
-			break
+	line := func() (string, bool) {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return "", false
 		}
+		l := string(rest[:i])
+		rest = rest[i+1:]
+		return l, true
 	}
-	off, err := strconv.ParseUint(string(rest[:max(nl, 0)]), 10, 64)
-	if nl < 0 || err != nil {
-		h.ps.r.Logger().Warn("phx pubsub: malformed history message dropped")
+	e, ok1 := line()
+	o, ok2 := line()
+	n, err := strconv.ParseUint(o, 10, 64)
+	if !ok1 || !ok2 || err != nil {
 		return
 	}
-	var from phx.Subscriber
-	if node, token, ok := cut(f[2]); ok && node == h.node {
-		from = h.pending.Take(token)
-	}
-	b := phx.RecordedBroadcast(f[0], phx.HistoryMessage{Offset: off, Event: f[1], Payload: rest[nl+1:]})
-	_ = h.ps.LocalBroadcast(b, from)
+	return f[0], f[1], f[2], e, n, rest, true
 }
 
 // cut splits "<node>/<token>" at its last slash.

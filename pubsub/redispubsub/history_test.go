@@ -251,3 +251,85 @@ func TestHistoryFrozen(t *testing.T) {
 		t.Fatalf("delivered %q, want %q", bodies, want)
 	}
 }
+
+// A node whose history subscription missed recorded broadcasts (Redis does
+// not keep what it publishes while a subscriber is away) reads them back
+// from the stream: when a later offset arrives, and after go-redis
+// re-subscribes. Its subscribers get every offset once, in order; a new
+// epoch (the history lost) starts over.
+func TestHistoryReceiverCatchesUp(t *testing.T) {
+	rs := startRedis(t)
+	a, b := historyNode(t, rs, "A"), historyNode(t, rs, "B")
+	got := make(chan *phx.Broadcast, 100)
+	if err := a.PubSub.Subscribe("t", phx.NewSubscriber(func(m *phx.Broadcast) { got <- m })); err != nil {
+		t.Fatal(err)
+	}
+	hb := b.History.(*History)
+	ctx := context.Background()
+	msg := func(body string) *phx.Broadcast {
+		m, err := phx.NewBroadcast("t", "e", map[string]string{"body": body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	publish := func(body string) {
+		t.Helper()
+		if _, err := hb.AppendPublish(ctx, msg(body), nil, phx.HistoryOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	missed := func(body string) { // recorded, but A never hears of it
+		t.Helper()
+		if _, err := hb.Append(ctx, "t", phx.HistoryMessage{Event: "e", Payload: msg(body).Payload.Data}, phx.HistoryOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(what string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			select {
+			case m := <-got:
+				var p struct{ Body string }
+				_ = json.Unmarshal(m.Payload.Data, &p)
+				if g := fmt.Sprint(m.Offset(), " ", p.Body); g != w {
+					t.Fatalf("%s: got %q, want %q", what, g, w)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: no %q", what, w)
+			}
+		}
+		select {
+		case m := <-got:
+			t.Fatalf("%s: unexpected %s", what, m.Payload.Data)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	publish("one")
+	expect("live", "1 one")
+	missed("two")
+	missed("three")
+	publish("four")
+	expect("a gap before offset 4", "2 two", "3 three", "4 four")
+
+	// The tail: missed messages with nothing after them, read back once
+	// go-redis has re-subscribed the connections Redis killed.
+	missed("five")
+	c := redis.NewClient(&redis.Options{Addr: rs.addr()})
+	defer c.Close()
+	if err := c.Do(ctx, "CLIENT", "KILL", "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	expect("after the re-subscription", "5 five")
+	publish("six")
+	expect("live again", "6 six")
+
+	// A lost history starts a new epoch at offset 1: delivered, not taken
+	// for a copy.
+	keys := hb.Keys("t")
+	if err := c.Del(ctx, keys[0], keys[1]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	publish("new one")
+	expect("a new epoch", "1 new one")
+}

@@ -1116,3 +1116,6 @@ func (r *Relay) Counters() Counters {
 		LastGap:       lastGap,
 	}
 }
+
+// SubscriberCount returns how many subscribers topic has on this node.
+func (r *Relay) SubscriberCount(topic string) int { return r.local.SubscriberCount(topic) }
