@@ -305,7 +305,7 @@ func (f *lpForwarder) serve(ctx context.Context, cancel context.CancelFunc, m lp
 	}()
 	s := f.s
 	replyTo := lpFwdTopic(f.key, m.From)
-	sess, _, _ := s.lp.lookup(m.Token)
+	sess, _, _ := s.lp.lookup(m.Token, s.lp.rawToken(m.Token)) // the relaying node checked the kind against its path
 	if sess == nil {
 		if err := f.send(replyTo, &lpFwdMsg{Kind: lpFwdGone, ID: m.ID}); err != nil {
 			s.log.Debug("phx: long-poll forwarding: answer not sent", "err", err)

@@ -332,3 +332,9 @@ func (r *RawConn) terminate(reason error) {
 		}()
 	}
 }
+
+// isRawRequest reports whether r came through a RawSocketHandler.
+func isRawRequest(r *http.Request) bool {
+	_, ok := r.Context().Value(rawConnectKey{}).(RawConnectFunc)
+	return ok
+}

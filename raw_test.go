@@ -317,6 +317,19 @@ func TestRawSocketLongPoll(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("polled %q, want %q", got, want)
 	}
+	// The token names a raw session: on the channel socket's path of the
+	// same server it names nothing (a POST gets 410, as for a gone one),
+	// and a channel session's token names nothing on the raw path.
+	if rep := lpDo(t, ts, "POST", rs.http.URL+"/socket/longpoll?token="+url.QueryEscape(tok), map[string]string{"Content-Type": "application/json"}, `["1","1","t","phx_join",{}]`); rep.Status != 410 {
+		t.Fatalf("raw token on the channel path: %s", rep.raw)
+	}
+	chOpen := lpDo(t, ts, "GET", rs.http.URL+"/socket/longpoll?vsn=2.0.0", nil, "")
+	if chOpen.Status != 410 || chOpen.token() == "" {
+		t.Fatalf("channel long-poll open: %s", chOpen.raw)
+	}
+	if rep := lpDo(t, ts, "POST", rs.lp+"?token="+url.QueryEscape(chOpen.token()), map[string]string{"Content-Type": "text/plain"}, "echo x"); rep.Status != 410 {
+		t.Fatalf("channel token on the raw path: %s", rep.raw)
+	}
 	if err := rs.Disconnect("raw:lp"); err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,7 @@ type longPoll struct {
 type lpTokenData struct {
 	Server  string `json:"n"` // the instance that owns the session
 	Session string `json:"s"`
+	Raw     bool   `json:"r,omitempty"` // a raw socket's (RawSocketHandler) session
 }
 
 // newLongPoll makes the long-poll state; a nil secret means a random one.
@@ -109,13 +110,20 @@ func newLongPoll(secret []byte) (*longPoll, error) {
 // session is gone: such a token is not the application's own "token"
 // parameter. owner is the instance that made an authentic token when it is
 // not this one: the session, if it lives, is there.
-func (lp *longPoll) lookup(token string) (sess *lpSession, authentic bool, owner string) {
+//
+// raw says which kind of session the request's path serves: a token of
+// the other kind (a raw socket's on the channel socket's path, or the
+// reverse) names no session there, as a gone one.
+func (lp *longPoll) lookup(token string, raw bool) (sess *lpSession, authentic bool, owner string) {
 	if token == "" {
 		return nil, false, ""
 	}
 	var td lpTokenData
 	if err := lp.signer.Verify(token, &td); err != nil {
 		return nil, false, ""
+	}
+	if td.Raw != raw {
+		return nil, true, ""
 	}
 	if td.Server != lp.instance {
 		return nil, true, td.Server // another instance's session
@@ -127,6 +135,12 @@ func (lp *longPoll) lookup(token string) (sess *lpSession, authentic bool, owner
 		return nil, true, "" // expired, closed or closing
 	}
 	return sess, true, ""
+}
+
+// rawToken reports whether token is a raw socket's session token.
+func (lp *longPoll) rawToken(token string) bool {
+	var td lpTokenData
+	return lp.signer.Verify(token, &td) == nil && td.Raw
 }
 
 func (lp *longPoll) remove(sess *lpSession) {
@@ -211,7 +225,7 @@ func lpSessionToken(r *http.Request, q url.Values) (token string, fromQuery bool
 func (s *Server) longPollGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	token, fromQuery := lpSessionToken(r, q)
-	sess, authentic, owner := s.lp.lookup(token)
+	sess, authentic, owner := s.lp.lookup(token, isRawRequest(r))
 	if sess != nil {
 		s.longPollDeadlines(w)
 		s.longPollPoll(r.Context(), w, sess)
@@ -290,7 +304,7 @@ func (s *Server) newLongPollSession(conn *Conn) (*lpSession, error) {
 	var sid [16]byte
 	rand.Read(sid[:])
 	sessID := base64.RawURLEncoding.EncodeToString(sid[:])
-	token, err := s.lp.signer.Sign(lpTokenData{Server: s.lp.instance, Session: sessID})
+	token, err := s.lp.signer.Sign(lpTokenData{Server: s.lp.instance, Session: sessID, Raw: conn.c.raw != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -500,7 +514,7 @@ func lpSignal(sess *lpSession) {
 // longPollPost dispatches the frames of a POST to the session.
 func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	token, _ := lpSessionToken(r, r.URL.Query())
-	sess, _, owner := s.lp.lookup(token)
+	sess, _, owner := s.lp.lookup(token, isRawRequest(r))
 	if sess == nil && owner != "" && s.lpForwarder() != nil {
 		s.lpRelayPost(w, r, token, owner)
 		return
