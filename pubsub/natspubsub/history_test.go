@@ -14,7 +14,7 @@ import (
 
 // startJetStream runs an embedded NATS server with JetStream on a random
 // loopback port, its store in a temporary directory.
-func startJetStream(t *testing.T) *server.Server {
+func startJetStream(t testing.TB) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
 	start := func(port int) *server.Server {
@@ -38,7 +38,7 @@ func startJetStream(t *testing.T) *server.Server {
 }
 
 // historyNode dials a PubSub and its History on srv.
-func historyNode(t *testing.T, srv *server.Server, id string) clustertest.HistoryNode {
+func historyNode(t testing.TB, srv *server.Server, id string) clustertest.HistoryNode {
 	t.Helper()
 	ps, err := Dial(srv.ClientURL(), &Options{NodeID: id, Logger: clustertest.Logger()})
 	if err != nil {
