@@ -2,9 +2,9 @@ package natspubsub
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -151,6 +151,11 @@ var (
 	errDown         = errors.New("NATS did not answer; waiting for it to")
 	errDisconnected = errors.New("not connected to NATS")
 )
+
+// noRetry turns off jetstream's retries of a publish that found no
+// stream: a deleted stream is recreated at once, and Timeout bounds the
+// call.
+var noRetry = jetstream.WithRetryAttempts(0)
 
 // probeInterval is how often a History that is down asks NATS again.
 const probeInterval = 100 * time.Millisecond
@@ -559,7 +564,7 @@ func (h *History) append(ctx context.Context, topic, event string, payload []byt
 		}
 		msg.Data = payload
 		ack, err := h.js.PublishMsg(cctx, msg, jetstream.WithExpectStream(h.cfg.Stream),
-			jetstream.WithExpectLastSequencePerSubject(cur.seq))
+			jetstream.WithExpectLastSequencePerSubject(cur.seq), noRetry)
 		if err == nil {
 			next := lastMsg{seq: ack.Sequence, epoch: cur.epoch, offset: cur.offset + 1}
 			h.remember(topic, next)
@@ -636,7 +641,7 @@ func (h *History) read1(ctx context.Context, topic string, after uint64, max int
 		msg.Header.Set(hdrTopic, topic)
 		msg.Header.Set(hdrEpoch, cur.epoch)
 		msg.Header.Set(hdrOffset, "0")
-		_, perr := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.cfg.Stream), jetstream.WithExpectLastSequencePerSubject(0))
+		_, perr := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(h.cfg.Stream), jetstream.WithExpectLastSequencePerSubject(0), noRetry)
 		if perr != nil && (!wrongLast(perr) || attempt >= 10) {
 			err = perr
 			break
