@@ -39,7 +39,9 @@ type HistoryConfig struct {
 	Storage  jetstream.StorageType
 	// Timeout bounds each Append, AppendPublish and Read, all its round
 	// trips and retries included (the caller's ctx still applies when it
-	// ends sooner). Default 250ms.
+	// ends sooner). A Read returning many messages may take longer while
+	// they keep coming: each must arrive within Timeout of the previous
+	// one. Default 250ms.
 	//
 	// A call that fails because NATS did not answer (Timeout ran out, no
 	// responders, the connection lost) marks the History down: from then
@@ -618,15 +620,16 @@ func (h *History) Read(ctx context.Context, topic string, after uint64, max int)
 		return phx.HistoryPage{}, err
 	}
 	defer cancel()
-	page, err := h.read1(cctx, topic, after, max)
+	page, err := h.read1(cctx, ctx, topic, after, max)
 	if err != nil {
 		return phx.HistoryPage{}, h.fail(ctx, "read", err)
 	}
 	return page, nil
 }
 
-// read1 is Read within ctx bounded by Timeout.
-func (h *History) read1(ctx context.Context, topic string, after uint64, max int) (phx.HistoryPage, error) {
+// read1 is Read: ctx is the caller's bounded by Timeout, batches use
+// the caller's own and wait up to Timeout for each message.
+func (h *History) read1(ctx, batchCtx context.Context, topic string, after uint64, max int) (phx.HistoryPage, error) {
 	subj := h.Subject(topic)
 	cur, last, err := h.newest(ctx, topic)
 	if h.streamGone(err) { // deleted: recreate it, empty
@@ -690,7 +693,7 @@ func (h *History) read1(ctx context.Context, topic string, after uint64, max int
 	page.Messages = make([]phx.HistoryMessage, 0, want)
 	page.Messages = append(page.Messages, message(m))
 	for uint64(len(page.Messages)) < want && seq < last.Sequence {
-		batch, err := h.getBatch(ctx, subj, seq+1, int(want)-len(page.Messages))
+		batch, err := h.getBatch(batchCtx, subj, seq+1, int(want)-len(page.Messages))
 		if err != nil {
 			return phx.HistoryPage{}, err
 		}
@@ -746,19 +749,25 @@ func (h *History) search(ctx context.Context, subj string, lo, hi uint64, ok fun
 }
 
 // directGetRequest is a batched direct get: up to Batch messages of
-// NextFor from stream sequence Seq on, answered by as many messages and an
-// end-of-batch status (204), all in one round trip.
+// NextFor from stream sequence Seq on, at most MaxBytes of them (the
+// server stops after the message that reaches it), answered by as many
+// messages and an end-of-batch status (204), all in one round trip.
 type directGetRequest struct {
-	Seq     uint64 `json:"seq"`
-	NextFor string `json:"next_by_subj"`
-	Batch   int    `json:"batch"`
+	Seq      uint64 `json:"seq"`
+	NextFor  string `json:"next_by_subj"`
+	Batch    int    `json:"batch"`
+	MaxBytes int    `json:"max_bytes"`
 }
 
+// batchBytes bounds the bytes of one batched direct get, well below the
+// pending limits of the subscription receiving it (64 MiB by default).
+const batchBytes = 8 << 20
+
 // getBatch returns up to n messages of subj from stream sequence seq on,
-// oldest first, in one batched direct get (fewer when the server stopped
-// at its max_pending bytes).
+// oldest first, in one batched direct get (fewer past batchBytes). Each
+// message must come within Timeout of the previous one, and within ctx.
 func (h *History) getBatch(ctx context.Context, subj string, seq uint64, n int) ([]*jetstream.RawStreamMsg, error) {
-	req, err := json.Marshal(directGetRequest{Seq: seq, NextFor: subj, Batch: n})
+	req, err := json.Marshal(directGetRequest{Seq: seq, NextFor: subj, Batch: n, MaxBytes: batchBytes})
 	if err != nil {
 		return nil, err
 	}
@@ -774,7 +783,14 @@ func (h *History) getBatch(ctx context.Context, subj string, seq uint64, n int) 
 	}
 	msgs := make([]*jetstream.RawStreamMsg, 0, n)
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
+		wait := h.cfg.Timeout
+		if d, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(d))
+		}
+		if err := ctx.Err(); err != nil || wait <= 0 {
+			return nil, errors.Join(context.DeadlineExceeded, err)
+		}
+		m, err := sub.NextMsg(wait)
 		if err != nil {
 			return nil, err
 		}

@@ -44,7 +44,10 @@ func historyNode(t testing.TB, srv *server.Server, id string) clustertest.Histor
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage})
+	// A Timeout well above the default: these tests run under -race on
+	// shared machines, where a call may take more than 250ms without the
+	// server being down (TestHistoryFrozenServerFailsFast tests that).
+	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
