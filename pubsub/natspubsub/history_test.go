@@ -164,3 +164,47 @@ func TestHistoryInteropAcrossNodes(t *testing.T) {
 	srv := startJetStream(t)
 	clustertest.HistoryInterop(t, historyNode(t, srv, "A"), historyNode(t, srv, "B"), "../../testdata/interop")
 }
+
+// Read finds the first message after any offset, and the first retained
+// one, in a topic whose messages are unevenly spread over the stream.
+func TestHistoryReadUnevenStream(t *testing.T) {
+	h := historyNode(t, startJetStream(t), "A").History.(*History)
+	ctx := context.Background()
+	opts := phx.HistoryOptions{MaxMessages: 50}
+	appendTo := func(topic string, n int) {
+		for range n {
+			if _, err := h.Append(ctx, topic, phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	top := 0
+	for i := range 40 { // bursts of "a" between ever longer runs of others
+		appendTo("a", 1+i%3)
+		top += 1 + i%3
+		appendTo("b", i*i%17)
+		if i%5 == 0 {
+			appendTo("c", 30)
+		}
+	}
+	first := uint64(top - 50 + 1)
+	for after := uint64(0); after <= uint64(top); after++ {
+		page, err := h.Read(ctx, "a", after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Top != uint64(top) || page.First != first {
+			t.Fatalf("after %d: top %d first %d, want %d and %d", after, page.Top, page.First, top, first)
+		}
+		start := max(after+1, first)
+		want := min(3, int(uint64(top)+1-start))
+		if len(page.Messages) != want {
+			t.Fatalf("after %d: %d messages, want %d", after, len(page.Messages), want)
+		}
+		for i, m := range page.Messages {
+			if m.Offset != start+uint64(i) {
+				t.Fatalf("after %d: message %d has offset %d, want %d", after, i, m.Offset, start+uint64(i))
+			}
+		}
+	}
+}
