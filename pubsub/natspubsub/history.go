@@ -360,7 +360,20 @@ func (h *History) read(cons jetstream.Consumer, next uint64) (uint64, bool) {
 	}
 	h.iter = it
 	h.life.Unlock()
+	// After a reconnection, start again where it stopped: what the server
+	// sent meanwhile is lost, and a restarted server may have lost the
+	// consumer.
+	reconnected, done := h.ps.nc.StatusChanged(nats.CONNECTED), make(chan struct{})
+	go func() {
+		select {
+		case <-reconnected:
+			it.Stop()
+		case <-done:
+		}
+	}()
 	defer func() {
+		close(done)
+		h.ps.nc.RemoveStatusListener(reconnected)
 		it.Stop()
 		h.life.Lock()
 		h.iter = nil

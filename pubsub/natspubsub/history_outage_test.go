@@ -26,6 +26,10 @@ func TestHistoryFrozenServerFailsFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	rec := &offsetLog{}
+	if err := ps.Subscribe("t", rec); err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	payloads := map[uint64]string{} // offset -> payload of the appends that succeeded
 	try := func(i int) (phx.Position, error) {
@@ -114,6 +118,12 @@ func TestHistoryFrozenServerFailsFast(t *testing.T) {
 		}
 		if m.Offset != uint64(i+1) || string(m.Payload) != want {
 			t.Fatalf("message %d: offset %d %s, want %s", i, m.Offset, m.Payload, want)
+		}
+	}
+	got := waitOffsets(t, [2]*offsetLog{rec, rec}, int(pos.Offset))[0]
+	for i, o := range got {
+		if o != uint64(i+1) {
+			t.Fatalf("delivered %v, want 1 to %d", got, pos.Offset)
 		}
 	}
 	t.Logf("server frozen: first call failed after %v, the next 100 within %v each; calls succeed %v after the thaw",
@@ -250,5 +260,135 @@ func waitOffsets(t *testing.T, logs [2]*offsetLog, n int) [2][]uint64 {
 			t.Fatalf("delivered %d and %d of %d: %s", len(got[0]), len(got[1]), n, fmt.Sprint(got))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The NATS server killed and restarted under a running node: with file
+// storage the stream survives and the topic goes on in its epoch; with
+// memory storage the stream is gone, the node recreates it and the topic
+// starts a new epoch. Either way the node's subscribers get every
+// message appended after the restart, in order, without a restart of the
+// node.
+func TestHistoryServerRestarted(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		storage jetstream.StorageType
+	}{{"file", jetstream.FileStorage}, {"memory", jetstream.MemoryStorage}} {
+		t.Run(c.name, func(t *testing.T) {
+			np := startNATSProcessWith(t, t.TempDir())
+			ps := dialTest(t, np.url(), "A", nil).(adapter).PubSub
+			h, err := NewHistory(ps, &HistoryConfig{Storage: c.storage, Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { h.Close() })
+			rec := &offsetLog{}
+			if err := ps.Subscribe("t", rec); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			appendN := func(n int) phx.Position {
+				t.Helper()
+				var pos phx.Position
+				for range n {
+					deadline := time.Now().Add(5 * time.Second)
+					for {
+						if pos, err = h.Append(ctx, "t", phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, phx.HistoryOptions{}); err == nil {
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("append: %v", err)
+						}
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				return pos
+			}
+			before := appendN(10)
+			waitOffsets(t, [2]*offsetLog{rec, rec}, 10)
+			np.Stop(t)
+			np.Start(t)
+			after := appendN(10)
+			want := []uint64{}
+			for i := range 10 {
+				want = append(want, uint64(i+1))
+			}
+			if c.storage == jetstream.FileStorage {
+				if after.Epoch != before.Epoch || after.Offset != 20 {
+					t.Fatalf("after the restart: %+v, want offset 20 in %q", after, before.Epoch)
+				}
+				for i := range 10 {
+					want = append(want, uint64(i+11))
+				}
+			} else {
+				if after.Epoch == before.Epoch || after.Offset != 10 {
+					t.Fatalf("after the restart: %+v, want offset 10 in a new epoch", after)
+				}
+				want = append(want, want...)
+			}
+			got := waitOffsets(t, [2]*offsetLog{rec, rec}, 20)[0]
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("delivered %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// Frozen for longer than the consumer's heartbeats (2s, missed twice):
+// the node starts a new consumer once the server answers, where it
+// stopped, and gets every message appended meanwhile by another node.
+func TestHistoryLongFreeze(t *testing.T) {
+	if testing.Short() {
+		t.Skip("freezes the server for 5s")
+	}
+	np := startNATSProcessWith(t, t.TempDir())
+	var hs [2]*History
+	var rec [2]*offsetLog
+	for i := range hs {
+		ps := dialTest(t, np.url(), strconv.Itoa(i), nil).(adapter).PubSub
+		h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		hs[i], rec[i] = h, &offsetLog{}
+		if err := ps.Subscribe("t", rec[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	appendN := func(h *History, n int) {
+		t.Helper()
+		for range n {
+			if _, err := h.Append(ctx, "t", phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, phx.HistoryOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	appendN(hs[0], 5)
+	waitOffsets(t, rec, 5)
+	np.Freeze(t)
+	time.Sleep(5 * time.Second)
+	np.Thaw(t)
+	deadline := time.Now().Add(5 * time.Second)
+	for { // until both are up again
+		_, err0 := hs[0].Read(ctx, "t", 0, 0)
+		_, err1 := hs[1].Read(ctx, "t", 0, 0)
+		if err0 == nil && err1 == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reads 5s after the thaw: %v, %v", err0, err1)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	appendN(hs[1], 10)
+	got := waitOffsets(t, rec, 15)
+	for i := range got {
+		for j, o := range got[i] {
+			if o != uint64(j+1) {
+				t.Fatalf("node %d delivered %v", i, got[i])
+			}
+		}
 	}
 }
