@@ -133,6 +133,8 @@ type History struct {
 	closed bool
 	iter   jetstream.MessagesContext // the consumer's, stopped by Close
 	stop   chan struct{}             // closed by Close
+	ctx    context.Context           // canceled by Close: the background requests'
+	cancel context.CancelFunc
 	wg     sync.WaitGroup            // the consumer's and the probe's goroutines
 }
 
@@ -205,6 +207,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 		return nil, fmt.Errorf("natspubsub: history: %w", err)
 	}
 	h := &History{ps: ps, js: js, cfg: c, last: make(map[string]lastMsg), stop: make(chan struct{}), inbox: ps.nc.NewInbox()}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if h.inboxSub, err = ps.nc.Subscribe(h.inbox+".*", h.batchReply); err != nil {
 		return nil, fmt.Errorf("natspubsub: history: %w", err)
 	}
@@ -214,6 +217,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			h.cancel()
 			_ = h.inboxSub.Unsubscribe()
 		}
 	}()
@@ -221,7 +225,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 	defer cancel()
 	info, err := h.ensureStream(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("natspubsub: history stream: %w", err)
 	}
 	cons, err := h.openConsumer(ctx, info.State.LastSeq+1)
 	if err != nil {
@@ -255,7 +259,8 @@ func (h *History) ensureStream(ctx context.Context) (*jetstream.StreamInfo, erro
 	return s.CachedInfo(), nil
 }
 
-// recreate recreates the stream after a call found it gone.
+// recreate recreates the stream after a call found it gone (or makes sure
+// it is there).
 func (h *History) recreate(ctx context.Context) error {
 	_, err := h.ensureStream(ctx)
 	return err
@@ -286,12 +291,13 @@ func (h *History) consume(cons jetstream.Consumer, created time.Time, next uint6
 	delay := time.Duration(0)
 	for {
 		if cons != nil {
+			start := time.Now()
 			var delivered bool
 			next, delivered = h.read(cons, next)
 			h.dropConsumer(cons)
 			cons = nil
-			if delivered {
-				delay = 0
+			if delivered || time.Since(start) > time.Second {
+				delay = 0 // it worked: try again at once
 			}
 		}
 		select {
@@ -303,12 +309,19 @@ func (h *History) consume(cons jetstream.Consumer, created time.Time, next uint6
 		if h.down.Load() || !h.ps.nc.IsConnected() {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), max(h.cfg.Timeout, time.Second))
+		ctx, cancel := context.WithTimeout(h.ctx, max(h.cfg.Timeout, time.Second))
 		info, err := h.streamInfo(ctx)
-		if err == nil && (!info.Created.Equal(created) || info.State.LastSeq+1 < next) {
-			// Another stream (deleted and recreated, or its sequence
-			// reset): read it from its start; its topics have new epochs.
+		switch {
+		case err != nil:
+		case !info.Created.Equal(created):
+			// Another stream (deleted and recreated): read it from its
+			// start; its topics have new epochs.
 			created, next = info.Created, 1
+			h.forgetAll()
+		case info.State.LastSeq+1 < next:
+			// The stream lost its last messages (a server restarted
+			// without them): go on with what comes next.
+			next = info.State.LastSeq + 1
 			h.forgetAll()
 		}
 		if err == nil {
@@ -401,7 +414,7 @@ func (h *History) dropConsumer(cons jetstream.Consumer) {
 	if h.down.Load() || !h.ps.nc.IsConnected() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeout)
 	defer cancel()
 	_ = h.js.DeleteConsumer(ctx, h.cfg.Stream, cons.CachedInfo().Name)
 }
@@ -432,7 +445,7 @@ func (h *History) probe() {
 		if !h.ps.nc.IsConnected() {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), h.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeout)
 		_, err := h.js.AccountInfo(ctx)
 		cancel()
 		if err == nil {
@@ -491,6 +504,7 @@ func (h *History) Close() error {
 	}
 	h.closed = true
 	close(h.stop)
+	h.cancel()
 	if h.iter != nil {
 		h.iter.Stop()
 	}
