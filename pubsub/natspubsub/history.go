@@ -135,7 +135,7 @@ type History struct {
 	stop   chan struct{}             // closed by Close
 	ctx    context.Context           // canceled by Close: the background requests'
 	cancel context.CancelFunc
-	wg     sync.WaitGroup            // the consumer's and the probe's goroutines
+	wg     sync.WaitGroup // the consumer's and the probe's goroutines
 }
 
 type lastMsg struct {
