@@ -125,8 +125,8 @@ func TestHistoryServerDown(t *testing.T) {
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	// Until the client notices, requests wait for their answer up to ctx
-	// (or jetstream's default timeout, 5s, when ctx has no deadline).
+	// Once the client noticed, calls fail at once (until then they wait
+	// up to HistoryConfig.Timeout).
 	for deadline := time.Now().Add(5 * time.Second); h.(*History).ps.nc.IsConnected(); {
 		if time.Now().After(deadline) {
 			t.Fatal("the client did not notice the server is gone")
@@ -142,7 +142,11 @@ func TestHistoryServerDown(t *testing.T) {
 	if _, err := h.Read(cctx, "t", 0, 10); !errors.Is(err, phx.ErrHistoryUnavailable) {
 		t.Fatalf("Read with the server down: %v", err)
 	}
-	t.Logf("failed after %v", time.Since(start))
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Fatalf("Append and Read with the client disconnected failed after %v, want at once", took)
+	} else {
+		t.Logf("failed after %v", took)
+	}
 }
 
 func TestHistoryTwoNodesOrder(t *testing.T) {
