@@ -392,3 +392,56 @@ func TestHistoryLongFreeze(t *testing.T) {
 		}
 	}
 }
+
+type joinAll struct{}
+
+func (joinAll) Join(*phx.Socket, phx.Payload) (any, error) { return nil, nil }
+
+// Twenty goroutines broadcasting on one recorded topic of a phx server
+// while the NATS server is frozen: the library records them one at a
+// time, and only the first waits Timeout; together they fail within
+// about one Timeout, not twenty.
+func TestHistoryFrozenServerConcurrentBroadcasts(t *testing.T) {
+	np := startNATSProcessWith(t, t.TempDir())
+	ps := dialTest(t, np.url(), "A", nil).(adapter).PubSub
+	const timeout = 250 * time.Millisecond
+	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	srv := phx.NewServer(&phx.Options{PubSub: ps, History: h})
+	srv.Channel("hist:*", func() phx.Channel { return joinAll{} }, phx.WithHistory(phx.HistoryOptions{}))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	if err := srv.Broadcast("hist:x", "e", map[string]int{"n": 0}); err != nil {
+		t.Fatal(err)
+	}
+	np.Freeze(t)
+	defer np.Thaw(t)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- srv.Broadcast("hist:x", "e", map[string]int{"n": i + 1})
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, phx.ErrHistoryUnavailable) {
+			t.Fatalf("broadcast with the server frozen: %v", err)
+		}
+	}
+	t.Logf("20 broadcasts on one topic with the server frozen failed within %v", took)
+	if took > timeout+200*time.Millisecond {
+		t.Fatalf("20 broadcasts took %v, want about one Timeout (%v)", took, timeout)
+	}
+}
