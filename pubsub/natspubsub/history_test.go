@@ -14,7 +14,7 @@ import (
 
 // startJetStream runs an embedded NATS server with JetStream on a random
 // loopback port, its store in a temporary directory.
-func startJetStream(t *testing.T) *server.Server {
+func startJetStream(t testing.TB) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
 	start := func(port int) *server.Server {
@@ -38,13 +38,16 @@ func startJetStream(t *testing.T) *server.Server {
 }
 
 // historyNode dials a PubSub and its History on srv.
-func historyNode(t *testing.T, srv *server.Server, id string) clustertest.HistoryNode {
+func historyNode(t testing.TB, srv *server.Server, id string) clustertest.HistoryNode {
 	t.Helper()
 	ps, err := Dial(srv.ClientURL(), &Options{NodeID: id, Logger: clustertest.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage})
+	// A Timeout well above the default: these tests run under -race on
+	// shared machines, where a call may take more than 250ms without the
+	// server being down (TestHistoryFrozenServerFailsFast tests that).
+	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,8 +125,8 @@ func TestHistoryServerDown(t *testing.T) {
 	}
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	// Until the client notices, requests wait for their answer up to ctx
-	// (or jetstream's default timeout, 5s, when ctx has no deadline).
+	// Once the client noticed, calls fail at once (until then they wait
+	// up to HistoryConfig.Timeout).
 	for deadline := time.Now().Add(5 * time.Second); h.(*History).ps.nc.IsConnected(); {
 		if time.Now().After(deadline) {
 			t.Fatal("the client did not notice the server is gone")
@@ -139,7 +142,11 @@ func TestHistoryServerDown(t *testing.T) {
 	if _, err := h.Read(cctx, "t", 0, 10); !errors.Is(err, phx.ErrHistoryUnavailable) {
 		t.Fatalf("Read with the server down: %v", err)
 	}
-	t.Logf("failed after %v", time.Since(start))
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Fatalf("Append and Read with the client disconnected failed after %v, want at once", took)
+	} else {
+		t.Logf("failed after %v", took)
+	}
 }
 
 func TestHistoryTwoNodesOrder(t *testing.T) {
@@ -160,4 +167,48 @@ func TestHistoryInteropAcrossNodes(t *testing.T) {
 	}
 	srv := startJetStream(t)
 	clustertest.HistoryInterop(t, historyNode(t, srv, "A"), historyNode(t, srv, "B"), "../../testdata/interop")
+}
+
+// Read finds the first message after any offset, and the first retained
+// one, in a topic whose messages are unevenly spread over the stream.
+func TestHistoryReadUnevenStream(t *testing.T) {
+	h := historyNode(t, startJetStream(t), "A").History.(*History)
+	ctx := context.Background()
+	opts := phx.HistoryOptions{MaxMessages: 50}
+	appendTo := func(topic string, n int) {
+		for range n {
+			if _, err := h.Append(ctx, topic, phx.HistoryMessage{Event: "e", Payload: []byte(`{}`)}, opts); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	top := 0
+	for i := range 40 { // bursts of "a" between ever longer runs of others
+		appendTo("a", 1+i%3)
+		top += 1 + i%3
+		appendTo("b", i*i%17)
+		if i%5 == 0 {
+			appendTo("c", 30)
+		}
+	}
+	first := uint64(top - 50 + 1)
+	for after := uint64(0); after <= uint64(top); after++ {
+		page, err := h.Read(ctx, "a", after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Top != uint64(top) || page.First != first {
+			t.Fatalf("after %d: top %d first %d, want %d and %d", after, page.Top, page.First, top, first)
+		}
+		start := max(after+1, first)
+		want := min(3, int(uint64(top)+1-start))
+		if len(page.Messages) != want {
+			t.Fatalf("after %d: %d messages, want %d", after, len(page.Messages), want)
+		}
+		for i, m := range page.Messages {
+			if m.Offset != start+uint64(i) {
+				t.Fatalf("after %d: message %d has offset %d, want %d", after, i, m.Offset, start+uint64(i))
+			}
+		}
+	}
 }

@@ -23,13 +23,21 @@ import (
 // real server process.
 const childEnv = "PHX_TEST_NATS_SERVER_PORT"
 
+// childJetStreamEnv, when set, is the store directory of the child
+// server's JetStream.
+const childJetStreamEnv = "PHX_TEST_NATS_JETSTREAM_DIR"
+
 func runChildServer(port string) {
 	p, err := strconv.Atoi(port)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: p, NoLog: true, NoSigs: true})
+	opts := &server.Options{Host: "127.0.0.1", Port: p, NoLog: true, NoSigs: true}
+	if dir := os.Getenv(childJetStreamEnv); dir != "" {
+		opts.JetStream, opts.StoreDir = true, dir
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -44,17 +52,22 @@ func runChildServer(port string) {
 
 // natsProcess is a NATS server in a child process on a fixed loopback port.
 type natsProcess struct {
-	port int
-	cmd  *exec.Cmd
+	port  int
+	jsDir string // JetStream's store when not empty
+	cmd   *exec.Cmd
 }
 
-func startNATSProcess(t testing.TB) *natsProcess {
+func startNATSProcess(t testing.TB) *natsProcess { return startNATSProcessWith(t, "") }
+
+// startNATSProcessWith starts a NATS server process, with JetStream
+// storing in jsDir when it is not empty.
+func startNATSProcessWith(t testing.TB, jsDir string) *natsProcess {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	np := &natsProcess{port: l.Addr().(*net.TCPAddr).Port}
+	np := &natsProcess{port: l.Addr().(*net.TCPAddr).Port, jsDir: jsDir}
 	l.Close()
 	np.Start(t)
 	t.Cleanup(func() { np.Stop(t) })
@@ -67,6 +80,9 @@ func (np *natsProcess) Start(t testing.TB) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(np.port))
+	if np.jsDir != "" {
+		cmd.Env = append(cmd.Env, childJetStreamEnv+"="+np.jsDir)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
