@@ -28,7 +28,10 @@ type HistoryPublisher interface {
 	// node; nil excludes nobody). Subscribers receive what
 	// [RecordedBroadcast] builds from the recorded message, in offset order
 	// on every node. Delivery may happen after AppendPublish returns. On
-	// error nothing was recorded or delivered.
+	// error nothing was recorded or delivered, with one exception a store
+	// should document and keep rare: a call that gave up waiting for its
+	// server (a timeout) cannot always know whether the server went on to
+	// record it.
 	AppendPublish(ctx context.Context, b *Broadcast, from Subscriber, opts HistoryOptions) (Position, error)
 }
 

@@ -19,7 +19,7 @@ import (
 // while ann, on copy 1, sends a message and a typing hint every 50 ms; bob
 // is on copy 1 too, zed on copy 2. A message needs its place in the shared
 // history before anyone may receive it, so while Redis is frozen messages
-// are refused with "unavailable" (the first after the history's 250 ms
+// are refused with "unavailable" (the first after the history's 500 ms
 // Timeout, the others at once) and delivered to no one; typing hints, which
 // are not recorded, still reach bob without waiting. After the thaw the
 // next message gets the next ID on both copies: nothing from the freeze
@@ -114,8 +114,8 @@ func TestBrokerFrozen(t *testing.T) {
 	t.Logf("Redis frozen %v: first refusal after %v; the %d messages sent after it refused with p99 %v; their typing hints: reply p99 %v, delivery to bob p99 %v; a message accepted %v after the thaw",
 		thawed.Sub(frozen).Round(time.Millisecond), msgReply[0].Round(time.Millisecond), n-later, p99(msgReply[later:]),
 		p99(typingReply[later:]), p99(typingDelivery[later:]), accepted.Round(time.Millisecond))
-	if msgReply[0] > time.Second {
-		t.Errorf("the first message was refused after %v, want about the history's 250 ms Timeout", msgReply[0])
+	if msgReply[0] > 2*time.Second {
+		t.Errorf("the first message was refused after %v, want about the history's 500 ms Timeout", msgReply[0])
 	}
 	if n-later < n/2 || p99(msgReply[later:]) > 50*time.Millisecond || p99(typingReply[later:]) > 50*time.Millisecond || p99(typingDelivery[later:]) > 50*time.Millisecond {
 		t.Errorf("with Redis frozen, %d messages after the first refusal: refusal p99 %v, typing reply p99 %v, typing delivery p99 %v; want all under 50 ms",

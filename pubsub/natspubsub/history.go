@@ -41,7 +41,7 @@ type HistoryConfig struct {
 	// trips and retries included (the caller's ctx still applies when it
 	// ends sooner). A Read returning many messages may take longer while
 	// they keep coming: each must arrive within Timeout of the previous
-	// one. Default 250ms.
+	// one. Default 500 ms.
 	//
 	// A call that fails because NATS did not answer (Timeout ran out, no
 	// responders, the connection lost) marks the History down: from then
@@ -200,7 +200,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 		c.Replicas = 1
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 250 * time.Millisecond
+		c.Timeout = 500 * time.Millisecond
 	}
 	js, err := jetstream.New(ps.nc)
 	if err != nil {

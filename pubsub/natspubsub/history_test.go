@@ -45,7 +45,7 @@ func historyNode(t testing.TB, srv *server.Server, id string) clustertest.Histor
 		t.Fatal(err)
 	}
 	// A Timeout well above the default: these tests run under -race on
-	// shared machines, where a call may take more than 250ms without the
+	// shared machines, where a call may take more than the default 500 ms without the
 	// server being down (TestHistoryFrozenServerFailsFast tests that).
 	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: 2 * time.Second})
 	if err != nil {

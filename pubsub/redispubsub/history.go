@@ -28,7 +28,7 @@ type HistoryConfig struct {
 	// and it must differ from the PubSub's Prefix. Default "phxh".
 	Prefix string
 	// Timeout bounds each Append, AppendPublish and Read (the caller's
-	// context still applies when it ends sooner). Default 250 ms; a
+	// context still applies when it ends sooner). Default 500 ms; a
 	// healthy Redis answers in well under a millisecond.
 	//
 	// A call that fails because Redis does not answer (the timeout, a
@@ -122,7 +122,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 		c.Prefix = "phxh"
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 250 * time.Millisecond
+		c.Timeout = 500 * time.Millisecond
 	}
 	if c.Prefix == ps.o.Prefix {
 		return nil, errors.New("redispubsub: the history's Prefix must differ from the PubSub's")
