@@ -7,7 +7,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/phxgo/phx/internal/redistest"
 )
 
 // TestBrowserAcrossNodes runs e2e/browser_nodes.mjs: two pages in headless
@@ -34,11 +34,7 @@ func TestBrowserAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("redis", func(t *testing.T) {
-		redisPath, err := exec.LookPath("redis-server")
-		if err != nil {
-			missing(t, "redis-server is not installed (apt-get install redis-server)")
-		}
-		browserAcrossNodes(t, "redis://"+startRedis(t, redisPath).addr, artifacts)
+		browserAcrossNodes(t, redistest.Run(t).URL(), artifacts)
 	})
 	t.Run("nats", func(t *testing.T) {
 		ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,

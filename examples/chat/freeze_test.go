@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"net"
-	"os/exec"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/phxgo/phx/internal/clienttest"
+	"github.com/phxgo/phx/internal/redistest"
 )
 
 // TestBrokerFrozen: two copies of the chat on a real redis-server, which
@@ -25,14 +22,10 @@ import (
 // next message gets the next ID on both copies: nothing from the freeze
 // was recorded.
 func TestBrokerFrozen(t *testing.T) {
-	redisPath, err := exec.LookPath("redis-server")
-	if err != nil {
-		missing(t, "redis-server is not installed (apt-get install redis-server)")
-	}
-	redis := startRedis(t, redisPath)
+	redis := redistest.Run(t)
 	secret := fmt.Sprintf("freeze-secret-%d-0123456789abcdef0123456789", time.Now().UnixNano())
-	n1 := startChatWithSecret(t, secret, "-pubsub", "redis://"+redis.addr)
-	n2 := startChatWithSecret(t, secret, "-pubsub", "redis://"+redis.addr)
+	n1 := startChatWithSecret(t, secret, "-pubsub", redis.URL())
+	n2 := startChatWithSecret(t, secret, "-pubsub", redis.URL())
 	ann, bob, zed := dialNode(t, n1, "ann_f"), dialNode(t, n1, "bob_f"), dialNode(t, n2, "zed_f")
 	for _, c := range []*nodeClient{ann, bob, zed} {
 		c.JoinOK("room:freeze", map[string]any{})
@@ -42,9 +35,7 @@ func TestBrokerFrozen(t *testing.T) {
 	zed.Next("warm-up on copy 2", isBody("warm-up"))
 
 	const n = 60 // 3 s at one every 50 ms
-	if err := redis.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	redis.Freeze(t)
 	frozen := time.Now()
 	sent := make([]time.Time, n)
 	msgRefs, typingRefs := make([]string, n), make([]string, n)
@@ -69,9 +60,7 @@ func TestBrokerFrozen(t *testing.T) {
 		m := bob.Next(fmt.Sprintf("typing %d at bob", i), func(m *clienttest.Message) bool { return m.Event == "typing" })
 		typingDelivery = append(typingDelivery, m.At.Sub(sent[i]))
 	}
-	if err := redis.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	redis.Thaw(t)
 	thawed := time.Now()
 	// The first message after the thaw is accepted within a few seconds
 	// (the history's probe sees Redis answer again) and gets ID 2.
@@ -127,53 +116,4 @@ func isBody(body string) func(*clienttest.Message) bool {
 	return func(m *clienttest.Message) bool {
 		return m.Event == "new_msg" && strings.Contains(string(m.Payload), `"body":"`+body+`"`)
 	}
-}
-
-type redisProcess struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-// startRedis runs redis-server on a free port, without persistence, until
-// the test ends.
-func startRedis(t *testing.T, path string) *redisProcess {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGCONT)
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				close(ready)
-				for sc.Scan() {
-				}
-				return
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(10 * time.Second):
-		t.Fatal("redis-server not ready after 10 s")
-	}
-	return &redisProcess{cmd: cmd, addr: addr}
 }

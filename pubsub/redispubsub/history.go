@@ -445,15 +445,29 @@ func parseEntry(e any) (phx.HistoryMessage, error) {
 // re-subscribed after a lost connection.
 func (h *History) receive() {
 	defer close(h.done)
-	r := &receiver{h: h, topics: make(map[string]*received)}
-	for m := range h.sub.ChannelWithSubscriptions(redis.WithChannelSize(1024)) {
-		switch m := m.(type) {
-		case *redis.Message:
-			r.deliver([]byte(m.Payload))
-		case *redis.Subscription:
-			if m.Kind == "psubscribe" { // re-subscribed: the connection was lost
-				r.resubscribed()
+	r := &receiver{h: h, topics: make(map[string]*received), pending: make(map[string]time.Time)}
+	msgs := h.sub.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+	var retry <-chan time.Time
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return
 			}
+			switch m := m.(type) {
+			case *redis.Message:
+				r.deliver([]byte(m.Payload))
+			case *redis.Subscription:
+				if m.Kind == "psubscribe" { // re-subscribed: the connection was lost
+					r.resubscribed()
+				}
+			}
+		case <-retry:
+			retry = nil
+			r.retryPending()
+		}
+		if retry == nil && len(r.pending) > 0 {
+			retry = time.After(100 * time.Millisecond)
 		}
 	}
 }
@@ -461,10 +475,16 @@ func (h *History) receive() {
 // receiver is the state of History.receive's goroutine: where each topic's
 // delivery on this node stands.
 type receiver struct {
-	h      *History
-	topics map[string]*received
-	added  int // topics added since the last prune
+	h       *History
+	topics  map[string]*received
+	added   int                  // topics added since the last prune
+	pending map[string]time.Time // topics whose read-back after a re-subscription failed, since when
 }
+
+// catchUpPatience is how long a node retries reading back what a lost
+// subscription missed (the store may come back after the subscription:
+// the PubSub's own connection is re-established separately).
+const catchUpPatience = 30 * time.Second
 
 // received is the last recorded broadcast of a topic delivered on this
 // node.
@@ -513,11 +533,12 @@ func (r *receiver) deliver(msg []byte) {
 
 // catchUp delivers topic's recorded broadcasts after pos up to upto (all
 // of the newest, for upto 0) that this node did not receive, when the
-// topic has local subscribers.
-func (r *receiver) catchUp(topic string, pos *received, upto uint64) {
+// topic has local subscribers. It reports false when the store could not
+// be read.
+func (r *receiver) catchUp(topic string, pos *received, upto uint64) bool {
 	h := r.h
 	if h.ps.r.SubscriberCount(topic) == 0 {
-		return
+		return true
 	}
 	want := maxCatchUp
 	if upto > 0 && upto-pos.offset < uint64(want) {
@@ -528,11 +549,13 @@ func (r *receiver) catchUp(topic string, pos *received, upto uint64) {
 	cancel()
 	switch {
 	case err != nil:
-		h.ps.r.Logger().Warn("phx pubsub: recorded broadcasts missed on this node and not read back; its clients get them when they rejoin",
-			"topic", topic, "after", pos.offset, "err", err)
-		return
+		if upto > 0 {
+			h.ps.r.Logger().Warn("phx pubsub: recorded broadcasts missed on this node and not read back; its clients get them when they rejoin",
+				"topic", topic, "after", pos.offset, "err", err)
+		}
+		return false
 	case page.Epoch != pos.epoch:
-		return // the history was lost meanwhile: nothing to read back
+		return true // the history was lost meanwhile: nothing to read back
 	}
 	n := 0
 	for _, m := range page.Messages {
@@ -546,15 +569,41 @@ func (r *receiver) catchUp(topic string, pos *received, upto uint64) {
 		pos.offset = m.Offset
 		n++
 	}
-	h.ps.r.Logger().Info("phx pubsub: recorded broadcasts missed on this node read back and delivered", "topic", topic, "count", n)
+	if n > 0 {
+		h.ps.r.Logger().Info("phx pubsub: recorded broadcasts missed on this node read back and delivered", "topic", topic, "count", n)
+	}
+	return true
 }
 
 // resubscribed reads back, for every topic with local subscribers, what
-// was recorded while the subscription was down.
+// was recorded while the subscription was down; topics whose read fails
+// are retried (retryPending).
 func (r *receiver) resubscribed() {
 	r.prune()
+	now := time.Now()
 	for topic, pos := range r.topics {
-		r.catchUp(topic, pos, 0)
+		if !r.catchUp(topic, pos, 0) {
+			if _, ok := r.pending[topic]; !ok {
+				r.pending[topic] = now
+			}
+		}
+	}
+}
+
+// retryPending retries the read-backs that failed after a re-subscription,
+// for up to catchUpPatience.
+func (r *receiver) retryPending() {
+	for topic, since := range r.pending {
+		pos := r.topics[topic]
+		if pos == nil || r.catchUp(topic, pos, 0) {
+			delete(r.pending, topic)
+			continue
+		}
+		if time.Since(since) > catchUpPatience {
+			r.h.ps.r.Logger().Warn("phx pubsub: recorded broadcasts missed on this node could not be read back; its clients get them when they rejoin",
+				"topic", topic, "after", pos.offset)
+			delete(r.pending, topic)
+		}
 	}
 }
 
@@ -564,6 +613,7 @@ func (r *receiver) prune() {
 	for topic := range r.topics {
 		if r.h.ps.r.SubscriberCount(topic) == 0 {
 			delete(r.topics, topic)
+			delete(r.pending, topic)
 		}
 	}
 }

@@ -1,21 +1,16 @@
 package redispubsub
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/phxgo/phx"
 	"github.com/phxgo/phx/internal/leaktest"
+	"github.com/phxgo/phx/internal/redistest"
 	"github.com/phxgo/phx/pubsub/internal/clustertest"
 	"github.com/redis/go-redis/v9"
 )
@@ -31,103 +26,15 @@ type quietRedisLog struct{}
 
 func (quietRedisLog) Printf(context.Context, string, ...any) {}
 
-// redisServer is a real redis-server process on a random loopback port.
-type redisServer struct {
-	bin  string
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
+// redisServer is a real redis-server process on a random loopback port
+// (internal/redistest), and the adapter's constructor for clustertest.
+type redisServer struct{ *redistest.Server }
 
-// redisBinary finds redis-server ($REDIS_SERVER, else PATH). Missing, it
-// fails the test under CI=true and skips it otherwise.
-func redisBinary(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("REDIS_SERVER"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("redis-server")
-	if err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("redis-server not found (CI=true): `make deps` installs it (apt-get install redis-server)")
-	}
-	t.Skip("redis-server not found: run `make test` (it installs redis-server), or apt-get install redis-server")
-	return ""
-}
+func startRedis(t testing.TB) *redisServer { return &redisServer{redistest.Run(t)} }
 
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	rs := &redisServer{bin: redisBinary(t), dir: t.TempDir()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs.port = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	rs.Start(t)
-	t.Cleanup(func() { rs.Stop(t) })
-	return rs
-}
+func (rs *redisServer) addr() string { return rs.Addr() }
 
-func (rs *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }
-
-func (rs *redisServer) url() string { return "redis://" + rs.addr() }
-
-func (rs *redisServer) Start(t testing.TB) {
-	t.Helper()
-	cmd := exec.Command(rs.bin, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--daemonize", "no", "--loglevel", "warning")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	rs.cmd = cmd
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := net.DialTimeout("tcp", rs.addr(), 200*time.Millisecond); err == nil {
-			c.SetDeadline(time.Now().Add(time.Second))
-			fmt.Fprint(c, "PING\r\n")
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if strings.HasPrefix(line, "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			rs.Stop(t)
-			t.Fatalf("redis-server not answering on %s after 5s:\n%s", rs.addr(), out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Freeze stops redis-server (SIGSTOP): connections stay open, nothing
-// is answered, new connections wait in the listen backlog.
-func (rs *redisServer) Freeze(t testing.TB) {
-	if err := rs.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Thaw resumes a frozen redis-server (SIGCONT).
-func (rs *redisServer) Thaw(t testing.TB) {
-	if err := rs.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// Stop kills redis-server (SIGKILL: no goodbye to its clients).
-func (rs *redisServer) Stop(testing.TB) {
-	if rs.cmd != nil {
-		rs.cmd.Process.Signal(syscall.SIGCONT) // a frozen one too
-		rs.cmd.Process.Kill()
-		rs.cmd.Wait()
-		rs.cmd = nil
-	}
-}
+func (rs *redisServer) url() string { return rs.URL() }
 
 type adapter struct{ *PubSub }
 
