@@ -292,6 +292,41 @@ func (c *conn) message(joinRef, ref Ref, topic, event string, payload Payload) e
 	return nil
 }
 
+// sharedPayloadMin: a shared payload this large is queued in pieces by
+// pushShared; a smaller one is copied into the frame, as any push.
+const sharedPayloadMin = 4 << 10
+
+var (
+	sharedProbe = Payload{Data: []byte("{}")}
+	sharedTail  = []byte("]")
+)
+
+// pushShared queues a push whose payload's bytes are shared with other
+// connections and never modified, such as a presence_state every joiner
+// of one flush is given. With the V2 JSON serializer, a large one is
+// queued as a frame in pieces, its own head ([join_ref,null,topic,event,)
+// then the payload's bytes then "]", so that joiners given the same
+// state share its bytes until their writer has written them; other
+// serializers get an ordinary push.
+func (c *conn) pushShared(joinRef Ref, topic, event string, payload Payload) error {
+	if c.codec.ser != v2JSON || payload.Binary || len(payload.Data) < sharedPayloadMin {
+		return c.push(joinRef, topic, event, payload)
+	}
+	f, err := c.codec.ser.EncodeMessage(joinRef, nil, topic, event, sharedProbe)
+	if err != nil {
+		return err
+	}
+	head, ok := bytes.CutSuffix(f.Data, []byte("{}]"))
+	if !ok { // not the frame expected: as any push
+		return c.push(joinRef, topic, event, payload)
+	}
+	f.Data, f.shared, f.tail = head, payload.Data, sharedTail
+	if !c.enqueue(f) {
+		return ErrClosed
+	}
+	return nil
+}
+
 func reasonPayload(reason string) Payload {
 	p, _ := toPayload(map[string]string{"reason": reason})
 	return p

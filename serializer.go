@@ -48,6 +48,25 @@ type Serializer interface {
 type Frame struct {
 	Data   []byte
 	Binary bool
+
+	// A frame queued in pieces (see conn.pushShared): Data is its head,
+	// then shared, bytes it shares with other connections' frames, then
+	// tail. Transports outside the package never see one: TakeFrames
+	// hands them the frame whole.
+	shared, tail []byte
+}
+
+// size is the frame's length, all its pieces.
+func (f *Frame) size() int { return len(f.Data) + len(f.shared) + len(f.tail) }
+
+// whole returns f in one piece.
+func (f Frame) whole() Frame {
+	if f.shared == nil && f.tail == nil {
+		return f
+	}
+	data := make([]byte, 0, f.size())
+	data = append(append(append(data, f.Data...), f.shared...), f.tail...)
+	return Frame{Data: data, Binary: f.Binary}
 }
 
 // Message is one decoded client message.

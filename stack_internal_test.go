@@ -2,7 +2,10 @@ package phx
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	rtmetrics "runtime/metrics"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,8 +46,9 @@ func (stackRoom) HandleIn(*Socket, string, Payload) (any, error) { return nil, n
 // handshake and masked frames itself and reads only what it is asked to,
 // so that the goroutines and stacks of the process are the server's.
 type rawWSClient struct {
-	c  net.Conn
-	br *bufio.Reader
+	c         net.Conn
+	br        *bufio.Reader
+	fragments int // frames of the last message readUntil returned
 }
 
 func dialRawWS(t testing.TB, addr, path string) *rawWSClient {
@@ -57,7 +62,7 @@ func dialRawWS(t testing.TB, addr, path string) *rawWSClient {
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(c)
+	br := bufio.NewReaderSize(c, 256)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,10 +89,12 @@ func (r *rawWSClient) send(t testing.TB, msg string) {
 	}
 }
 
-// readUntil reads frames until one contains want.
-func (r *rawWSClient) readUntil(t testing.TB, want string) {
+// readUntil reads messages until one contains want, and returns it.
+func (r *rawWSClient) readUntil(t testing.TB, want string) []byte {
 	t.Helper()
 	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var msg []byte
+	r.fragments = 0
 	for {
 		var h [2]byte
 		if _, err := io.ReadFull(r.br, h[:]); err != nil {
@@ -108,9 +115,70 @@ func (r *rawWSClient) readUntil(t testing.TB, want string) {
 		if _, err := io.ReadFull(r.br, data); err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(string(data), want) {
-			return
+		msg = append(msg, data...)
+		r.fragments++
+		if h[0]&0x80 == 0 { // not the last fragment
+			continue
 		}
+		if strings.Contains(string(msg), want) {
+			return msg
+		}
+		msg, r.fragments = nil, 0
+	}
+}
+
+// TestPresenceStateInPieces: a presence_state over sharedPayloadMin goes
+// out as a frame in pieces (fragments of one message) and arrives whole,
+// with the joiner's own join_ref; over long-poll and other transports
+// (TakeFrames) it is one piece.
+func TestPresenceStateInPieces(t *testing.T) {
+	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
+	room := stackRoom{presence: NewPresence(srv, nil)}
+	srv.Channel("room:*", func() Channel { return room })
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	addr := strings.TrimPrefix(hs.URL, "http://")
+	const members = 120 // ≈ 75 bytes an entry: over 4 KiB
+	var last []byte
+	fragments := 0
+	for i := range members {
+		c := dialRawWS(t, addr, "/socket/websocket?vsn=2.0.0")
+		defer c.c.Close()
+		c.send(t, fmt.Sprintf(`["j%d","1","room:big","phx_join",{}]`, i))
+		last = c.readUntil(t, `"presence_state"`)
+		fragments = c.fragments
+	}
+	if fragments < 2 {
+		t.Errorf("the last presence_state came in %d frame(s), want fragments", fragments)
+	}
+	var f []json.RawMessage
+	if err := json.Unmarshal(last, &f); err != nil || len(f) != 5 {
+		t.Fatalf("presence_state frame %.200q: %v", last, err)
+	}
+	if want := fmt.Sprintf(`"j%d"`, members-1); string(f[0]) != want || string(f[1]) != "null" || string(f[2]) != `"room:big"` {
+		t.Fatalf("frame head = %s %s %s, want %s null \"room:big\"", f[0], f[1], f[2], want)
+	}
+	var state map[string]json.RawMessage
+	if err := json.Unmarshal(f[4], &state); err != nil || len(state) != members {
+		t.Fatalf("state of %d entries (%v), want %d", len(state), err, members)
+	}
+	if len(f[4]) < sharedPayloadMin {
+		t.Fatalf("state of %d bytes: under sharedPayloadMin, not in pieces", len(f[4]))
+	}
+
+	// A frame in pieces is handed whole by TakeFrames.
+	c := newConn(context.Background(), srv, codec{ser: v2JSON}, "", nil, "test")
+	payload := Payload{Data: append([]byte(`{"k":"`), append(bytes.Repeat([]byte("x"), sharedPayloadMin), `"}`...)...)}
+	if err := c.pushShared(Ref(`"7"`), "room:x", "presence_state", payload); err != nil {
+		t.Fatal(err)
+	}
+	if q := c.out.frames; len(q) != 1 || q[0].shared == nil {
+		t.Fatalf("queued %d frames, in pieces: %v", len(q), len(q) == 1 && q[0].shared != nil)
+	}
+	frames, _ := c.pub.TakeFrames(nil)
+	want := `["7",null,"room:x","presence_state",` + string(payload.Data) + `]`
+	if len(frames) != 1 || string(frames[0].Data) != want || frames[0].shared != nil {
+		t.Fatalf("TakeFrames = %d frames, first %.80q", len(frames), frames[0].Data)
 	}
 }
 
@@ -135,15 +203,18 @@ func TestStackPerConnection(t *testing.T) {
 			defer hs.Close()
 			addr := strings.TrimPrefix(hs.URL, "http://")
 
+			var heap uint64
 			stacks := func() (uint64, int) {
 				runtime.GC()
 				runtime.GC()
 				var ms runtime.MemStats
 				runtime.ReadMemStats(&ms)
+				heap = ms.HeapAlloc
 				return ms.StackInuse, runtime.NumGoroutine()
 			}
 			time.Sleep(50 * time.Millisecond)
 			before, g0 := stacks()
+			heap0 := heap
 			clients := make([]*rawWSClient, conns)
 			// Joined 50 at a time, as a load generator would: the
 			// runtime's starting stack size follows the average stack of
@@ -170,8 +241,16 @@ func TestStackPerConnection(t *testing.T) {
 			per := float64(after-before) / float64(conns)
 			sample := []rtmetrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
 			rtmetrics.Read(sample)
-			t.Logf("presence=%v: %d connections, %d goroutines more, stacks %.0f B/conn (%.2f KiB), starting size %d",
-				presence, conns, g1-g0, per, per/1024, sample[0].Value.Uint64())
+			t.Logf("presence=%v: %d connections, %d goroutines more, stacks %.0f B/conn (%.2f KiB), starting size %d; live heap %.2f KiB/conn",
+				presence, conns, g1-g0, per, per/1024, sample[0].Value.Uint64(), float64(heap-heap0)/float64(conns)/1024)
+			if f := os.Getenv("PHX_HEAP_PROFILE"); f != "" && presence {
+				out, err := os.Create(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = pprof.WriteHeapProfile(out)
+				out.Close()
+			}
 			if os.Getenv("PHX_STACK_DUMP") != "" {
 				panic("stack dump")
 			}

@@ -330,7 +330,8 @@ func (t *wsTransport) writeLoop() {
 	var batch []Frame
 	for {
 		var ok bool
-		if batch, ok = conn.TakeFrames(batch); !ok {
+		// Frames in pieces stay in pieces (see writePieces).
+		if batch, ok = conn.c.out.takeOrIdle(batch); !ok {
 			return
 		}
 		out.cork()
@@ -343,7 +344,12 @@ func (t *wsTransport) writeLoop() {
 			// coder/websocket writes into out's buffer here; out reaches
 			// the socket only past wsMaxBatchBytes, under its own write
 			// deadline, so this context needs none.
-			if err = ws.Write(context.Background(), typ, f.Data); err != nil {
+			if f.shared != nil {
+				err = writePieces(ws, typ, &f)
+			} else {
+				err = ws.Write(context.Background(), typ, f.Data)
+			}
+			if err != nil {
 				break
 			}
 		}
@@ -377,6 +383,26 @@ const (
 	// per subscriber.
 	wsDirectWriteBytes = 16 << 10
 )
+
+// writePieces writes a frame in pieces as one message, a fragment per
+// piece: its shared bytes are written from where they are, never copied
+// into a frame of this connection's own.
+func writePieces(ws *websocket.Conn, typ websocket.MessageType, f *Frame) error {
+	w, err := ws.Writer(context.Background(), typ)
+	if err != nil {
+		return err
+	}
+	for _, p := range [...][]byte{f.Data, f.shared, f.tail} {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close()
+}
 
 // upgradeWriter is the ResponseWriter given to websocket.Accept. Its Hijack
 // hands coder/websocket the connection with small buffers (see
