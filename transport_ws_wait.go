@@ -7,11 +7,18 @@ import (
 	"syscall"
 )
 
-// waitableSocket returns the socket under nc for awaitInput to wait on,
-// nil when nc is not a system socket (a TLS connection).
+// waitableSocket returns the socket under nc for awaitInput to wait on:
+// only a plain TCP or Unix connection, whose reads are the socket's. Any
+// other net.Conn (TLS, or a wrapper that may buffer bytes of its own) gets
+// nil, and its reader waits in coder/websocket's Read.
 func waitableSocket(nc net.Conn) syscall.RawConn {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	raw, err := sc.SyscallConn()
