@@ -110,7 +110,7 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 		channels:  make(map[string]*channel),
 	}
 	c.pub.c = c
-	c.log = srv.log.With("transport", transport)
+	c.log = srv.transportLog(transport)
 	if id != "" {
 		c.log = c.log.With("socket_id", id)
 	}
@@ -119,6 +119,20 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 	c.countFrames = srv.opts.Telemetry != nil && srv.opts.Telemetry.SocketClosed != nil
 	c.lastRead.Store(c.opened.UnixNano())
 	return c
+}
+
+// transportLog returns the server's logger with transport as attribute,
+// shared by the connections of a built-in transport (a custom transport's
+// name is not bounded: its connections get one each).
+func (s *Server) transportLog(transport string) *slog.Logger {
+	if transport != "websocket" && transport != "longpoll" {
+		return s.log.With("transport", transport)
+	}
+	if l, ok := s.transportLogs.Load(transport); ok {
+		return l.(*slog.Logger)
+	}
+	l, _ := s.transportLogs.LoadOrStore(transport, s.log.With("transport", transport))
+	return l.(*slog.Logger)
 }
 
 // start subscribes the connection to its ID topic and arms the idle timer.
@@ -320,7 +334,7 @@ func (c *conn) pushShared(joinRef Ref, topic, event string, payload Payload) err
 	if !ok { // not the frame expected: as any push
 		return c.push(joinRef, topic, event, payload)
 	}
-	f.Data, f.shared, f.tail = head, payload.Data, sharedTail
+	f.Data, f.rest = head, &framePieces{shared: payload.Data, tail: sharedTail}
 	if !c.enqueue(f) {
 		return ErrClosed
 	}

@@ -172,12 +172,12 @@ func TestPresenceStateInPieces(t *testing.T) {
 	if err := c.pushShared(Ref(`"7"`), "room:x", "presence_state", payload); err != nil {
 		t.Fatal(err)
 	}
-	if q := c.out.frames; len(q) != 1 || q[0].shared == nil {
-		t.Fatalf("queued %d frames, in pieces: %v", len(q), len(q) == 1 && q[0].shared != nil)
+	if q := c.out.frames; len(q) != 1 || q[0].rest == nil {
+		t.Fatalf("queued %d frames, in pieces: %v", len(q), len(q) == 1 && q[0].rest != nil)
 	}
 	frames, _ := c.pub.TakeFrames(nil)
 	want := `["7",null,"room:x","presence_state",` + string(payload.Data) + `]`
-	if len(frames) != 1 || string(frames[0].Data) != want || frames[0].shared != nil {
+	if len(frames) != 1 || string(frames[0].Data) != want || frames[0].rest != nil {
 		t.Fatalf("TakeFrames = %d frames, first %.80q", len(frames), frames[0].Data)
 	}
 }

@@ -344,7 +344,7 @@ func (t *wsTransport) writeLoop() {
 			// coder/websocket writes into out's buffer here; out reaches
 			// the socket only past wsMaxBatchBytes, under its own write
 			// deadline, so this context needs none.
-			if f.shared != nil {
+			if f.rest != nil {
 				err = writePieces(ws, typ, &f)
 			} else {
 				err = ws.Write(context.Background(), typ, f.Data)
@@ -392,7 +392,7 @@ func writePieces(ws *websocket.Conn, typ websocket.MessageType, f *Frame) error 
 	if err != nil {
 		return err
 	}
-	for _, p := range [...][]byte{f.Data, f.shared, f.tail} {
+	for _, p := range [...][]byte{f.Data, f.rest.shared, f.rest.tail} {
 		if len(p) == 0 {
 			continue
 		}
