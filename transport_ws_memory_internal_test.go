@@ -51,15 +51,18 @@ type rawWSClient struct {
 	fragments int // frames of the last message readUntil returned
 }
 
-func dialRawWS(t testing.TB, addr, path string) *rawWSClient {
+func dialRawWS(t testing.TB, addr, path string, early ...string) *rawWSClient {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := io.WriteString(c, req); err != nil {
+	req := []byte("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	for _, m := range early { // sent with the request, in the same write
+		req = append(req, clientFrame(m)...)
+	}
+	if _, err := c.Write(req); err != nil {
 		t.Fatal(err)
 	}
 	br := bufio.NewReaderSize(c, 256)
@@ -76,6 +79,13 @@ func dialRawWS(t testing.TB, addr, path string) *rawWSClient {
 // send writes one masked text frame (mask zero: the payload goes as is).
 func (r *rawWSClient) send(t testing.TB, msg string) {
 	t.Helper()
+	if _, err := r.c.Write(clientFrame(msg)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clientFrame is msg as a client's text frame, masked with a zero mask.
+func clientFrame(msg string) []byte {
 	hdr := []byte{0x81}
 	switch n := len(msg); {
 	case n < 126:
@@ -84,15 +94,13 @@ func (r *rawWSClient) send(t testing.TB, msg string) {
 		hdr = append(hdr, 0x80|126, byte(n>>8), byte(n))
 	}
 	hdr = append(hdr, 0, 0, 0, 0)
-	if _, err := r.c.Write(append(hdr, msg...)); err != nil {
-		t.Fatal(err)
-	}
+	return append(hdr, msg...)
 }
 
 // readUntil reads messages until one contains want, and returns it.
 func (r *rawWSClient) readUntil(t testing.TB, want string) []byte {
 	t.Helper()
-	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = r.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var msg []byte
 	r.fragments = 0
 	for {
@@ -124,6 +132,42 @@ func (r *rawWSClient) readUntil(t testing.TB, want string) []byte {
 			return msg
 		}
 		msg, r.fragments = nil, 0
+	}
+}
+
+// TestAwaitInputBuffered: frames the reader already holds are read without
+// waiting for more input: frames sent in the same packet as the upgrade
+// request (net/http read them), and several frames in one write (the
+// reader's buffer holds the rest after the first).
+func TestAwaitInputBuffered(t *testing.T) {
+	srv := NewServer(&Options{Logger: slog.New(slog.DiscardHandler)})
+	srv.Channel("room:*", func() Channel { return stackRoom{} })
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	addr := strings.TrimPrefix(hs.URL, "http://")
+	c := dialRawWS(t, addr, "/socket/websocket?vsn=2.0.0",
+		`["1","1","room:a","phx_join",{}]`, `[null,"2","phoenix","heartbeat",{}]`)
+	defer c.c.Close()
+	// The heartbeat's reply may come before the join's: either order.
+	seen := map[string]bool{}
+	for len(seen) < 2 {
+		m := string(c.readUntil(t, `"phx_reply"`))
+		for _, want := range []string{`"1","1","room:a","phx_reply"`, `"2","phoenix","phx_reply"`} {
+			if strings.Contains(m, want) {
+				seen[want] = true
+			}
+		}
+	}
+	time.Sleep(20 * time.Millisecond) // the reader waits on the socket again
+	var burst []byte
+	for ref := 3; ref < 6; ref++ {
+		burst = append(burst, clientFrame(fmt.Sprintf(`[null,"%d","phoenix","heartbeat",{}]`, ref))...)
+	}
+	if _, err := c.c.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	for ref := 3; ref < 6; ref++ {
+		c.readUntil(t, fmt.Sprintf(`"%d","phoenix","phx_reply"`, ref))
 	}
 }
 
