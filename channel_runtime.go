@@ -165,11 +165,13 @@ const (
 	itemInfo
 )
 
-// heldOut is a push (b nil) or a broadcast held while joining.
+// heldOut is a push (b nil) or a broadcast held while joining. shared:
+// the push's payload is shared (see pushShared).
 type heldOut struct {
 	event   string
 	payload Payload
 	b       *Broadcast
+	shared  bool
 }
 
 type mailItem struct {
@@ -304,16 +306,29 @@ func (ch *channel) deliverNow(b *Broadcast) {
 // pushPayload sends a push to the client; while joining it is held until
 // the join reply.
 func (ch *channel) pushPayload(event string, p Payload) error {
+	return ch.pushOut(event, p, false)
+}
+
+// pushSharedPayload is pushPayload for a payload whose bytes are shared
+// with other connections and never modified (see conn.pushShared).
+func (ch *channel) pushSharedPayload(event string, p Payload) error {
+	return ch.pushOut(event, p, true)
+}
+
+func (ch *channel) pushOut(event string, p Payload, shared bool) error {
 	switch ch.loadState() {
 	case stateEnded:
 		return ErrChannelClosed
 	case stateJoining:
-		if !ch.sendDirect.Load() && ch.hold(heldOut{event: event, payload: p}) {
+		if !ch.sendDirect.Load() && ch.hold(heldOut{event: event, payload: p, shared: shared}) {
 			if ch.hasEnded() {
 				return ErrChannelClosed
 			}
 			return nil
 		}
+	}
+	if shared {
+		return ch.conn.pushShared(ch.joinRef, ch.topic, event, p)
 	}
 	return ch.conn.push(ch.joinRef, ch.topic, event, p)
 }
@@ -510,6 +525,8 @@ func (ch *channel) flushHeld(skip uint64) {
 		ch.mu.Unlock()
 		for _, h := range held {
 			switch {
+			case h.b == nil && h.shared:
+				_ = c.pushShared(ch.joinRef, ch.topic, h.event, h.payload)
 			case h.b == nil:
 				_ = c.push(ch.joinRef, ch.topic, h.event, h.payload)
 			case h.b.offset != 0 && h.b.offset <= skip:

@@ -110,7 +110,7 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 		channels:  make(map[string]*channel),
 	}
 	c.pub.c = c
-	c.log = srv.log.With("transport", transport)
+	c.log = srv.transportLog(transport)
 	if id != "" {
 		c.log = c.log.With("socket_id", id)
 	}
@@ -119,6 +119,20 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 	c.countFrames = srv.opts.Telemetry != nil && srv.opts.Telemetry.SocketClosed != nil
 	c.lastRead.Store(c.opened.UnixNano())
 	return c
+}
+
+// transportLog returns the server's logger with transport as attribute,
+// shared by the connections of a built-in transport (a custom transport's
+// name is not bounded: its connections get one each).
+func (s *Server) transportLog(transport string) *slog.Logger {
+	if transport != "websocket" && transport != "longpoll" {
+		return s.log.With("transport", transport)
+	}
+	if l, ok := s.transportLogs.Load(transport); ok {
+		return l.(*slog.Logger)
+	}
+	l, _ := s.transportLogs.LoadOrStore(transport, s.log.With("transport", transport))
+	return l.(*slog.Logger)
 }
 
 // start subscribes the connection to its ID topic and arms the idle timer.
@@ -286,6 +300,41 @@ func (c *conn) message(joinRef, ref Ref, topic, event string, payload Payload) e
 	if err != nil {
 		return err
 	}
+	if !c.enqueue(f) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// sharedPayloadMin: a shared payload this large is queued in pieces by
+// pushShared; a smaller one is copied into the frame, as any push.
+const sharedPayloadMin = 4 << 10
+
+var (
+	sharedProbe = Payload{Data: []byte("{}")}
+	sharedTail  = []byte("]")
+)
+
+// pushShared queues a push whose payload's bytes are shared with other
+// connections and never modified, such as a presence_state every joiner
+// of one flush is given. With the V2 JSON serializer, a large one is
+// queued as a frame in pieces, its own head ([join_ref,null,topic,event,)
+// then the payload's bytes then "]", so that joiners given the same
+// state share its bytes until their writer has written them; other
+// serializers get an ordinary push.
+func (c *conn) pushShared(joinRef Ref, topic, event string, payload Payload) error {
+	if c.codec.ser != v2JSON || payload.Binary || len(payload.Data) < sharedPayloadMin {
+		return c.push(joinRef, topic, event, payload)
+	}
+	f, err := c.codec.ser.EncodeMessage(joinRef, nil, topic, event, sharedProbe)
+	if err != nil {
+		return err
+	}
+	head, ok := bytes.CutSuffix(f.Data, []byte("{}]"))
+	if !ok { // not the frame expected: as any push
+		return c.push(joinRef, topic, event, payload)
+	}
+	f.Data, f.rest = head, &framePieces{shared: payload.Data, tail: sharedTail}
 	if !c.enqueue(f) {
 		return ErrClosed
 	}

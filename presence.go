@@ -367,7 +367,7 @@ func (p *Presence) PushState(s *Socket) error {
 		return nil
 	}
 	p.mu.Unlock()
-	return s.ch.pushPayload("presence_state", Payload{Data: p.state(topic)})
+	return s.ch.pushSharedPayload("presence_state", Payload{Data: p.state(topic)})
 }
 
 // state returns the presence_state payload of topic: with a Fetch hook,
@@ -564,7 +564,7 @@ func (p *Presence) flush() {
 			// diff still to come.
 			state := Payload{Data: p.state(topic)}
 			for _, s := range ws {
-				_ = s.ch.pushPayload("presence_state", state) // fails only if the channel ended
+				_ = s.ch.pushSharedPayload("presence_state", state) // fails only if the channel ended
 			}
 		}
 		d := pending[topic]

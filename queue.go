@@ -59,11 +59,11 @@ func (q *outQueue) push(f Frame) pushResult {
 	if q.closed {
 		return pushClosed
 	}
-	if (q.maxMessages > 0 && len(q.frames) >= q.maxMessages) || (q.maxBytes > 0 && q.bytes+len(f.Data) > q.maxBytes) {
+	if (q.maxMessages > 0 && len(q.frames) >= q.maxMessages) || (q.maxBytes > 0 && q.bytes+f.size() > q.maxBytes) {
 		return pushFull
 	}
 	q.frames = append(q.frames, f)
-	q.bytes += len(f.Data)
+	q.bytes += f.size()
 	if !q.writing && q.wake != nil {
 		q.writing = true
 		q.wake()

@@ -48,6 +48,34 @@ type Serializer interface {
 type Frame struct {
 	Data   []byte
 	Binary bool
+
+	// rest: the frame was queued in pieces (see conn.pushShared), Data
+	// is only its head. Transports outside the package never see one:
+	// TakeFrames hands them the frame whole. A pointer, so that a Frame,
+	// which every queue holds arrays of, stays small.
+	rest *framePieces
+}
+
+// framePieces is what follows a frame's head: bytes it shares with other
+// connections' frames, then its tail.
+type framePieces struct{ shared, tail []byte }
+
+// size is the frame's length, all its pieces.
+func (f *Frame) size() int {
+	if f.rest == nil {
+		return len(f.Data)
+	}
+	return len(f.Data) + len(f.rest.shared) + len(f.rest.tail)
+}
+
+// whole returns f in one piece.
+func (f Frame) whole() Frame {
+	if f.rest == nil {
+		return f
+	}
+	data := make([]byte, 0, f.size())
+	data = append(append(append(data, f.Data...), f.rest.shared...), f.rest.tail...)
+	return Frame{Data: data, Binary: f.Binary}
 }
 
 // Message is one decoded client message.

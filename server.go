@@ -53,6 +53,10 @@ type Server struct {
 	hurry        chan struct{}
 	drained      chan struct{}
 	httpServers  sync.Map // *http.Server whose Shutdown starts the drain
+	// transportLogs: the logger with a transport's name as attribute, by
+	// name, made once (a logger With an attribute is an allocation of a
+	// few hundred bytes, kept by every connection).
+	transportLogs sync.Map
 
 	metrics metrics
 	lp      *longPoll // long-poll sessions; see transport_longpoll.go

@@ -249,7 +249,11 @@ func (c *conn) tooBig(n int, limit int64) error {
 // next [Transport.Wake]. A frame's Data must not be modified: a broadcast's
 // bytes are shared by every subscriber.
 func (p *Conn) TakeFrames(written []Frame) ([]Frame, bool) {
-	return p.c.out.takeOrIdle(written)
+	frames, ok := p.c.out.takeOrIdle(written)
+	for i := range frames {
+		frames[i] = frames[i].whole()
+	}
+	return frames, ok
 }
 
 // Done returns a channel closed when the connection starts closing, for

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -136,6 +137,10 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 	}
 	ws.SetReadLimit(limit)
 	t.out = uw.out
+	t.in = uw.in
+	if t.in.raw != nil {
+		t.in.peek = t.in.peekReadable
+	}
 	t.conn.Logger().Debug("phx: connected", "remote", r.RemoteAddr, "vsn", r.URL.Query().Get("vsn"))
 	return ws
 }
@@ -149,6 +154,7 @@ type wsTransport struct {
 	handshake chan *websocket.Conn
 	ws        *websocket.Conn
 	out       *batchWriter
+	in        wsInput
 	write     func() // t.write as a func value, made once (see Wake)
 	writers   sync.WaitGroup
 
@@ -158,6 +164,9 @@ type wsTransport struct {
 	closeCode   int // a Close that came before the upgrade finished
 	closeReason string
 	closed      bool
+	// closing: ws.Close was started, and reads coder/websocket's reader
+	// on a goroutine of its own; awaitInput no longer looks at it.
+	closing bool
 }
 
 var (
@@ -209,6 +218,7 @@ func (t *wsTransport) attachSocket(ws *websocket.Conn) {
 	t.ws = ws
 	t.attached.Store(true)
 	closed, code, reason := t.closed, t.closeCode, t.closeReason
+	t.closing = closed
 	wake := t.wakeLater
 	t.mu.Unlock()
 	if closed {
@@ -242,6 +252,8 @@ func (t *wsTransport) Close(code int, reason string) {
 	ws := t.ws
 	if ws == nil {
 		t.closed, t.closeCode, t.closeReason = true, code, reason
+	} else {
+		t.closing = true
 	}
 	t.mu.Unlock()
 	if ws != nil {
@@ -253,8 +265,17 @@ func (t *wsTransport) Close(code int, reason string) {
 // It reads with a context that never ends: coder/websocket kills the
 // connection when a read's context ends, and closing is done with close
 // codes instead.
+//
+// Between frames it waits in awaitInput, not in ws.Read: an idle
+// connection's reader is parked there for most of its life, and how deep
+// it is parked decides its stack. Parked inside coder/websocket's Read it
+// uses ≈ 1.9 KiB of stack, too much for the runtime to shrink a stack that
+// grew to 8 KiB (the starting size follows the average goroutine, which a
+// join storm makes large) back to 4 KiB; parked in awaitInput it uses
+// ≈ 0.6 KiB, and the next GC halves it.
 func (t *wsTransport) readLoop(ws *websocket.Conn) {
 	for {
+		t.awaitInput()
 		typ, data, err := ws.Read(context.Background())
 		if err != nil {
 			t.readFailed(err)
@@ -263,6 +284,23 @@ func (t *wsTransport) readLoop(ws *websocket.Conn) {
 		// A malformed frame closes the connection (Receive did): keep
 		// reading until the close handshake ends.
 		_ = t.conn.Receive(Frame{Data: data, Binary: typ == websocket.MessageBinary})
+	}
+}
+
+// awaitInput returns once a read would not block: the reader holds
+// buffered bytes, or the socket has input (or failed). It returns at once
+// when the socket cannot be waited on (not a system socket: TLS) or once a
+// close handshake reads on its own.
+func (t *wsTransport) awaitInput() {
+	in := &t.in
+	if in.raw == nil {
+		return
+	}
+	t.mu.Lock()
+	ready := t.closing || in.br.Buffered() > 0 || (in.prefixed != nil && len(in.prefixed.prefix) > 0)
+	t.mu.Unlock()
+	if !ready {
+		_ = in.raw.Read(in.peek) // an error: ws.Read reports it
 	}
 }
 
@@ -292,7 +330,8 @@ func (t *wsTransport) writeLoop() {
 	var batch []Frame
 	for {
 		var ok bool
-		if batch, ok = conn.TakeFrames(batch); !ok {
+		// Frames in pieces stay in pieces (see writePieces).
+		if batch, ok = conn.c.out.takeOrIdle(batch); !ok {
 			return
 		}
 		out.cork()
@@ -305,7 +344,12 @@ func (t *wsTransport) writeLoop() {
 			// coder/websocket writes into out's buffer here; out reaches
 			// the socket only past wsMaxBatchBytes, under its own write
 			// deadline, so this context needs none.
-			if err = ws.Write(context.Background(), typ, f.Data); err != nil {
+			if f.rest != nil {
+				err = writePieces(ws, typ, &f)
+			} else {
+				err = ws.Write(context.Background(), typ, f.Data)
+			}
+			if err != nil {
 				break
 			}
 		}
@@ -340,6 +384,26 @@ const (
 	wsDirectWriteBytes = 16 << 10
 )
 
+// writePieces writes a frame in pieces as one message, a fragment per
+// piece: its shared bytes are written from where they are, never copied
+// into a frame of this connection's own.
+func writePieces(ws *websocket.Conn, typ websocket.MessageType, f *Frame) error {
+	w, err := ws.Writer(context.Background(), typ)
+	if err != nil {
+		return err
+	}
+	for _, p := range [...][]byte{f.Data, f.rest.shared, f.rest.tail} {
+		if len(p) == 0 {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	return w.Close()
+}
+
 // upgradeWriter is the ResponseWriter given to websocket.Accept. Its Hijack
 // hands coder/websocket the connection with small buffers (see
 // wsReadBufferSize), the write side through a batchWriter.
@@ -347,6 +411,7 @@ type upgradeWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
 	out          *batchWriter // set by Hijack
+	in           wsInput      // set by Hijack
 }
 
 // Hijack implements [http.Hijacker].
@@ -367,14 +432,25 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn = &prefixedConn{Conn: nc, prefix: bytes.Clone(b)}
 	}
 	u.out = &batchWriter{conn: nc, timeout: u.writeTimeout}
-	return conn, bufio.NewReadWriter(
-		bufio.NewReaderSize(conn, wsReadBufferSize),
-		bufio.NewWriterSize(u.out, wsWriteBufferSize),
-	), nil
+	u.in.br = bufio.NewReaderSize(conn, wsReadBufferSize)
+	u.in.prefixed, _ = conn.(*prefixedConn)
+	u.in.raw = waitableSocket(nc)
+	return conn, bufio.NewReadWriter(u.in.br, bufio.NewWriterSize(u.out, wsWriteBufferSize)), nil
 }
 
 // Unwrap lets [http.ResponseController] reach the wrapped ResponseWriter.
 func (u *upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// wsInput is the read side coder/websocket was handed, as awaitInput
+// needs it: the reader it reads frames from (and the prefix under it),
+// and the socket to wait on, nil when there is none (a TLS connection).
+type wsInput struct {
+	br       *bufio.Reader
+	prefixed *prefixedConn
+	raw      syscall.RawConn
+	peek     func(fd uintptr) bool // peekReadable as a func value, made once
+	peekBuf  [1]byte
+}
 
 // prefixedConn is a net.Conn whose first reads return prefix: bytes that
 // net/http had already read past the upgrade request.
