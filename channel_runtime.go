@@ -183,7 +183,10 @@ type mailItem struct {
 }
 
 func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
-	ctx, cancel := context.WithCancel(c.ctx)
+	// Not a child of c.ctx: the connection cancels its live channels
+	// itself (conn.cancelChannels), sparing every connection's context a
+	// map of children.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(c.ctx))
 	ch := &channel{
 		conn:    c,
 		topic:   topic,
@@ -349,6 +352,7 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 // every channel's release) and cancels its context. It is the last thing
 // the channel's last goroutine does.
 func (ch *channel) release() {
+	ch.conn.removeLive(ch)
 	ch.cancel()
 	ch.conn.chWG.Done()
 }

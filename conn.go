@@ -56,6 +56,13 @@ type conn struct {
 	channels map[string]*channel // current channel per topic
 	chWG     sync.WaitGroup      // channels not yet released
 
+	// live are the channels not yet released, current or not (a left or
+	// replaced one may still be terminating). Their contexts are not
+	// children of ctx, which would give every connection's context a map
+	// of children; close cancels them instead. Under liveMu, a leaf lock.
+	liveMu sync.Mutex
+	live   []*channel
+
 	closeOnce  sync.Once
 	closeCode  int
 	closeText  string
@@ -81,6 +88,7 @@ type conn struct {
 	framesOut   atomic.Int64 // frames queued
 	idleTimer   *time.Timer
 	expires     time.Time   // ConnectInfo.ExpiresAt as Connect left it
+	expiryMu    sync.Mutex  // guards expiryTimer: it may fire before armExpiry has stored it
 	expiryTimer *time.Timer // see expiry.go
 	idSub       Subscriber
 
@@ -185,6 +193,7 @@ func (c *conn) close(code int, text string, reason error) {
 		c.closeCode, c.closeText = code, text
 		c.termReason.Store(&reason)
 		c.cancel()
+		c.cancelChannels()
 		c.out.close()
 		c.transportMu.Lock()
 		tr := c.tr
@@ -194,6 +203,42 @@ func (c *conn) close(code int, text string, reason error) {
 			tr.Close(code, text)
 		}
 	})
+}
+
+// cancelChannels ends the contexts of the channels not yet released, as
+// the connection's own context has just ended.
+func (c *conn) cancelChannels() {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	for _, ch := range c.live {
+		ch.cancel()
+	}
+}
+
+// addLive records a new channel as not yet released; its context ends at
+// once if the connection's has.
+func (c *conn) addLive(ch *channel) {
+	c.liveMu.Lock()
+	c.live = append(c.live, ch)
+	c.liveMu.Unlock()
+	if c.ctx.Err() != nil { // close ran before the append: its cancelChannels missed ch
+		ch.cancel()
+	}
+}
+
+// removeLive forgets a released channel.
+func (c *conn) removeLive(ch *channel) {
+	c.liveMu.Lock()
+	defer c.liveMu.Unlock()
+	for i, x := range c.live {
+		if x == ch {
+			last := len(c.live) - 1
+			c.live[i] = c.live[last]
+			c.live[last] = nil
+			c.live = c.live[:last]
+			return
+		}
+	}
 }
 
 // attach makes t the connection's transport: frames queued from now on
@@ -218,9 +263,7 @@ func (c *conn) teardown() {
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
-	if c.expiryTimer != nil {
-		c.expiryTimer.Stop()
-	}
+	c.stopExpiry()
 	if c.idSub != nil {
 		_ = c.srv.pubsub.Unsubscribe(c.id, c.idSub)
 	}
@@ -528,6 +571,7 @@ func (c *conn) handleJoin(msg Message) {
 	c.channels[msg.Topic] = ch
 	c.chWG.Add(1)
 	c.mu.Unlock()
+	c.addLive(ch)
 
 	if old != nil {
 		c.closeDuplicate(old)

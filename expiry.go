@@ -69,7 +69,18 @@ func (c *conn) armExpiry() {
 	if c.expires.IsZero() {
 		return
 	}
+	c.expiryMu.Lock()
+	defer c.expiryMu.Unlock()
 	c.expiryTimer = time.AfterFunc(time.Until(c.expires), c.expire)
+}
+
+// stopExpiry stops the expiry timer, if there is one.
+func (c *conn) stopExpiry() {
+	c.expiryMu.Lock()
+	defer c.expiryMu.Unlock()
+	if c.expiryTimer != nil {
+		c.expiryTimer.Stop()
+	}
 }
 
 // expire runs when the connection's expiry passes: Refresh may extend it,
@@ -81,7 +92,9 @@ func (c *conn) expire() {
 	next, err := c.refresh()
 	if err == nil && time.Until(next) > 0 {
 		c.log.Debug("phx: connection expiry extended", "until", next)
+		c.expiryMu.Lock()
 		c.expiryTimer.Reset(time.Until(next))
+		c.expiryMu.Unlock()
 		return
 	}
 	c.log.Info("phx: connection expired; closing", "err", err)
