@@ -242,3 +242,57 @@ func TestChannelLifecycleUnderConcurrency(t *testing.T) {
 		t.Error(v)
 	}
 }
+
+// ctxRoom reports when its Socket's context ends; with block, its Join
+// waits for that.
+type ctxRoom struct {
+	ended chan<- string
+	block bool
+}
+
+func (r ctxRoom) Join(s *phx.Socket, _ phx.Payload) (any, error) {
+	if r.block {
+		<-s.Context().Done()
+		r.ended <- s.Topic() + " (in Join)"
+		return nil, s.Context().Err()
+	}
+	go func() {
+		<-s.Context().Done()
+		r.ended <- s.Topic()
+	}()
+	return nil, nil
+}
+
+// Every channel's context ends when its connection closes: joined ones,
+// and one whose Join is still running.
+func TestChannelContextsEndWithTheConnection(t *testing.T) {
+	t.Parallel()
+	ended := make(chan string, 8)
+	ts := newTestServer(t, &phx.Options{}, func(s *phx.Server) {
+		s.Channel("room:*", func() phx.Channel { return ctxRoom{ended: ended} })
+		s.Channel("slow:*", func() phx.Channel { return ctxRoom{ended: ended, block: true} })
+	})
+	c := dial(t, ts.url, "vsn=2.0.0", nil)
+	c.join("room:a", "1", map[string]any{})
+	c.join("room:b", "2", map[string]any{})
+	c.send("3", "3", "slow:c", "phx_join", map[string]any{})
+	time.Sleep(50 * time.Millisecond) // slow:c's Join is waiting
+	select {
+	case got := <-ended:
+		t.Fatalf("%s's context ended while connected", got)
+	default:
+	}
+	c.conn.CloseNow()
+	got := map[string]bool{}
+	for range 3 {
+		select {
+		case topic := <-ended:
+			got[topic] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("contexts ended: %v, want room:a, room:b and slow:c (in Join)", got)
+		}
+	}
+	if !got["room:a"] || !got["room:b"] || !got["slow:c (in Join)"] {
+		t.Fatalf("contexts ended: %v", got)
+	}
+}
