@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/phxgo/phx/internal/nodetest"
+	"github.com/phxgo/phx/internal/proctest"
 )
 
 // Server is a redis-server process.
@@ -96,17 +97,13 @@ func (s *Server) Start(t testing.TB) {
 // answered, new connections wait in the listen backlog.
 func (s *Server) Freeze(t testing.TB) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	proctest.Freeze(t, s.cmd.Process)
 }
 
 // Thaw resumes a frozen redis-server (SIGCONT).
 func (s *Server) Thaw(t testing.TB) {
 	t.Helper()
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
-		t.Fatal(err)
-	}
+	proctest.Thaw(t, s.cmd.Process)
 }
 
 // Stop kills redis-server (SIGKILL: no goodbye to its clients), frozen or

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/internal/proctest"
 	"github.com/phxgo/phx/pubsub/internal/clustertest"
 )
 
@@ -124,9 +125,8 @@ func (np *natsProcess) Stop(testing.TB) {
 
 // Freeze stops the server process (SIGSTOP).
 func (np *natsProcess) Freeze(t testing.TB) {
-	if err := np.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	t.Helper()
+	proctest.Freeze(t, np.cmd.Process)
 }
 
 // Thaw resumes it (SIGCONT).
