@@ -13,19 +13,29 @@ import (
 	"github.com/phxgo/phx"
 )
 
-// With the NATS server frozen (SIGSTOP), the first call waits Timeout and
-// fails; the next ones fail at once with phx.ErrHistoryUnavailable; once
-// the server resumes, calls succeed again within a second and the offsets
-// go on with no gap and no reuse.
-func TestHistoryFrozenServerFailsFast(t *testing.T) {
+// timeout is the History Timeout of the frozen-server tests.
+const timeout = 250 * time.Millisecond
+
+// frozenHistoryNode starts a NATS server process (to freeze) and a PubSub
+// and History on it, the History with Timeout timeout.
+func frozenHistoryNode(t *testing.T) (*natsProcess, *PubSub, *History) {
+	t.Helper()
 	np := startNATSProcessWith(t, t.TempDir())
 	ps := dialTest(t, np.url(), "A", nil).(adapter).PubSub
-	const timeout = 250 * time.Millisecond
 	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close() })
+	return np, ps, h
+}
+
+// With the NATS server frozen (SIGSTOP), the first call waits Timeout and
+// fails; the next ones fail at once with phx.ErrHistoryUnavailable; once
+// the server resumes, calls succeed again within a second and the offsets
+// go on with no gap and no reuse.
+func TestHistoryFrozenServerFailsFast(t *testing.T) {
+	np, ps, h := frozenHistoryNode(t)
 	rec := &offsetLog{}
 	if err := ps.Subscribe("t", rec); err != nil {
 		t.Fatal(err)
@@ -54,7 +64,7 @@ func TestHistoryFrozenServerFailsFast(t *testing.T) {
 
 	np.Freeze(t)
 	start := time.Now()
-	_, err = try(6)
+	_, err := try(6)
 	first := time.Since(start)
 	if !errors.Is(err, phx.ErrHistoryUnavailable) {
 		np.Thaw(t)
@@ -402,14 +412,7 @@ func (joinAll) Join(*phx.Socket, phx.Payload) (any, error) { return nil, nil }
 // time, and only the first waits Timeout; together they fail within
 // about one Timeout, not twenty.
 func TestHistoryFrozenServerConcurrentBroadcasts(t *testing.T) {
-	np := startNATSProcessWith(t, t.TempDir())
-	ps := dialTest(t, np.url(), "A", nil).(adapter).PubSub
-	const timeout = 250 * time.Millisecond
-	h, err := NewHistory(ps, &HistoryConfig{Storage: jetstream.MemoryStorage, Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	np, ps, h := frozenHistoryNode(t)
 	srv := phx.NewServer(&phx.Options{PubSub: ps, History: h})
 	srv.Channel("hist:*", func() phx.Channel { return joinAll{} }, phx.WithHistory(phx.HistoryOptions{}))
 	t.Cleanup(func() {
