@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/pubsub/internal/downgate"
 	"github.com/phxgo/phx/pubsub/internal/pending"
 )
 
@@ -122,7 +123,7 @@ type History struct {
 	seq     atomic.Uint64
 	pending pending.Froms // origin token -> excluded subscriber
 
-	down atomic.Bool // NATS did not answer; the probe runs
+	down *downgate.Gate // NATS did not answer: calls fail at once until the probe gets an answer
 
 	inbox    string             // of the answers to batched direct gets
 	inboxSub *nats.Subscription // to inbox + ".*"
@@ -135,7 +136,7 @@ type History struct {
 	stop   chan struct{}             // closed by Close
 	ctx    context.Context           // canceled by Close: the background requests'
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // the consumer's and the probe's goroutines
+	wg     sync.WaitGroup // the consumer's goroutine
 }
 
 type lastMsg struct {
@@ -171,9 +172,6 @@ var (
 // call.
 var noRetry = jetstream.WithRetryAttempts(0)
 
-// probeInterval is how often a History that is down asks NATS again.
-const probeInterval = 100 * time.Millisecond
-
 // NewHistory creates or updates the stream and starts this node's
 // consumer of it. cfg may be nil.
 func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
@@ -207,6 +205,7 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 		return nil, fmt.Errorf("natspubsub: history: %w", err)
 	}
 	h := &History{ps: ps, js: js, cfg: c, last: make(map[string]lastMsg), stop: make(chan struct{}), inbox: ps.nc.NewInbox()}
+	h.down = downgate.New(h.probe, c.Timeout, nil)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if h.inboxSub, err = ps.nc.Subscribe(h.inbox+".*", h.batchReply); err != nil {
 		return nil, fmt.Errorf("natspubsub: history: %w", err)
@@ -306,7 +305,7 @@ func (h *History) consume(cons jetstream.Consumer, created time.Time, next uint6
 		case <-time.After(delay):
 		}
 		delay = min(max(2*delay, 20*time.Millisecond), time.Second)
-		if h.down.Load() || !h.ps.nc.IsConnected() {
+		if h.down.Down() || !h.ps.nc.IsConnected() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(h.ctx, max(h.cfg.Timeout, time.Second))
@@ -340,7 +339,7 @@ func (h *History) consume(cons jetstream.Consumer, created time.Time, next uint6
 		}
 		cancel()
 		if err != nil && h.unanswered(err) {
-			h.markDown()
+			h.down.MarkDown()
 		}
 	}
 }
@@ -411,7 +410,7 @@ func (h *History) read(cons jetstream.Consumer, next uint64) (uint64, bool) {
 // dropConsumer deletes a consumer this node no longer reads (the server
 // would after its InactiveThreshold).
 func (h *History) dropConsumer(cons jetstream.Consumer) {
-	if h.down.Load() || !h.ps.nc.IsConnected() {
+	if h.down.Down() || !h.ps.nc.IsConnected() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeout)
@@ -419,40 +418,14 @@ func (h *History) dropConsumer(cons jetstream.Consumer) {
 	_ = h.js.DeleteConsumer(ctx, h.cfg.Stream, cons.CachedInfo().Name)
 }
 
-// markDown makes every call fail at once until the probe gets an answer.
-func (h *History) markDown() {
-	h.life.Lock()
-	defer h.life.Unlock()
-	if h.closed || !h.down.CompareAndSwap(false, true) {
-		return
+// probe is one check, while the History is down, that NATS answers again:
+// a JetStream account info request.
+func (h *History) probe(ctx context.Context) error {
+	if !h.ps.nc.IsConnected() {
+		return errDisconnected
 	}
-	h.wg.Add(1)
-	go h.probe()
-}
-
-// probe asks NATS every probeInterval, each time within Timeout, until it
-// answers; then calls go through again.
-func (h *History) probe() {
-	defer h.wg.Done()
-	t := time.NewTicker(probeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-		}
-		if !h.ps.nc.IsConnected() {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeout)
-		_, err := h.js.AccountInfo(ctx)
-		cancel()
-		if err == nil {
-			h.down.Store(false)
-			return
-		}
-	}
+	_, err := h.js.AccountInfo(ctx)
+	return err
 }
 
 // begin starts a call: it fails at once when ctx has ended, when the
@@ -462,7 +435,7 @@ func (h *History) begin(ctx context.Context, op string) (context.Context, contex
 	if err := ctx.Err(); err != nil {
 		return nil, nil, fmt.Errorf("natspubsub: history %s: %w", op, err)
 	}
-	if h.down.Load() {
+	if h.down.Down() {
 		return nil, nil, fmt.Errorf("natspubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, errDown)
 	}
 	if !h.ps.nc.IsConnected() {
@@ -489,7 +462,7 @@ func (h *History) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("natspubsub: history %s: %w", op, ctx.Err())
 	}
 	if h.unanswered(err) {
-		h.markDown()
+		h.down.MarkDown()
 	}
 	return fmt.Errorf("natspubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, err)
 }
@@ -509,6 +482,7 @@ func (h *History) Close() error {
 		h.iter.Stop()
 	}
 	h.life.Unlock()
+	h.down.Close()
 	h.wg.Wait()
 	_ = h.inboxSub.Unsubscribe()
 	return nil
@@ -624,7 +598,7 @@ func (h *History) append(ctx context.Context, topic, event string, payload []byt
 			if next.offset > uint64(opts.MaxMessages) && next.offset%16 == 0 {
 				// Reclaim what the route's bound no longer keeps.
 				if err := h.stream.Purge(cctx, jetstream.WithPurgeSubject(subj), jetstream.WithPurgeKeep(uint64(opts.MaxMessages))); err != nil && ctx.Err() == nil && h.unanswered(err) {
-					h.markDown()
+					h.down.MarkDown()
 				}
 			}
 			return phx.Position{Epoch: next.epoch, Offset: next.offset}, nil

@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/phxgo/phx"
+	"github.com/phxgo/phx/pubsub/internal/downgate"
 	"github.com/phxgo/phx/pubsub/internal/pending"
 	"github.com/redis/go-redis/v9"
 )
@@ -97,8 +97,7 @@ type History struct {
 	pending pending.Froms // origin token -> excluded subscriber
 
 	timeout time.Duration
-	down    atomic.Bool // Redis did not answer; calls fail at once until a PING is answered
-	probes  sync.WaitGroup
+	down    *downgate.Gate // Redis did not answer: calls fail at once until a PING is answered
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -130,6 +129,8 @@ func NewHistory(ps *PubSub, cfg *HistoryConfig) (*History, error) {
 	h := &History{ps: ps, client: ps.client, prefix: c.Prefix, node: ps.o.NodeID,
 		timeout: c.Timeout, done: make(chan struct{})}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.down = downgate.New(func(ctx context.Context) error { return h.client.Ping(ctx).Err() }, c.Timeout,
+		func() { ps.r.Logger().Info("phx pubsub: history store answering again") })
 	ctx, cancel := context.WithTimeout(h.ctx, ps.o.SubscribeTimeout)
 	defer cancel()
 	h.sub = h.client.PSubscribe(h.ctx, h.prefix+":*")
@@ -147,7 +148,7 @@ func (h *History) Close() error {
 	h.cancel()
 	err := h.sub.Close()
 	<-h.done
-	h.probes.Wait()
+	h.down.Close()
 	return err
 }
 
@@ -265,7 +266,7 @@ func (h *History) run(ctx context.Context, op string, script *redis.Script, keys
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redispubsub: history %s: %w", op, err)
 	}
-	if h.down.Load() || !h.ps.r.Connected() {
+	if h.down.Down() || !h.ps.r.Connected() {
 		return nil, fmt.Errorf("redispubsub: history %s: %w: %w", op, phx.ErrHistoryUnavailable, errHistoryDown)
 	}
 	cctx, cancel := context.WithTimeout(ctx, h.timeout)
@@ -281,34 +282,11 @@ func (h *History) run(ctx context.Context, op string, script *redis.Script, keys
 	return nil, fail(ctx, op, err)
 }
 
-// markDown makes calls fail at once and starts the goroutine that PINGs
-// Redis until it answers.
+// markDown makes calls fail at once until Redis answers a PING.
 func (h *History) markDown(cause error) {
-	if h.down.Swap(true) {
-		return
+	if h.down.MarkDown() {
+		h.ps.r.Logger().Warn("phx pubsub: history store not answering; recorded broadcasts fail until it does", "err", cause)
 	}
-	h.ps.r.Logger().Warn("phx pubsub: history store not answering; recorded broadcasts fail until it does", "err", cause)
-	h.probes.Add(1)
-	go func() {
-		defer h.probes.Done()
-		t := time.NewTicker(100 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-t.C:
-			}
-			ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
-			err := h.client.Ping(ctx).Err()
-			cancel()
-			if err == nil {
-				h.down.Store(false)
-				h.ps.r.Logger().Info("phx pubsub: history store answering again")
-				return
-			}
-		}
-	}()
 }
 
 // Append implements [phx.HistoryStore]: it records m without delivering it.
