@@ -86,6 +86,9 @@ type channel struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
+	// readCancel ends the join's history read (see readContext) along
+	// with ctx.
+	readCancel atomic.Pointer[context.CancelFunc]
 
 	// state is a channelState: changed under mu only, read with or without
 	// it (pushes and replies check it without locking).
@@ -194,12 +197,12 @@ func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
 		impl:    impl,
 		ctx:     ctx,
 		cancel:  cancel,
-		log:     c.log.With("topic", topic),
+		log:     withAttr(c.log, "topic", topic),
 		started: time.Now(),
 	}
 	// The zero state is stateJoining: run's goroutine, started by the
 	// connection, owns the channel.
-	ch.sock = &Socket{ch: ch, Assigns: c.assigns.clone()}
+	ch.sock = &Socket{ch: ch, Assigns: c.assigns.assigns()}
 	return ch
 }
 
@@ -348,12 +351,38 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 	ch.drain()
 }
 
+// cancelContext ends the channel's context, and the join's history read
+// if one is under way.
+func (ch *channel) cancelContext() {
+	ch.cancel()
+	if f := ch.readCancel.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// readContext returns a context for the join's history read: it ends
+// after d or with the channel's context. It is not derived from ch.ctx:
+// a child would leave the channel's context with a map of children and a
+// Done channel for the rest of its life, for one read; cancelContext
+// ends it instead. Only the channel's goroutine calls it, during the join.
+func (ch *channel) readContext(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ch.ctx), d)
+	ch.readCancel.Store(&cancel)
+	if ch.ctx.Err() != nil { // cancelContext ran before the Store
+		cancel()
+	}
+	return ctx, func() {
+		ch.readCancel.Store(nil)
+		cancel()
+	}
+}
+
 // release marks the channel's end for its connection (teardown waits for
 // every channel's release) and cancels its context. It is the last thing
 // the channel's last goroutine does.
 func (ch *channel) release() {
 	ch.conn.removeLive(ch)
-	ch.cancel()
+	ch.cancelContext()
 	ch.conn.chWG.Done()
 }
 

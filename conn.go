@@ -42,7 +42,7 @@ type conn struct {
 	srv       *Server
 	codec     codec // the connection's serializer
 	id        string
-	assigns   Assigns
+	assigns   assignList // what Connect returned; each channel gets a map of them
 	transport string
 	log       *slog.Logger
 
@@ -53,8 +53,8 @@ type conn struct {
 	out outQueue
 
 	mu       sync.Mutex
-	channels map[string]*channel // current channel per topic
-	chWG     sync.WaitGroup      // channels not yet released
+	channels channelTable   // current channel per topic
+	chWG     sync.WaitGroup // channels not yet released
 
 	// live are the channels not yet released, current or not (a left or
 	// replaced one may still be terminating). Their contexts are not
@@ -111,16 +111,15 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 		srv:       srv,
 		codec:     cd,
 		id:        id,
-		assigns:   assigns,
+		assigns:   listAssigns(assigns),
 		transport: transport,
 		ctx:       ctx,
 		cancel:    cancel,
-		channels:  make(map[string]*channel),
 	}
 	c.pub.c = c
 	c.log = srv.transportLog(transport)
 	if id != "" {
-		c.log = c.log.With("socket_id", id)
+		c.log = withAttr(c.log, "socket_id", id)
 	}
 	c.out.init(srv.opts.MaxQueuedMessages, srv.opts.MaxQueuedBytes)
 	c.opened = time.Now()
@@ -134,7 +133,7 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 // name is not bounded: its connections get one each).
 func (s *Server) transportLog(transport string) *slog.Logger {
 	if transport != "websocket" && transport != "longpoll" {
-		return s.log.With("transport", transport)
+		return withAttr(s.log, "transport", transport)
 	}
 	if l, ok := s.transportLogs.Load(transport); ok {
 		return l.(*slog.Logger)
@@ -211,7 +210,7 @@ func (c *conn) cancelChannels() {
 	c.liveMu.Lock()
 	defer c.liveMu.Unlock()
 	for _, ch := range c.live {
-		ch.cancel()
+		ch.cancelContext()
 	}
 }
 
@@ -222,7 +221,7 @@ func (c *conn) addLive(ch *channel) {
 	c.live = append(c.live, ch)
 	c.liveMu.Unlock()
 	if c.ctx.Err() != nil { // close ran before the append: its cancelChannels missed ch
-		ch.cancel()
+		ch.cancelContext()
 	}
 }
 
@@ -269,11 +268,7 @@ func (c *conn) teardown() {
 	}
 	reason := *c.termReason.Load()
 	c.mu.Lock()
-	chans := make([]*channel, 0, len(c.channels))
-	for _, ch := range c.channels {
-		chans = append(chans, ch)
-	}
-	c.channels = nil
+	chans := c.channels.close()
 	c.mu.Unlock()
 	for _, ch := range chans {
 		ch.requestStop(reason) // the conn is closing: no phx_close to the client
@@ -478,7 +473,7 @@ func (c *conn) dispatch(msg Message, now time.Time) {
 		c.handleJoin(msg)
 	default:
 		c.mu.Lock()
-		ch := c.channels[msg.Topic]
+		ch := c.channels.get(msg.Topic)
 		c.mu.Unlock()
 		switch {
 		case ch == nil && msg.Event == eventLeave:
@@ -542,15 +537,15 @@ func (c *conn) handleJoin(msg Message) {
 	}
 
 	c.mu.Lock()
-	if c.channels == nil { // closing
+	if c.channels.closed {
 		c.mu.Unlock()
 		return
 	}
-	old := c.channels[msg.Topic]
+	old := c.channels.get(msg.Topic)
 	if old != nil {
-		delete(c.channels, msg.Topic)
+		c.channels.remove(old)
 	}
-	if max := c.srv.opts.MaxChannels; max > 0 && len(c.channels) >= max {
+	if max := c.srv.opts.MaxChannels; max > 0 && c.channels.len() >= max {
 		c.mu.Unlock()
 		if old != nil {
 			c.closeDuplicate(old)
@@ -568,7 +563,7 @@ func (c *conn) handleJoin(msg Message) {
 	ch.history = rt.history
 	ch.limits = limitBuckets(c.srv.opts.InboundLimits, msg.Topic)
 	ch.prev = old
-	c.channels[msg.Topic] = ch
+	c.channels.add(ch)
 	c.chWG.Add(1)
 	c.mu.Unlock()
 	c.addLive(ch)
@@ -613,9 +608,7 @@ func (c *conn) closeDuplicate(old *channel) {
 // unregister removes ch if it is still the current channel of its topic.
 func (c *conn) unregister(ch *channel) {
 	c.mu.Lock()
-	if c.channels != nil && c.channels[ch.topic] == ch {
-		delete(c.channels, ch.topic)
-	}
+	c.channels.remove(ch)
 	c.mu.Unlock()
 }
 

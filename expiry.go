@@ -115,7 +115,7 @@ func (c *conn) refresh() (next time.Time, err error) {
 	}()
 	ctx, cancel := context.WithTimeout(c.ctx, refreshTimeout)
 	defer cancel()
-	return f(ctx, c.id, c.assigns)
+	return f(ctx, c.id, c.assigns.assigns())
 }
 
 // refreshTimeout bounds one Refresh call.

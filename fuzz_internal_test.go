@@ -94,7 +94,7 @@ func FuzzSession(f *testing.F) {
 				break
 			}
 			conn.c.mu.Lock()
-			n := len(conn.c.channels)
+			n := conn.c.channels.len()
 			conn.c.mu.Unlock()
 			if n > 3 {
 				t.Fatalf("%d channels joined, limit 3", n)

@@ -169,7 +169,7 @@ func (ch *channel) recoverHistory(join Payload) recovery {
 	}
 	srv := ch.conn.srv
 	want, given, valid := parsePosition(join)
-	ctx, cancel := context.WithTimeout(ch.ctx, srv.opts.JoinTimeout)
+	ctx, cancel := ch.readContext(srv.opts.JoinTimeout)
 	defer cancel()
 	page, err := srv.history.Read(ctx, ch.topic, 0, 0)
 	if err != nil {

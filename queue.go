@@ -84,6 +84,7 @@ func (q *outQueue) takeOrIdle(done []Frame) ([]Frame, bool) {
 	}
 	if q.closed || len(q.frames) == 0 {
 		q.writing = false
+		q.keepIdleArray()
 		return nil, false
 	}
 	batch := q.frames
@@ -92,8 +93,27 @@ func (q *outQueue) takeOrIdle(done []Frame) ([]Frame, bool) {
 	return batch, true
 }
 
-// maxSpareFrames bounds the batch array an idle connection keeps for reuse.
+// maxSpareFrames bounds the batch array a busy connection keeps for reuse.
 const maxSpareFrames = 64
+
+// maxIdleFrames bounds the one array an idle connection keeps: a burst (a
+// join's presence diffs) leaves arrays of up to maxSpareFrames behind,
+// 2.5 KiB each, on connections that then wait for minutes.
+const maxIdleFrames = 4
+
+// keepIdleArray keeps one small array for the next frames, and no spare:
+// a connection that pushes a frame now and then reuses it without
+// allocating, one that pushes many grows it again. mu must be held.
+func (q *outQueue) keepIdleArray() {
+	keep := q.frames
+	if cap(keep) == 0 || cap(keep) > maxIdleFrames {
+		keep = q.spare
+	}
+	if cap(keep) > maxIdleFrames {
+		keep = nil
+	}
+	q.frames, q.spare = keep[:0], nil
+}
 
 func (q *outQueue) close() {
 	q.mu.Lock()
