@@ -213,7 +213,8 @@ type Options struct {
 	// zero time to close the connection with code 4001, after which
 	// phoenix.js reconnects and Connect runs again. Its channels terminate
 	// with [ErrExpired]. It runs on a goroutine of the server, with a
-	// context that ends after 10 s or when the connection closes. nil
+	// context that ends after 10 s or when the connection closes; assigns
+	// is a copy of the connection's (changing it changes nothing). nil
 	// closes every connection at its expiry.
 	Refresh func(ctx context.Context, id string, assigns Assigns) (time.Time, error)
 

@@ -81,7 +81,9 @@ type PresenceOptions struct {
 }
 
 // Meta is the metadata of one presence: the app's fields plus "phx_ref"
-// (unique per track or update) and, after an update, "phx_ref_prev".
+// (unique per track or update) and, after an update, "phx_ref_prev", as
+// decoded from its JSON by encoding/json: numbers are float64, nested
+// objects map[string]any. Each call returning metas returns new maps.
 type Meta map[string]any
 
 // PresenceEntry is everything known about one key on a topic: its metas,
@@ -111,9 +113,12 @@ type presenceItem struct {
 	owner   *channel // nil for entries of other replicas
 	replica string
 	clock   uint64 // the entry's tag: (replica, clock) is unique
-	meta    Meta
-	enc     []byte // meta's JSON, encoded once; nil if it does not encode
-	seq     uint64 // insertion order, for stable listing
+	// enc is the meta's JSON object, encoded once, the only form an entry
+	// keeps: it goes out as it is in presence_state and presence_diff,
+	// and List, Get and HandleMetas decode it (a Meta map of two fields
+	// costs about 0.4 KiB, its JSON 60 bytes).
+	enc []byte
+	seq uint64 // insertion order, for stable listing
 }
 
 type presenceTopic struct {
@@ -160,9 +165,11 @@ func NewPresence(srv *Server, opts *PresenceOptions) *Presence {
 }
 
 // Track adds the socket's channel as present on its topic under key, with
-// meta: nil for none, a map[string]any (copied), or any value that
-// encodes to a JSON object, such as a struct with json tags (clients get
-// its JSON; List and HandleMetas return it as a Meta map). A meta that is
+// meta: nil for none, a map[string]any, or any value that encodes to a
+// JSON object, such as a struct with json tags. The entry keeps only the
+// meta's JSON, which clients get; List, Get and HandleMetas return it
+// decoded into a new Meta map (numbers as float64), on this node as on
+// every other. A meta that is
 // not an object is [ErrInvalidPayload], and one that does not encode to JSON
 // (a map holding a channel, say) an error. The entry leaves when the channel ends.
 // Tracking the same key twice from one channel is [ErrAlreadyTracked].
@@ -191,7 +198,7 @@ func (p *Presence) TrackTopic(s *Socket, topic, key string, meta any) error {
 		}
 	}
 	first := len(p.byOwner[ch]) == 0
-	it := p.newLocalItem(ch, topic, key, m, enc)
+	it := p.newLocalItem(ch, topic, key, enc)
 	p.add(it)
 	p.byOwner[ch] = append(p.byOwner[ch], it)
 	p.record(presenceDelta{Replica: p.replica, Clock: it.clock, Joins: []presenceRecord{it.record()}})
@@ -225,13 +232,13 @@ func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta any) error {
 		if old.topic != topic || old.key != key {
 			continue
 		}
-		m["phx_ref_prev"] = old.meta["phx_ref"]
+		m["phx_ref_prev"] = metaRef(old.enc)
 		m["phx_ref"] = p.newRef()
 		enc, err := encodeMeta(m)
 		if err != nil {
 			return err
 		}
-		it := p.newLocalItem(ch, topic, key, m, enc)
+		it := p.newLocalItem(ch, topic, key, enc)
 		p.remove(old)
 		p.add(it)
 		items[i] = it
@@ -293,7 +300,7 @@ func (p *Presence) List(topic string) map[string]*PresenceEntry {
 		for key, items := range t.items {
 			e := &PresenceEntry{Metas: make([]Meta, len(items))}
 			for i, it := range items {
-				e.Metas[i] = it.meta
+				e.Metas[i] = it.meta()
 			}
 			out[key] = e
 		}
@@ -314,7 +321,7 @@ func (p *Presence) Get(topic, key string) (*PresenceEntry, bool) {
 		if items := t.items[key]; len(items) > 0 {
 			e = &PresenceEntry{Metas: make([]Meta, len(items))}
 			for i, it := range items {
-				e.Metas[i] = it.meta
+				e.Metas[i] = it.meta()
 			}
 		}
 	}
@@ -428,12 +435,27 @@ func appendEntries(dst []byte, items map[string][]*presenceItem) []byte {
 	return append(dst, '}')
 }
 
-// metaJSON returns the item's meta as JSON ({} if it does not encode).
-func (it *presenceItem) metaJSON() []byte {
-	if it.enc != nil {
-		return it.enc
+// metaJSON returns the item's meta as JSON.
+func (it *presenceItem) metaJSON() []byte { return it.enc }
+
+// meta returns the item's meta decoded from its JSON: a new map, which the
+// caller may keep and change. Numbers are float64, as json.Unmarshal
+// makes them, on every node alike.
+func (it *presenceItem) meta() Meta {
+	var m Meta
+	if err := json.Unmarshal(it.enc, &m); err != nil || m == nil {
+		return Meta{}
 	}
-	return wire.EmptyObject()
+	return m
+}
+
+// metaRef returns the phx_ref in a meta's JSON ("" if none).
+func metaRef(enc []byte) string {
+	var r struct {
+		Ref string `json:"phx_ref"`
+	}
+	_ = json.Unmarshal(enc, &r)
+	return r.Ref
 }
 
 // encodeMeta returns the JSON of a meta, encoded once for every
@@ -446,11 +468,11 @@ func encodeMeta(m Meta) ([]byte, error) {
 	return data, nil
 }
 
-// newLocalItem makes an entry of this replica (p.mu held); meta has its
-// phx_ref, and enc is its JSON.
-func (p *Presence) newLocalItem(ch *channel, topic, key string, meta Meta, enc []byte) *presenceItem {
+// newLocalItem makes an entry of this replica (p.mu held); enc is its
+// meta's JSON, phx_ref included.
+func (p *Presence) newLocalItem(ch *channel, topic, key string, enc []byte) *presenceItem {
 	p.clock++
-	return &presenceItem{topic: topic, key: key, owner: ch, replica: p.replica, clock: p.clock, meta: meta, enc: enc}
+	return &presenceItem{topic: topic, key: key, owner: ch, replica: p.replica, clock: p.clock, enc: enc}
 }
 
 // newRef returns a unique phx_ref: 12 bytes (time and a counter) in
@@ -615,7 +637,7 @@ func (p *Presence) entries(topic string, items map[string][]*presenceItem) map[s
 	for k, its := range items {
 		e := &PresenceEntry{Metas: make([]Meta, len(its))}
 		for i, it := range its {
-			e.Metas[i] = it.meta
+			e.Metas[i] = it.meta()
 		}
 		out[k] = e
 	}
@@ -657,7 +679,7 @@ func copyMeta(meta any) (Meta, error) {
 func (it *presenceItem) tag() presenceTag { return presenceTag{Replica: it.replica, Clock: it.clock} }
 
 func (it *presenceItem) record() presenceRecord {
-	return presenceRecord{Tag: it.tag(), Topic: it.topic, Key: it.key, Meta: it.meta}
+	return presenceRecord{Tag: it.tag(), Topic: it.topic, Key: it.key, Meta: it.enc}
 }
 
 // Replication.
@@ -678,10 +700,10 @@ type presenceTag struct {
 
 // presenceRecord is one entry in a delta or snapshot.
 type presenceRecord struct {
-	Tag   presenceTag `json:"t"`
-	Topic string      `json:"topic"`
-	Key   string      `json:"key"`
-	Meta  Meta        `json:"meta"`
+	Tag   presenceTag     `json:"t"`
+	Topic string          `json:"topic"`
+	Key   string          `json:"key"`
+	Meta  json.RawMessage `json:"meta"` // a JSON object
 }
 
 // presenceDelta is a batch of changes of one replica, ending at Clock.
@@ -835,6 +857,9 @@ func (p *Presence) replicaDown(replica string) {
 }
 
 func remoteItem(r presenceRecord) *presenceItem {
-	enc, _ := encodeMeta(r.Meta) // decoded from JSON: it encodes
-	return &presenceItem{topic: r.Topic, key: r.Key, replica: r.Tag.Replica, clock: r.Tag.Clock, meta: r.Meta, enc: enc}
+	enc := []byte(r.Meta)
+	if wire.CheckObject(enc) != nil { // from a node that sent no object: none
+		enc = wire.EmptyObject()
+	}
+	return &presenceItem{topic: r.Topic, key: r.Key, replica: r.Tag.Replica, clock: r.Tag.Clock, enc: enc}
 }

@@ -168,6 +168,15 @@ func TestPresenceStateAndDiffs(t *testing.T) {
 	if len(list["ann"].Metas) != 2 || len(list["bob"].Metas) != 1 {
 		t.Fatalf("List = %v", list)
 	}
+	// Metas come decoded from the entry's JSON: new maps each call, which
+	// the caller may change, with JSON's types.
+	list["bob"].Metas[0]["device"] = "changed"
+	if again, _ := p.Get("room:p", "bob"); again.Metas[0]["device"] != "phone" {
+		t.Fatalf("changing a listed meta changed the entry: %v", again.Metas[0])
+	}
+	if _, ok := list["ann"].Metas[0]["phx_ref"].(string); !ok {
+		t.Fatalf("phx_ref is %T, want string", list["ann"].Metas[0]["phx_ref"])
+	}
 
 	// Update: new meta joins with phx_ref_prev, old one leaves, one diff.
 	bob.send("1", "2", "room:p", "away", map[string]any{})
