@@ -166,9 +166,9 @@ func (c *conn) checkIdle() {
 		c.close(closeGoingAway, "heartbeat timeout", ErrClosed)
 		return
 	}
-	select {
-	case <-c.ctx.Done():
-	default:
+	// Err, not Done: Done would give every connection's context a channel
+	// for life.
+	if c.ctx.Err() == nil {
 		c.idleTimer.Reset(timeout - idle)
 	}
 }

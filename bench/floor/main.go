@@ -6,8 +6,11 @@
 // joined to the topic (serialized once) and replies ok {}. Tuned as the
 // library is: small buffers after the upgrade, one reader goroutine per
 // connection and a writer only while it has frames queued, a checked
-// queue per connection (a client 1024 frames behind is dropped), no
-// channels, no auth, no limits: what any server of this shape costs.
+// queue per connection (a client 1024 frames behind is dropped), and an
+// idle reader parked in a shallow wait for input (an MSG_PEEK read on the
+// socket) rather than inside coder/websocket's Read, so that its stack
+// shrinks to 4 KiB (-shallow-wait=false parks it in Read); no channels, no
+// auth, no limits: what any server of this shape costs.
 //
 // With -presence it keeps its own presence, as the chat example does with
 // the library's: every join is tracked (a pre-encoded meta), the joiner
@@ -57,6 +60,7 @@ type conn struct {
 	closed  bool
 	writing bool              // a writer goroutine is running
 	joined  map[string]string // topic -> join_ref; reader goroutine only
+	in      *input            // for the shallow wait; nil: wait in ws.Read
 }
 
 // send queues a frame and starts a writer if none runs: a connection has a
@@ -288,11 +292,17 @@ var okEmpty = []byte(`{"status":"ok","response":{}}`)
 var connIDs atomic.Uint64
 
 func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(&smallBuffers{ResponseWriter: w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	sb := &smallBuffers{ResponseWriter: w}
+	ws, err := websocket.Accept(sb, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
 	c := &conn{ws: ws, id: connIDs.Add(1), joined: map[string]string{}}
+	if shallowWait && sb.in.raw != nil {
+		in := sb.in // a copy: sb holds net/http's response, request and buffers
+		in.peek = in.peekReadable
+		c.in = &in
+	}
 	// Read on a goroutine of our own and return: net/http's connection
 	// goroutine, its request and its 4 KiB read buffer then go away.
 	go h.read(c)
@@ -311,6 +321,9 @@ func (h *hub) read(c *conn) {
 		ws.CloseNow()
 	}()
 	for {
+		if c.in != nil {
+			c.in.wait()
+		}
 		_, data, err := ws.Read(context.Background())
 		if err != nil {
 			return
@@ -349,7 +362,10 @@ func (h *hub) read(c *conn) {
 
 // smallBuffers is the ResponseWriter given to websocket.Accept: its Hijack
 // hands the connection over with small buffers (see readBufferSize).
-type smallBuffers struct{ http.ResponseWriter }
+type smallBuffers struct {
+	http.ResponseWriter
+	in input // what Hijack handed coder/websocket, for the shallow wait
+}
 
 func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
@@ -365,8 +381,41 @@ func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		c = &prefixed{Conn: nc, prefix: bytes.Clone(b)}
 	}
-	return c, bufio.NewReadWriter(bufio.NewReaderSize(c, readBufferSize), bufio.NewWriterSize(c, writeBufferSize)), nil
+	s.in.br = bufio.NewReaderSize(c, readBufferSize)
+	s.in.prefixed, _ = c.(*prefixed)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		s.in.raw, _ = tc.SyscallConn()
+	}
+	return c, bufio.NewReadWriter(s.in.br, bufio.NewWriterSize(c, writeBufferSize)), nil
 }
+
+// input is the read side of a connection as the shallow wait needs it.
+type input struct {
+	br       *bufio.Reader
+	prefixed *prefixed
+	raw      syscall.RawConn
+	peek     func(fd uintptr) bool // peekReadable as a func value, made once
+	buf      [1]byte
+}
+
+// peekReadable: true (done) when the socket has a byte, has ended or
+// failed; false when a read would block. Nothing is consumed.
+func (in *input) peekReadable(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), in.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	return err != syscall.EAGAIN && err != syscall.EINTR
+}
+
+// wait returns once a read would not block: bytes are buffered, or the
+// socket has input (or has failed).
+func (in *input) wait() {
+	if in.br.Buffered() > 0 || (in.prefixed != nil && len(in.prefixed.prefix) > 0) {
+		return
+	}
+	_ = in.raw.Read(in.peek)
+}
+
+// shallowWait: readers wait in input.wait between frames (-shallow-wait).
+var shallowWait = true
 
 func (s *smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
@@ -389,6 +438,7 @@ func (p *prefixed) Read(b []byte) (int, error) {
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen `address`")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060)")
+	flag.BoolVar(&shallowWait, "shallow-wait", true, "park idle readers in an MSG_PEEK wait on the socket instead of inside coder/websocket's Read (as the library does)")
 	presence := flag.Bool("presence", false, "track a presence per join (key u<connection number>, meta online_at and phx_ref), push presence_state after the join reply and broadcast presence_diff batched per room")
 	batch := flag.Duration("presence-batch", 20*time.Millisecond, "with -presence: coalesce a room's changes within this `interval` into one presence_diff")
 	flag.Parse()
