@@ -78,11 +78,11 @@ type channel struct {
 	joinRefNull bool
 	impl        Channel
 	sock        *Socket
-	log         *slog.Logger
-	route       string          // the pattern the topic matched, for telemetry
-	history     *HistoryOptions // the route's, nil when broadcasts are not recorded
-	prev        *channel        // the channel of the topic this one replaces; Join waits for it
-	started     time.Time       // when the join arrived
+	log         atomic.Pointer[slog.Logger] // see logger
+	route       string                      // the pattern the topic matched, for telemetry
+	history     *HistoryOptions             // the route's, nil when broadcasts are not recorded
+	prev        *channel                    // the channel of the topic this one replaces; Join waits for it
+	started     time.Time                   // when the join arrived
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -197,7 +197,6 @@ func newChannel(c *conn, topic string, joinRef Ref, impl Channel) *channel {
 		impl:    impl,
 		ctx:     ctx,
 		cancel:  cancel,
-		log:     withAttr(c.log, "topic", topic),
 		started: time.Now(),
 	}
 	// The zero state is stateJoining: run's goroutine, started by the
@@ -217,7 +216,7 @@ func (ch *channel) post(it mailItem) bool {
 	}
 	if max := ch.conn.srv.opts.MaxChannelQueue; max > 0 && len(ch.items) >= max {
 		ch.mu.Unlock()
-		ch.log.Warn("phx: channel queue overflow", "max", ch.conn.srv.opts.MaxChannelQueue)
+		ch.logger().Warn("phx: channel queue overflow", "max", ch.conn.srv.opts.MaxChannelQueue)
 		ch.requestStop(ErrChannelOverloaded)
 		return false
 	}
@@ -285,7 +284,7 @@ func (ch *channel) hold(h heldOut) bool {
 	}
 	if max := ch.conn.srv.opts.MaxChannelQueue; h.b != nil && max > 0 && len(ch.held) >= max {
 		ch.mu.Unlock()
-		ch.log.Warn("phx: too many broadcasts while joining", "max", max)
+		ch.logger().Warn("phx: too many broadcasts while joining", "max", max)
 		ch.requestStop(ErrChannelOverloaded)
 		return true
 	}
@@ -303,7 +302,7 @@ func (ch *channel) deliverNow(b *Broadcast) {
 	}
 	f, err := b.frame(ch.conn.codec)
 	if err != nil {
-		ch.log.Debug("phx: broadcast not sent to this client", "event", b.Event, "err", err)
+		ch.logger().Debug("phx: broadcast not sent to this client", "event", b.Event, "err", err)
 		return
 	}
 	ch.conn.enqueue(f)
@@ -349,6 +348,21 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 		return
 	}
 	ch.drain()
+}
+
+// logger returns the channel's logger: the connection's with the topic as
+// attribute. Made on first use: most channels never log a line (the
+// frequent Debug lines check the level first), and a logger costs 0.1 KiB
+// per channel for its life.
+func (ch *channel) logger() *slog.Logger {
+	if l := ch.log.Load(); l != nil {
+		return l
+	}
+	l := withAttr(ch.conn.log, "topic", ch.topic)
+	if !ch.log.CompareAndSwap(nil, l) {
+		return ch.log.Load()
+	}
+	return l
 }
 
 // cancelContext ends the channel's context, and the join's history read
@@ -417,7 +431,7 @@ func (ch *channel) awaitPrevious(prev *channel) {
 	select {
 	case <-prev.ctx.Done():
 	case <-t.C:
-		ch.log.Warn("phx: duplicate join: the previous channel is still terminating; joining anyway", "waited", duplicateJoinWait)
+		ch.logger().Warn("phx: duplicate join: the previous channel is still terminating; joining anyway", "waited", duplicateJoinWait)
 	}
 }
 
@@ -436,7 +450,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 	// state, broadcast), the diffs and broadcasts it causes reach this
 	// client, held until the join reply is out.
 	if err := c.srv.pubsub.Subscribe(ch.topic, ch); err != nil {
-		ch.log.Error("phx: subscribe failed", "err", err)
+		ch.logger().Error("phx: subscribe failed", "err", err)
 		ch.joinAnswered.Store(true)
 		ch.markEnded()
 		c.unregister(ch)
@@ -475,19 +489,19 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		var re *ReplyError
 		switch {
 		case crashed != nil:
-			ch.log.Error("phx: Join panicked", "panic", crashed.Value, "stack", string(crashed.Stack))
+			ch.logger().Error("phx: Join panicked", "panic", crashed.Value, "stack", string(crashed.Stack))
 		case errors.As(err, &re):
-			ch.log.Debug("phx: join refused", "reply", re.Response)
+			ch.logger().Debug("phx: join refused", "reply", re.Response)
 			if p, perr := toPayload(re.Response); perr == nil {
 				_ = ch.replyJoin(joinMsgRef, re.status(), p)
 				return false
 			} else {
-				ch.log.Error("phx: Join refused with a response that is not a JSON object; replying join refused",
+				ch.logger().Error("phx: Join refused with a response that is not a JSON object; replying join refused",
 					"event", eventJoin, "type", fmt.Sprintf("%T", re.Response), "err", perr)
 			}
 			resp = reasonPayload("join refused")
 		default:
-			ch.log.Info("phx: join refused", "err", err)
+			ch.logger().Info("phx: join refused", "err", err)
 			resp = reasonPayload("join refused")
 		}
 		_ = ch.replyJoin(joinMsgRef, "error", resp)
@@ -498,7 +512,7 @@ func (ch *channel) join(joinMsgRef Ref, payload Payload) bool {
 		// A bug in Join: the client gets an error, as for a failed
 		// HandleIn, and the channel is not joined. Join accepted, so
 		// Terminate runs, with the error.
-		ch.log.Error("phx: Join returned a reply that is not a JSON object; the join fails with internal error",
+		ch.logger().Error("phx: Join returned a reply that is not a JSON object; the join fails with internal error",
 			"event", eventJoin, "type", fmt.Sprintf("%T", reply), "err", perr)
 		ch.unsubscribe()
 		ch.markEnded()
@@ -574,7 +588,7 @@ func (ch *channel) flushHeld(skip uint64) {
 // unsubscribe removes the channel from its topic's subscribers.
 func (ch *channel) unsubscribe() {
 	if err := ch.conn.srv.pubsub.Unsubscribe(ch.topic, ch); err != nil {
-		ch.log.Debug("phx: unsubscribe failed", "err", err)
+		ch.logger().Debug("phx: unsubscribe failed", "err", err)
 	}
 }
 
@@ -582,10 +596,10 @@ func (ch *channel) unsubscribe() {
 func (ch *channel) joined(status string) {
 	c := ch.conn
 	d := time.Since(ch.started)
-	if level := c.srv.opts.JoinLogLevel; status == "ok" && ch.log.Enabled(ch.ctx, level) {
-		ch.log.Log(ch.ctx, level, "phx: joined", "route", ch.route, "duration", d)
+	if level := c.srv.opts.JoinLogLevel; status == "ok" && c.log.Enabled(ch.ctx, level) {
+		ch.logger().Log(ch.ctx, level, "phx: joined", "route", ch.route, "duration", d)
 	}
-	c.srv.opts.Telemetry.channelJoined(ch.log, ChannelJoined{
+	c.srv.opts.Telemetry.channelJoined(c.log, ChannelJoined{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,
 	})
 }
@@ -598,7 +612,7 @@ func (ch *channel) joinTimedOut(joinMsgRef Ref) {
 	}
 	c := ch.conn
 	c.srv.metrics.joinsTimedOut.Add(1)
-	ch.log.Warn("phx: Join still running after JoinTimeout; join refused", "timeout", c.srv.opts.JoinTimeout)
+	ch.logger().Warn("phx: Join still running after JoinTimeout; join refused", "timeout", c.srv.opts.JoinTimeout)
 	c.unregister(ch)
 	_ = ch.replyJoin(joinMsgRef, "error", replyJoinTimeout)
 	ch.joined("timeout")
@@ -669,7 +683,7 @@ func (ch *channel) handle(it *mailItem) (end error) {
 	defer func() {
 		if v := recover(); v != nil {
 			pe := &PanicError{Value: v, Stack: debug.Stack()}
-			ch.log.Error("phx: channel panicked", "panic", v, "stack", string(pe.Stack))
+			ch.logger().Error("phx: channel panicked", "panic", v, "stack", string(pe.Stack))
 			end = pe
 			if !inStart.IsZero() {
 				ch.handledIn(it.event, inStart, "crash")
@@ -684,7 +698,7 @@ func (ch *channel) handle(it *mailItem) (end error) {
 	case itemIn:
 		h, ok := ch.impl.(InHandler)
 		if !ok {
-			ch.log.Info("phx: channel has no HandleIn; event dropped", "event", it.event)
+			ch.logger().Info("phx: channel has no HandleIn; event dropped", "event", it.event)
 			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", reasonPayload("unhandled event"))
 			return nil
 		}
@@ -705,7 +719,7 @@ func (ch *channel) handle(it *mailItem) (end error) {
 			}
 			start := time.Now()
 			h.HandleOut(ch.sock, it.event, it.payload)
-			t.channelHandledOut(ch.log, ChannelHandledOut{
+			t.channelHandledOut(ch.conn.log, ChannelHandledOut{
 				Context: ch.ctx, Route: ch.route, Topic: ch.topic, Event: it.event, Duration: time.Since(start),
 			})
 		}
@@ -713,7 +727,7 @@ func (ch *channel) handle(it *mailItem) (end error) {
 		if h, ok := ch.impl.(InfoHandler); ok {
 			h.HandleInfo(ch.sock, it.info)
 		} else {
-			ch.log.Warn("phx: Send to a channel without HandleInfo; message dropped", "type", fmt.Sprintf("%T", it.info))
+			ch.logger().Warn("phx: Send to a channel without HandleInfo; message dropped", "type", fmt.Sprintf("%T", it.info))
 		}
 	}
 	return nil
@@ -728,7 +742,7 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 	case err == nil:
 		p, perr := toPayload(reply)
 		if perr != nil {
-			ch.log.Error("phx: HandleIn returned a reply that is not a JSON object; replying internal error",
+			ch.logger().Error("phx: HandleIn returned a reply that is not a JSON object; replying internal error",
 				"event", it.event, "type", fmt.Sprintf("%T", reply), "err", perr)
 			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
 			return "error"
@@ -740,7 +754,7 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 	case errors.As(err, &re):
 		p, perr := toPayload(re.Response)
 		if perr != nil {
-			ch.log.Error("phx: HandleIn returned a ReplyError whose response is not a JSON object; replying internal error",
+			ch.logger().Error("phx: HandleIn returned a ReplyError whose response is not a JSON object; replying internal error",
 				"event", it.event, "type", fmt.Sprintf("%T", re.Response), "err", perr)
 			_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
 			return "error"
@@ -748,7 +762,7 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 		_ = c.reply(ch.joinRef, it.ref, ch.topic, re.status(), p)
 		return re.status()
 	default:
-		ch.log.Error("phx: HandleIn failed", "event", it.event, "err", err)
+		ch.logger().Error("phx: HandleIn failed", "event", it.event, "err", err)
 		_ = c.reply(ch.joinRef, it.ref, ch.topic, "error", replyInternalError)
 		return "error"
 	}
@@ -757,7 +771,7 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 // handledIn sends a HandleIn's telemetry event.
 func (ch *channel) handledIn(event string, start time.Time, status string) {
 	if t := ch.conn.srv.opts.Telemetry; t != nil && t.ChannelHandledIn != nil {
-		t.channelHandledIn(ch.log, ChannelHandledIn{
+		t.channelHandledIn(ch.conn.log, ChannelHandledIn{
 			Context: ch.ctx, Route: ch.route, Topic: ch.topic, Event: event, Duration: time.Since(start), Status: status,
 		})
 	}
@@ -795,8 +809,10 @@ func (ch *channel) endJoined(reason error) {
 			ch.safeTerminate(t, reason)
 		}
 	}
-	ch.log.Debug("phx: channel ended", "reason", reason)
-	c.srv.opts.Telemetry.channelTerminated(ch.log, ChannelTerminated{
+	if c.log.Enabled(ch.ctx, slog.LevelDebug) {
+		ch.logger().Debug("phx: channel ended", "reason", reason)
+	}
+	c.srv.opts.Telemetry.channelTerminated(c.log, ChannelTerminated{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Reason: reason, Lifetime: time.Since(ch.started),
 	})
 }
@@ -842,7 +858,7 @@ func (ch *channel) callJoin(payload Payload) (reply any, err error, crashed *Pan
 func (ch *channel) safeIntercept(oh OutHandler) (evs []string) {
 	defer func() {
 		if v := recover(); v != nil {
-			ch.log.Error("phx: Intercept panicked", "panic", v, "stack", string(debug.Stack()))
+			ch.logger().Error("phx: Intercept panicked", "panic", v, "stack", string(debug.Stack()))
 			evs = nil
 		}
 	}()
@@ -852,7 +868,7 @@ func (ch *channel) safeIntercept(oh OutHandler) (evs []string) {
 func (ch *channel) safeTerminate(t Terminator, reason error) {
 	defer func() {
 		if v := recover(); v != nil {
-			ch.log.Error("phx: Terminate panicked", "panic", v, "stack", string(debug.Stack()))
+			ch.logger().Error("phx: Terminate panicked", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
 	t.Terminate(ch.sock, reason)

@@ -173,7 +173,7 @@ func (ch *channel) recoverHistory(join Payload) recovery {
 	defer cancel()
 	page, err := srv.history.Read(ctx, ch.topic, 0, 0)
 	if err != nil {
-		ch.log.Warn("phx: history read failed; join answered recovered: false", "err", err)
+		ch.logger().Warn("phx: history read failed; join answered recovered: false", "err", err)
 		if given {
 			return recovery{fields: []byte(`"recovered":false,"replayed":0`)}
 		}
@@ -216,7 +216,7 @@ func (ch *channel) readRange(ctx context.Context, after, top uint64) ([]HistoryM
 	n := int(top - after)
 	page, err := ch.conn.srv.history.Read(ctx, ch.topic, after, n)
 	if err != nil {
-		ch.log.Warn("phx: history read failed; join answered recovered: false", "err", err)
+		ch.logger().Warn("phx: history read failed; join answered recovered: false", "err", err)
 		return nil, false
 	}
 	msgs := page.Messages

@@ -39,7 +39,7 @@ func (s *Socket) Server() *Server { return s.ch.conn.srv }
 func (s *Socket) Context() context.Context { return s.ch.ctx }
 
 // Logger returns the server's logger with the channel's attributes.
-func (s *Socket) Logger() *slog.Logger { return s.ch.log }
+func (s *Socket) Logger() *slog.Logger { return s.ch.logger() }
 
 // Push sends event with payload to this client only. payload is a value
 // that encodes to a JSON object (a map, a struct, json.RawMessage), nil for
