@@ -365,6 +365,15 @@ func (ch *channel) logger() *slog.Logger {
 	return l
 }
 
+// onceLogger is logger for a line every channel logs once (joined, ended,
+// at the levels JoinLogLevel and Debug): one made for it is not kept.
+func (ch *channel) onceLogger() *slog.Logger {
+	if l := ch.log.Load(); l != nil {
+		return l
+	}
+	return withAttr(ch.conn.log, "topic", ch.topic)
+}
+
 // cancelContext ends the channel's context, and the join's history read
 // if one is under way.
 func (ch *channel) cancelContext() {
@@ -597,7 +606,7 @@ func (ch *channel) joined(status string) {
 	c := ch.conn
 	d := time.Since(ch.started)
 	if level := c.srv.opts.JoinLogLevel; status == "ok" && c.log.Enabled(ch.ctx, level) {
-		ch.logger().Log(ch.ctx, level, "phx: joined", "route", ch.route, "duration", d)
+		ch.onceLogger().Log(ch.ctx, level, "phx: joined", "route", ch.route, "duration", d)
 	}
 	c.srv.opts.Telemetry.channelJoined(c.log, ChannelJoined{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,
@@ -810,7 +819,7 @@ func (ch *channel) endJoined(reason error) {
 		}
 	}
 	if c.log.Enabled(ch.ctx, slog.LevelDebug) {
-		ch.logger().Debug("phx: channel ended", "reason", reason)
+		ch.onceLogger().Debug("phx: channel ended", "reason", reason)
 	}
 	c.srv.opts.Telemetry.channelTerminated(c.log, ChannelTerminated{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Reason: reason, Lifetime: time.Since(ch.started),
