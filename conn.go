@@ -229,15 +229,7 @@ func (c *conn) addLive(ch *channel) {
 func (c *conn) removeLive(ch *channel) {
 	c.liveMu.Lock()
 	defer c.liveMu.Unlock()
-	for i, x := range c.live {
-		if x == ch {
-			last := len(c.live) - 1
-			c.live[i] = c.live[last]
-			c.live[last] = nil
-			c.live = c.live[:last]
-			return
-		}
-	}
+	c.live = removeChannel(c.live, ch)
 }
 
 // attach makes t the connection's transport: frames queued from now on

@@ -57,15 +57,21 @@ func (t *channelTable) remove(ch *channel) {
 		}
 		return
 	}
-	for i, c := range t.list {
+	t.list = removeChannel(t.list, ch)
+}
+
+// removeChannel removes ch from list, if there, moving the last element
+// into its place.
+func removeChannel(list []*channel, ch *channel) []*channel {
+	for i, c := range list {
 		if c == ch {
-			last := len(t.list) - 1
-			t.list[i] = t.list[last]
-			t.list[last] = nil
-			t.list = t.list[:last]
-			return
+			last := len(list) - 1
+			list[i] = list[last]
+			list[last] = nil
+			return list[:last]
 		}
 	}
+	return list
 }
 
 // close empties the table, refuses further joins, and returns the channels
