@@ -73,16 +73,13 @@ type channel struct {
 	conn    *conn
 	topic   string
 	joinRef Ref // the join's join_ref, or its ref when it had none
-	// joinRefNull: the join had no join_ref (V1 clients); phx_close and
-	// phx_error then carry a null ref, as Phoenix's.
-	joinRefNull bool
-	impl        Channel
-	sock        *Socket
-	log         atomic.Pointer[slog.Logger] // see logger
-	route       string                      // the pattern the topic matched, for telemetry
-	history     *HistoryOptions             // the route's, nil when broadcasts are not recorded
-	prev        *channel                    // the channel of the topic this one replaces; Join waits for it
-	started     time.Time                   // when the join arrived
+	impl    Channel
+	sock    *Socket
+	log     atomic.Pointer[slog.Logger] // see logger
+	route   string                      // the pattern the topic matched, for telemetry
+	history *HistoryOptions             // the route's, nil when broadcasts are not recorded
+	prev    *channel                    // the channel of the topic this one replaces; Join waits for it
+	started time.Time                   // when the join arrived
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,7 +102,11 @@ type channel struct {
 	// pushes (those of HandleOut for replayed messages) go out at once
 	// instead of being held.
 	sendDirect atomic.Bool
-	intercept  map[string]bool
+	// joinRefNull: the join had no join_ref (V1 clients); phx_close and
+	// phx_error then carry a null ref, as Phoenix's. Next to sendDirect,
+	// where it fits in padding: the channel stays in the 384-byte class.
+	joinRefNull bool
+	intercept   map[string]bool
 
 	// limits are the buckets of the InboundLimits matching the topic, set
 	// by handleJoin; the connection's reader checks them, under its

@@ -87,7 +87,7 @@ type conn struct {
 	framesIn    atomic.Int64 // frames handed to handleFrame
 	framesOut   atomic.Int64 // frames queued
 	idleTimer   *time.Timer
-	expires     time.Time   // ConnectInfo.ExpiresAt as Connect left it
+	expiresAt   int64       // ConnectInfo.ExpiresAt as Connect left it, in Unix nanoseconds; 0: none (an int64 keeps conn in the 640-byte size class)
 	expiryMu    sync.Mutex  // guards expiryTimer: it may fire before armExpiry has stored it
 	expiryTimer *time.Timer // see expiry.go
 	idSub       Subscriber

@@ -66,12 +66,12 @@ func refusedTooMany(id string, max int) error {
 
 // armExpiry starts the connection's expiry timer, if Connect set one.
 func (c *conn) armExpiry() {
-	if c.expires.IsZero() {
+	if c.expiresAt == 0 {
 		return
 	}
 	c.expiryMu.Lock()
 	defer c.expiryMu.Unlock()
-	c.expiryTimer = time.AfterFunc(time.Until(c.expires), c.expire)
+	c.expiryTimer = time.AfterFunc(time.Until(time.Unix(0, c.expiresAt)), c.expire)
 }
 
 // stopExpiry stops the expiry timer, if there is one.

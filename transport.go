@@ -106,7 +106,9 @@ func (s *Server) admit(info *ConnectInfo, cd codec, id string, assigns Assigns) 
 		return nil, refusedTooMany(id, s.opts.MaxConnectionsPerID)
 	}
 	c := newConn(info.Context, s, cd, id, assigns, info.Transport)
-	c.expires = info.ExpiresAt
+	if !info.ExpiresAt.IsZero() {
+		c.expiresAt = max(info.ExpiresAt.UnixNano(), 1)
+	}
 	return c, nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // stackRoom is phxmin's room: with presence it tracks every join and pushes
@@ -317,5 +318,24 @@ func TestStackPerConnection(t *testing.T) {
 				c.c.Close()
 			}
 		})
+	}
+}
+
+// TestStructSizeClasses: a connection and a channel, one of each per joined
+// client, stay within the allocator's size classes they fit today (640 and
+// 384 bytes). A field that pushes one into the next class costs every
+// connection 64 or 32 bytes more: look for padding, or a field that can
+// go, before raising the bound.
+func TestStructSizeClasses(t *testing.T) {
+	for _, s := range []struct {
+		name       string
+		size, want uintptr
+	}{
+		{"conn", unsafe.Sizeof(conn{}), 640},
+		{"channel", unsafe.Sizeof(channel{}), 384},
+	} {
+		if s.size > s.want {
+			t.Errorf("%s is %d bytes, over the %d-byte size class", s.name, s.size, s.want)
+		}
 	}
 }
