@@ -257,11 +257,17 @@ func (ch *channel) requestStop(err error) {
 // Deliver implements Subscriber: fastlane for plain broadcasts, the mailbox
 // for intercepted ones. While joining, broadcasts are held until the join
 // reply is out.
+//
+// replayedTo is checked after the channel is seen joined, not before: the
+// join stores it before leaving stateJoining, so a broadcast that the
+// join's replay sent is seen here as replayed. Checked first, a broadcast
+// could read 0 there, then find the channel joined (its replay, which
+// held it, sent meanwhile) and go out a second time.
 func (ch *channel) Deliver(b *Broadcast) {
-	if b.offset != 0 && b.offset <= ch.replayedTo.Load() {
-		return
-	}
 	if ch.loadState() == stateJoining && ch.hold(heldOut{event: b.Event, b: b}) {
+		return // flushHeld drops it if the replay sent it
+	}
+	if b.offset != 0 && b.offset <= ch.replayedTo.Load() {
 		return
 	}
 	ch.deliverNow(b)
