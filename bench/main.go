@@ -53,6 +53,7 @@ import (
 
 type options struct {
 	targets       []string
+	repeat        int // -repeat: how many times everything is measured
 	idle          []int
 	fanout        []int
 	messages      int
@@ -126,8 +127,12 @@ func run(ctx context.Context, args []string) error {
 	bigroom := fs.String("bigroom", "", "big-room scenario sizes, comma-separated: N members join one room with presence, then fan-out (chat and floor -presence only)")
 	fs.IntVar(&o.bigMessages, "bigroom-messages", 50, "big-room scenario: messages published")
 	fs.Float64Var(&o.bigRate, "bigroom-rate", 10, "big-room scenario: messages/s")
+	fs.IntVar(&o.repeat, "repeat", 1, "measure everything this many times (each run's tables, then medians of the runs' figures and of their ratios)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.repeat < 1 {
+		return fmt.Errorf("bad -repeat %d: want 1 or more", o.repeat)
 	}
 	var err error
 	if o.presence, err = parseInts(*presence); err != nil {
@@ -177,10 +182,44 @@ func run(ctx context.Context, args []string) error {
 	m := machineInfo()
 	fmt.Fprintf(os.Stderr, "bench: %s\n", m)
 
+	var runs [][]measurement
+	for rep := 1; rep <= o.repeat; rep++ {
+		if o.repeat > 1 {
+			fmt.Fprintf(os.Stderr, "bench: run %d of %d\n", rep, o.repeat)
+		}
+		runs = append(runs, measureAll(ctx, &o, bins))
+	}
+	m.LoadAfter = loadavg()
+	var all []measurement
+	for rep, run := range runs {
+		if o.repeat > 1 {
+			fmt.Fprintf(os.Stdout, "\n## Run %d of %d\n", rep+1, o.repeat)
+		}
+		report(os.Stdout, &o, m, run)
+		for i := range run {
+			run[i].Run = rep + 1
+		}
+		all = append(all, run...)
+	}
+	if o.repeat > 1 {
+		summarize(os.Stdout, &o, runs)
+	}
+	if o.out != "" {
+		b, _ := json.MarshalIndent(map[string]any{"machine": m, "options": optionsJSON(&o), "results": all}, "", "  ")
+		if err := os.WriteFile(o.out, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// measureAll measures every scenario of o against every target once,
+// target after target for each size.
+func measureAll(ctx context.Context, o *options, bins *bins) []measurement {
 	var all []measurement
 	for _, size := range o.idle {
 		for _, t := range o.targets {
-			r, err := measure(ctx, &o, bins, t, "idle", size, 0)
+			r, err := measure(ctx, o, bins, t, "idle", size, 0)
 			if err != nil {
 				fmt.Fprintf(os.Stderr, "bench: %s idle %d: %v\n", t, size, err)
 			}
@@ -197,7 +236,7 @@ func run(ctx context.Context, args []string) error {
 				if !presenceTargets[t] {
 					continue
 				}
-				r, err := measure(ctx, &o, bins, t, sc.name, size, sc.rate)
+				r, err := measure(ctx, o, bins, t, sc.name, size, sc.rate)
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "bench: %s %s %d: %v\n", t, sc.name, size, err)
 				}
@@ -212,7 +251,7 @@ func run(ctx context.Context, args []string) error {
 					fmt.Fprintf(os.Stderr, "bench: chat fanout %d skipped (over -chat-fanout-max %d)\n", size, o.chatFanoutMax)
 					continue
 				}
-				r, err := measure(ctx, &o, bins, t, "fanout", size, rate)
+				r, err := measure(ctx, o, bins, t, "fanout", size, rate)
 				if err != nil {
 					fmt.Fprintf(os.Stderr, "bench: %s fanout %d at %g/s: %v\n", t, size, rate, err)
 				}
@@ -220,22 +259,14 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	m.LoadAfter = loadavg()
-	report(os.Stdout, &o, m, all)
-	if o.out != "" {
-		b, _ := json.MarshalIndent(map[string]any{"machine": m, "options": optionsJSON(&o), "results": all}, "", "  ")
-		if err := os.WriteFile(o.out, b, 0o644); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
+	return all
 }
 
 func optionsJSON(o *options) map[string]any {
 	return map[string]any{"targets": o.targets, "idle": o.idle, "fanout": o.fanout, "messages": o.messages,
 		"rates": o.rates, "size": o.size, "settle": o.settle.String(), "drain": o.drain.String(),
 		"presence": o.presence, "presence_rooms": o.presenceRooms, "bigroom": o.bigroom,
-		"bigroom_messages": o.bigMessages, "bigroom_rate": o.bigRate}
+		"bigroom_messages": o.bigMessages, "bigroom_rate": o.bigRate, "repeat": o.repeat}
 }
 
 // bins are the programs built for the run.
@@ -290,6 +321,7 @@ type measurement struct {
 	Command  string          `json:"command"`
 	Result   json.RawMessage `json:"result,omitempty"`
 	Error    string          `json:"error,omitempty"`
+	Run      int             `json:"run"` // 1 to -repeat
 	parsed   *loadResult
 }
 
