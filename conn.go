@@ -86,10 +86,10 @@ type conn struct {
 	countFrames bool         // a SocketClosed hook wants framesIn and framesOut
 	framesIn    atomic.Int64 // frames handed to handleFrame
 	framesOut   atomic.Int64 // frames queued
-	idleTimer   *time.Timer
-	expiresAt   int64       // ConnectInfo.ExpiresAt as Connect left it, in Unix nanoseconds; 0: none (an int64 keeps conn in the 640-byte size class)
-	expiryMu    sync.Mutex  // guards expiryTimer: it may fire before armExpiry has stored it
-	expiryTimer *time.Timer // see expiry.go
+	idleWatched bool         // the server's idle timer watches it (idle.go); under srv.mu
+	expiresAt   int64        // ConnectInfo.ExpiresAt as Connect left it, in Unix nanoseconds; 0: none (an int64 keeps conn in the 640-byte size class)
+	expiryMu    sync.Mutex   // guards expiryTimer: it may fire before armExpiry has stored it
+	expiryTimer *time.Timer  // see expiry.go
 	idSub       Subscriber
 
 	// From TransportFeatures, set by Serve before start. textOnly: binary
@@ -150,26 +150,8 @@ func (c *conn) start() {
 			c.log.Warn("phx: subscribe to socket ID failed", "err", err)
 		}
 	}
-	if t := c.srv.opts.HeartbeatTimeout; t > 0 && !c.noIdleTimer {
-		// Assign before arming, so checkIdle always sees the timer.
-		c.idleTimer = time.AfterFunc(time.Hour, c.checkIdle)
-		c.idleTimer.Reset(t)
-	}
-}
-
-// checkIdle closes the connection if nothing arrived for HeartbeatTimeout.
-func (c *conn) checkIdle() {
-	timeout := c.srv.opts.HeartbeatTimeout
-	idle := time.Since(time.Unix(0, c.lastRead.Load()))
-	if idle >= timeout {
-		c.log.Info("phx: closing idle connection", "idle", idle.Round(time.Millisecond))
-		c.close(closeGoingAway, "heartbeat timeout", ErrClosed)
-		return
-	}
-	// Err, not Done: Done would give every connection's context a channel
-	// for life.
-	if c.ctx.Err() == nil {
-		c.idleTimer.Reset(timeout - idle)
+	if c.srv.opts.HeartbeatTimeout > 0 && !c.noIdleTimer {
+		c.srv.watchIdle(c)
 	}
 }
 
@@ -251,9 +233,6 @@ func (c *conn) attach(t Transport) {
 // channel's Terminate has run.
 func (c *conn) teardown() {
 	c.close(closeGoingAway, "", ErrClosed) // no-op if already closing
-	if c.idleTimer != nil {
-		c.idleTimer.Stop()
-	}
 	c.stopExpiry()
 	if c.idSub != nil {
 		_ = c.srv.pubsub.Unsubscribe(c.id, c.idSub)

@@ -37,11 +37,17 @@ type Server struct {
 	topicLocks   [64]sync.Mutex // recorded publishes, by topic hash; see topicLock
 	lockSeed     maphash.Seed
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	perID    map[string]int // connections per socket ID, for MaxConnectionsPerID
-	draining bool
-	wg       sync.WaitGroup // every conn, until fully torn down
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+	// The idle timer (idle.go), under mu: armed (idleArmed) to fire at
+	// idleAt, Unix nanoseconds; idleWatching counts the watched conns.
+	idleTimer    *time.Timer
+	idleAt       int64
+	idleArmed    bool
+	idleWatching int
+	perID        map[string]int // connections per socket ID, for MaxConnectionsPerID
+	draining     bool
+	wg           sync.WaitGroup // every conn, until fully torn down
 
 	// The drain (see Shutdown): started once, by Shutdown or by the
 	// Shutdown of an http.Server that serves this one. drainStarted is
@@ -540,6 +546,7 @@ func (s *Server) register(c *conn) bool {
 func (s *Server) unregister(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.unwatchIdle(c)
 	s.mu.Unlock()
 	s.wg.Done()
 }

@@ -102,6 +102,54 @@ func TestIdleTimeoutIsExact(t *testing.T) {
 	})
 }
 
+// One timer serves every connection (idle.go): each still closes exactly
+// at its own deadline, whatever the order they were opened and heard
+// from, and one that keeps sending stays open.
+func TestIdleTimeoutIsExactPerConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		srv, _ := newPipeRoomServer(t, &phx.Options{HeartbeatTimeout: 10 * time.Second})
+		a := dialPipe(t, srv, "user=a&vsn=2.0.0")
+		b := dialPipe(t, srv, "user=b&vsn=2.0.0")
+		live := dialPipe(t, srv, "user=live&vsn=2.0.0")
+		start := time.Now()
+		heartbeat(b, 1) // b's deadline: start+10s
+		time.Sleep(3 * time.Second)
+		heartbeat(a, 1) // a's deadline: start+13s, though a was opened first
+		ref := 2
+		step := func(d time.Duration) {
+			t.Helper()
+			time.Sleep(d)
+			synctest.Wait()
+			heartbeat(live, ref)
+			ref++
+		}
+		step(7*time.Second - time.Nanosecond) // start+10s-1ns
+		if a.isClosed() || b.isClosed() {
+			t.Fatalf("closed before its deadline: a %t, b %t", a.isClosed(), b.isClosed())
+		}
+		step(time.Nanosecond) // start+10s
+		if !b.isClosed() || a.isClosed() {
+			t.Fatalf("at b's deadline: b closed %t (want true), a closed %t (want false)", b.isClosed(), a.isClosed())
+		}
+		step(3*time.Second - time.Nanosecond) // start+13s-1ns
+		if a.isClosed() {
+			t.Fatal("a closed before its deadline")
+		}
+		step(time.Nanosecond) // start+13s
+		if !a.isClosed() {
+			t.Fatalf("a not closed at its deadline (%v after start)", time.Since(start))
+		}
+		for range 4 { // live keeps sending, every 9 s
+			step(9 * time.Second)
+		}
+		if live.isClosed() {
+			t.Fatal("the connection that kept sending was closed")
+		}
+		a.expectClosed(websocket.StatusGoingAway)
+		b.expectClosed(websocket.StatusGoingAway)
+	})
+}
+
 func TestJoinTimeoutOnTheClock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		srv, rec := newPipeRoomServer(t, &phx.Options{JoinTimeout: 200 * time.Millisecond})
