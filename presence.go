@@ -441,13 +441,7 @@ func (it *presenceItem) metaJSON() []byte { return it.enc }
 // meta returns the item's meta decoded from its JSON: a new map, which the
 // caller may keep and change. Numbers are float64, as json.Unmarshal
 // makes them, on every node alike.
-func (it *presenceItem) meta() Meta {
-	var m Meta
-	if err := json.Unmarshal(it.enc, &m); err != nil || m == nil {
-		return Meta{}
-	}
-	return m
-}
+func (it *presenceItem) meta() Meta { return decodeMeta(it.enc) }
 
 // metaRef returns the phx_ref in a meta's JSON ("" if none).
 func metaRef(enc []byte) string {
