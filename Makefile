@@ -114,7 +114,7 @@ deps: $(CHAT_NPM_STAMP) chromium
 # run as part of make test). Crashers land in <package>/testdata/fuzz/<Target>/:
 # commit them, they become regression tests.
 FUZZTIME ?= 30s
-FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzSession FuzzLongPollBody FuzzPresenceDiff FuzzDecodeMeta
+FUZZ_ROOT := FuzzTopicRouter FuzzOriginCheck FuzzSession FuzzLongPollBody FuzzPresenceDiff FuzzDecodeMeta FuzzLPFwdMsg
 FUZZ_WIRE := FuzzDecodeV2Text FuzzDecodeV2Binary FuzzDecodeV1JSON FuzzAuthTokenSubprotocol
 FUZZ_TOKEN := FuzzVerifyToken FuzzVerifyPhoenixToken
 
