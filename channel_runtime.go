@@ -362,14 +362,11 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 // frequent Debug lines check the level first), and a logger costs 0.1 KiB
 // per channel for its life.
 func (ch *channel) logger() *slog.Logger {
-	if l := ch.log.Load(); l != nil {
+	l := ch.onceLogger()
+	if ch.log.CompareAndSwap(nil, l) {
 		return l
 	}
-	l := withAttr(ch.conn.log, "topic", ch.topic)
-	if !ch.log.CompareAndSwap(nil, l) {
-		return ch.log.Load()
-	}
-	return l
+	return ch.log.Load() // made already, here or by another goroutine
 }
 
 // onceLogger is logger for a line every channel logs once (joined, ended,

@@ -232,7 +232,7 @@ func (p *Presence) UpdateTopic(s *Socket, topic, key string, meta any) error {
 		if old.topic != topic || old.key != key {
 			continue
 		}
-		m["phx_ref_prev"] = metaRef(old.enc)
+		m["phx_ref_prev"] = old.meta()["phx_ref"]
 		m["phx_ref"] = p.newRef()
 		enc, err := encodeMeta(m)
 		if err != nil {
@@ -442,15 +442,6 @@ func (it *presenceItem) metaJSON() []byte { return it.enc }
 // caller may keep and change. Numbers are float64, as json.Unmarshal
 // makes them, on every node alike.
 func (it *presenceItem) meta() Meta { return decodeMeta(it.enc) }
-
-// metaRef returns the phx_ref in a meta's JSON ("" if none).
-func metaRef(enc []byte) string {
-	var r struct {
-		Ref string `json:"phx_ref"`
-	}
-	_ = json.Unmarshal(enc, &r)
-	return r.Ref
-}
 
 // encodeMeta returns the JSON of a meta, encoded once for every
 // presence_state and presence_diff it goes out in.

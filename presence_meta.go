@@ -1,6 +1,7 @@
 package phx
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
@@ -106,16 +107,12 @@ func flatValue(b []byte, i int) (any, int, bool) {
 			return nil, j, false
 		}
 		return f, j, true
-	case hasPrefixAt(b, i, "true"):
+	case bytes.HasPrefix(b[i:], []byte("true")):
 		return true, i + 4, true
-	case hasPrefixAt(b, i, "false"):
+	case bytes.HasPrefix(b[i:], []byte("false")):
 		return false, i + 5, true
-	case hasPrefixAt(b, i, "null"):
+	case bytes.HasPrefix(b[i:], []byte("null")):
 		return nil, i + 4, true
 	}
 	return nil, i, false
-}
-
-func hasPrefixAt(b []byte, i int, p string) bool {
-	return len(b)-i >= len(p) && string(b[i:i+len(p)]) == p
 }

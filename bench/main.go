@@ -594,12 +594,7 @@ func loadavg() string {
 func report(w io.Writer, o *options, m machine, all []measurement) {
 	fmt.Fprintf(w, "\nMachine: %s; load average after %s. Servers and load share the machine's cores.\n", m, m.LoadAfter)
 	find := func(target, scenario string, size int, rate float64) *loadResult {
-		for _, x := range all {
-			if x.Target == target && x.Scenario == scenario && x.Size == size && x.Rate == rate {
-				return x.parsed
-			}
-		}
-		return nil
+		return resultOf(all, target, scenario, size, rate)
 	}
 	ratio := func(a, b float64) string {
 		if a == 0 || b == 0 {

@@ -16,19 +16,19 @@ func summarize(w io.Writer, o *options, runs [][]measurement) {
 		get  func(*loadResult) float64
 	}
 	kib := figure{"KiB per connection", func(r *loadResult) float64 {
-		if r.Server == nil {
+		if r == nil || r.Server == nil {
 			return 0
 		}
 		return r.Server.PerConnKiB
 	}}
 	joins := figure{"joins took s", func(r *loadResult) float64 {
-		if r.Connect == nil {
+		if r == nil || r.Connect == nil {
 			return 0
 		}
 		return r.Connect.DurationS
 	}}
 	p99 := figure{"fan-out p99 ms", func(r *loadResult) float64 {
-		if r.Fanout == nil {
+		if r == nil || r.Fanout == nil {
 			return 0
 		}
 		return r.Fanout.Latency.P99
@@ -46,7 +46,7 @@ func summarize(w io.Writer, o *options, runs [][]measurement) {
 		{"bigroom", o.bigroom, o.bigRate, []figure{kib, joins, p99}, presenceTargets},
 	}
 	deliveries := figure{"deliveries/s", func(r *loadResult) float64 {
-		if r.Fanout == nil {
+		if r == nil || r.Fanout == nil {
 			return 0
 		}
 		return r.Fanout.DeliveriesPerS
@@ -88,15 +88,15 @@ func summarize(w io.Writer, o *options, runs [][]measurement) {
 	}
 }
 
-// resultOf returns the result of target in one run's measurements; an empty
-// result when it failed or is missing.
+// resultOf returns the result of target in one run's measurements; nil
+// when it failed or is missing.
 func resultOf(run []measurement, target, scenario string, size int, rate float64) *loadResult {
 	for _, x := range run {
-		if x.Target == target && x.Scenario == scenario && x.Size == size && x.Rate == rate && x.parsed != nil {
+		if x.Target == target && x.Scenario == scenario && x.Size == size && x.Rate == rate {
 			return x.parsed
 		}
 	}
-	return &loadResult{}
+	return nil
 }
 
 // median of vs, ignoring zeros (failed runs); 0 when none is left.
