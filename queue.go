@@ -93,6 +93,20 @@ func (q *outQueue) takeOrIdle(done []Frame) ([]Frame, bool) {
 	return batch, true
 }
 
+// recycle hands back a batch array that takeOrIdle gave, for a writer that
+// stops taking before the queue is empty (its turn in the write pool ends).
+func (q *outQueue) recycle(done []Frame) {
+	clear(done)
+	if cap(done) == 0 || cap(done) > maxSpareFrames {
+		return
+	}
+	q.mu.Lock()
+	if q.spare == nil {
+		q.spare = done[:0]
+	}
+	q.mu.Unlock()
+}
+
 // maxSpareFrames bounds the batch array a busy connection keeps for reuse.
 const maxSpareFrames = 64
 

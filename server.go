@@ -64,6 +64,9 @@ type Server struct {
 	// few hundred bytes, kept by every connection).
 	transportLogs sync.Map
 
+	// writers runs the WebSocket connections' writers (write_pool.go).
+	writers writePool
+
 	metrics metrics
 	lp      *longPoll // long-poll sessions; see transport_longpoll.go
 }
@@ -215,6 +218,7 @@ func New(opts *Options) (*Server, error) {
 		hurry:        make(chan struct{}),
 		drained:      make(chan struct{}),
 		lp:           lp,
+		writers:      writePool{max: defaultWriteWorkers()},
 	}, nil
 }
 

@@ -242,6 +242,10 @@ func (t *wsTransport) Wake() {
 		t.mu.Unlock()
 	}
 	t.writers.Add(1)
+	if t.out.raw != nil {
+		t.conn.c.srv.writers.submit(t) // see writeTurn
+		return
+	}
 	go t.write()
 }
 
@@ -320,50 +324,106 @@ func (t *wsTransport) readFailed(err error) {
 }
 
 // writeLoop writes queued frames until the queue is empty, then returns:
-// the next frame queued starts another writer. Frames taken together are
-// written with one system call (or one per wsMaxBatchBytes): out is corked
-// while coder/websocket frames them, and each socket write must finish
-// within WriteTimeout.
+// the next frame queued starts another writer. It runs on a goroutine of
+// its own: for a socket that cannot be written without blocking (TLS), or
+// once a turn in the server's write pool found the socket full.
 func (t *wsTransport) writeLoop() {
 	defer t.writers.Done()
-	conn, ws, out := t.conn, t.ws, t.out
 	var batch []Frame
 	for {
 		var ok bool
 		// Frames in pieces stay in pieces (see writePieces).
-		if batch, ok = conn.c.out.takeOrIdle(batch); !ok {
+		if batch, ok = t.conn.c.out.takeOrIdle(batch); !ok {
 			return
 		}
-		out.cork()
-		var err error
-		for _, f := range batch {
-			typ := websocket.MessageText
-			if f.Binary {
-				typ = websocket.MessageBinary
-			}
-			// coder/websocket writes into out's buffer here; out reaches
-			// the socket only past wsMaxBatchBytes, under its own write
-			// deadline, so this context needs none.
-			if f.rest != nil {
-				err = writePieces(ws, typ, &f)
-			} else {
-				err = ws.Write(context.Background(), typ, f.Data)
-			}
-			if err != nil {
-				break
-			}
-		}
-		if ferr := out.uncork(); err == nil {
-			err = ferr
-		}
-		if err != nil && conn.c.ctx.Err() == nil {
-			conn.c.log.Info("phx: write failed; closing connection", "err", err)
-			conn.Close(closeGoingAway, "write failed")
-			ws.CloseNow()
-		}
+		t.writeBatch(batch, false)
 		// After a failure, or while closing (the close handshake is under
-		// way), the queue is closed: TakeFrames ends this writer.
+		// way), the queue is closed: takeOrIdle ends this writer.
 	}
+}
+
+// wsTurnBatches bounds what one turn in the write pool writes, so that a
+// connection with a steady stream of frames takes its turn with the
+// others.
+const wsTurnBatches = 4
+
+// writeTurn implements writeTurner: the writer's turn on a worker of the
+// server's writePool. It writes as writeLoop does, but never waits for the
+// socket: once a write finds the socket full, batchWriter keeps the rest,
+// and the writer continues on a goroutine of its own (writeStalled), which
+// waits for the client under WriteTimeout as writeLoop does.
+func (t *wsTransport) writeTurn() (more bool) {
+	q := &t.conn.c.out
+	var batch []Frame
+	for range wsTurnBatches {
+		var ok bool
+		if batch, ok = q.takeOrIdle(batch); !ok {
+			t.writers.Done()
+			return false
+		}
+		t.writeBatch(batch, true)
+		if t.out.isStalled() {
+			q.recycle(batch)
+			go t.writeStalled()
+			return false
+		}
+	}
+	q.recycle(batch)
+	return true
+}
+
+// writeStalled finishes what a turn in the write pool could not write, and
+// goes on as writeLoop.
+func (t *wsTransport) writeStalled() {
+	if err := t.out.finishStalled(); err != nil {
+		t.writeFailed(err)
+	}
+	t.writeLoop()
+}
+
+// writeBatch writes frames taken together with one system call (or one per
+// wsMaxBatchBytes): out is corked while coder/websocket frames them, and
+// each socket write must finish within WriteTimeout, or, when nonblocking,
+// write what the socket takes at once (see batchWriter).
+func (t *wsTransport) writeBatch(batch []Frame, nonblocking bool) {
+	ws, out := t.ws, t.out
+	out.cork(nonblocking)
+	var err error
+	for _, f := range batch {
+		typ := websocket.MessageText
+		if f.Binary {
+			typ = websocket.MessageBinary
+		}
+		// coder/websocket writes into out's buffer here; out reaches
+		// the socket only past wsMaxBatchBytes, under its own write
+		// deadline, so this context needs none.
+		if f.rest != nil {
+			err = writePieces(ws, typ, &f)
+		} else {
+			err = ws.Write(context.Background(), typ, f.Data)
+		}
+		if err != nil {
+			break
+		}
+	}
+	if ferr := out.uncork(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		t.writeFailed(err)
+	}
+}
+
+// writeFailed closes the connection after a failed write, unless it is
+// closing already.
+func (t *wsTransport) writeFailed(err error) {
+	conn := t.conn
+	if conn.c.ctx.Err() != nil {
+		return
+	}
+	conn.c.log.Info("phx: write failed; closing connection", "err", err)
+	conn.Close(closeGoingAway, "write failed")
+	t.ws.CloseNow()
 }
 
 // WebSocket buffer sizes. net/http hands a hijacked connection over with 4
@@ -431,10 +491,10 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		conn = &prefixedConn{Conn: nc, prefix: bytes.Clone(b)}
 	}
-	u.out = &batchWriter{conn: nc, timeout: u.writeTimeout}
 	u.in.br = bufio.NewReaderSize(conn, wsReadBufferSize)
 	u.in.prefixed, _ = conn.(*prefixedConn)
 	u.in.raw = waitableSocket(nc)
+	u.out = &batchWriter{conn: nc, raw: u.in.raw, timeout: u.writeTimeout}
 	return conn, bufio.NewReadWriter(u.in.br, bufio.NewWriterSize(u.out, wsWriteBufferSize)), nil
 }
 
@@ -473,46 +533,86 @@ func (p *prefixedConn) Read(b []byte) (int, error) {
 // flushes are gathered in a pooled buffer and uncork writes them with one
 // system call. Every socket write has a deadline of timeout. Its lock is the
 // connection's alone: nothing shared is held while a socket is written.
+//
+// A batch corked nonblocking (a turn in the server's writePool) never
+// waits for the socket: each write takes what the socket accepts at once,
+// and when it is full the writer is stalled: the rest, and whatever the
+// batch writes after it, stay in buf, the batch's frames already taken from
+// the queue, until finishStalled (or the next write from outside a batch)
+// writes them under the deadline.
 type batchWriter struct {
 	conn    net.Conn
+	raw     syscall.RawConn // conn's socket, for the non-blocking writes; nil: none (TLS)
 	timeout time.Duration
 
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte // only while corked
-	err    error   // the socket failed: every later write fails
+	mu          sync.Mutex
+	corked      bool
+	nonblocking bool    // this batch must not wait for the socket
+	stalled     bool    // buf holds bytes the socket did not take; they go first
+	buf         *[]byte // while corked or stalled
+	err         error   // the socket failed: every later write fails
 }
 
 var batchBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
-func (w *batchWriter) cork() {
+// cork starts a batch; nonblocking asks that it never wait for the socket
+// (only possible with raw).
+func (w *batchWriter) cork(nonblocking bool) {
 	w.mu.Lock()
 	w.corked = true
-	w.buf = batchBufPool.Get().(*[]byte)
+	w.nonblocking = nonblocking && w.raw != nil
+	if w.buf == nil {
+		w.buf = batchBufPool.Get().(*[]byte)
+	}
 	w.mu.Unlock()
 }
 
-// uncork writes what the batch gathered and returns to writing through.
+// uncork writes what the batch gathered and returns to writing through. A
+// nonblocking batch may leave the writer stalled (isStalled).
 func (w *batchWriter) uncork() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	err := w.flushLocked()
-	w.corked = false
-	if cap(*w.buf) <= wsMaxBatchBytes {
-		batchBufPool.Put(w.buf)
+	w.corked, w.nonblocking = false, false
+	if !w.stalled {
+		w.releaseLocked()
 	}
-	w.buf = nil
 	return err
+}
+
+// isStalled reports whether the last nonblocking batch left bytes the
+// socket did not take.
+func (w *batchWriter) isStalled() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stalled
+}
+
+// finishStalled writes what a stalled batch left, waiting for the socket
+// under the deadline.
+func (w *batchWriter) finishStalled() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.writePendingLocked()
 }
 
 func (w *batchWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.corked {
-		return w.writeLocked(p)
-	}
 	if w.err != nil {
 		return 0, w.err
+	}
+	if !w.corked {
+		if err := w.writePendingLocked(); err != nil {
+			return 0, err
+		}
+		return w.writeLocked(p)
+	}
+	if w.nonblocking {
+		if err := w.writeNowLocked(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	if len(p) >= wsDirectWriteBytes {
 		if err := w.flushLocked(); err != nil {
@@ -529,13 +629,88 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// writeNowLocked is Write in a nonblocking batch: p joins the batch, which
+// is written out past wsMaxBatchBytes (a piece of wsDirectWriteBytes or more
+// is written from where it is), as much as the socket takes. Once stalled,
+// everything is kept for finishStalled: the batch's frames are already off
+// the queue, and what they hold is bounded by MaxQueuedBytes.
+func (w *batchWriter) writeNowLocked(p []byte) error {
+	if w.stalled {
+		*w.buf = append(*w.buf, p...)
+		return nil
+	}
+	if len(p) < wsDirectWriteBytes {
+		*w.buf = append(*w.buf, p...)
+		if len(*w.buf) < wsMaxBatchBytes {
+			return nil
+		}
+		return w.flushLocked()
+	}
+	if err := w.flushLocked(); err != nil || w.stalled {
+		if err == nil {
+			*w.buf = append(*w.buf, p...)
+		}
+		return err
+	}
+	n, err := writeNonblocking(w.raw, p)
+	if err != nil {
+		w.err = err
+		return err
+	}
+	if n < len(p) {
+		*w.buf = append(*w.buf, p[n:]...)
+		w.stalled = true
+	}
+	return nil
+}
+
+// flushLocked writes the batch: under the deadline, or in a nonblocking
+// batch what the socket takes at once, keeping the rest (stalled).
 func (w *batchWriter) flushLocked() error {
 	if len(*w.buf) == 0 {
 		return w.err
 	}
+	if !w.nonblocking {
+		_, err := w.writeLocked(*w.buf)
+		*w.buf = (*w.buf)[:0]
+		w.stalled = false
+		return err
+	}
+	if w.stalled || w.err != nil {
+		return w.err
+	}
+	n, err := writeNonblocking(w.raw, *w.buf)
+	if err != nil {
+		w.err = err
+		return err
+	}
+	rest := copy(*w.buf, (*w.buf)[n:])
+	*w.buf = (*w.buf)[:rest]
+	w.stalled = rest > 0
+	return nil
+}
+
+// writePendingLocked writes what a stalled batch left, under the deadline.
+func (w *batchWriter) writePendingLocked() error {
+	if !w.stalled {
+		return w.err
+	}
 	_, err := w.writeLocked(*w.buf)
-	*w.buf = (*w.buf)[:0]
+	w.stalled = false
+	w.releaseLocked()
 	return err
+}
+
+// releaseLocked gives the batch buffer back to the pool.
+func (w *batchWriter) releaseLocked() {
+	if w.buf == nil {
+		return
+	}
+	*w.buf = (*w.buf)[:0]
+	if cap(*w.buf) <= wsMaxBatchBytes {
+		batchBufPool.Put(w.buf)
+	}
+	w.buf = nil
 }
 
 func (w *batchWriter) writeLocked(p []byte) (int, error) {

@@ -148,7 +148,7 @@ func TestBatchWriterCorkedWritesGoOutAsOneWrite(t *testing.T) {
 	fs := readAll(t, far)
 	w := &batchWriter{conn: near, timeout: 5 * time.Second}
 
-	w.cork()
+	w.cork(false)
 	var want []byte
 	for i, s := range []string{"first frame|", "second|", strings.Repeat("x", 3000), "|last"} {
 		n, err := w.Write([]byte(s))
@@ -175,7 +175,7 @@ func TestBatchWriterCorkedWritesGoOutAsOneWrite(t *testing.T) {
 	}
 
 	// An empty batch writes nothing.
-	w.cork()
+	w.cork(false)
 	if err := w.uncork(); err != nil {
 		t.Fatalf("uncork of an empty batch: %v", err)
 	}
@@ -184,7 +184,7 @@ func TestBatchWriterCorkedWritesGoOutAsOneWrite(t *testing.T) {
 	}
 
 	// Batches can be corked again after an uncork.
-	w.cork()
+	w.cork(false)
 	w.Write([]byte("again-"))
 	w.Write([]byte("and again"))
 	if n := len(near.Writes()); n != 1 {
@@ -280,14 +280,14 @@ func TestBatchWriterWriteDeadline(t *testing.T) {
 	if n, err2 := w.Write([]byte("x")); n != 0 || err2 != err {
 		t.Fatalf("uncorked write after the failure = %d, %v; want 0, %v", n, err2, err)
 	}
-	w.cork()
+	w.cork(false)
 	if n, err2 := w.Write([]byte("y")); n != 0 || err2 != err {
 		t.Fatalf("corked write after the failure = %d, %v; want 0, %v", n, err2, err)
 	}
 	if err2 := w.uncork(); err2 != err {
 		t.Fatalf("uncork after the failure = %v, want %v", err2, err)
 	}
-	w.cork()
+	w.cork(false)
 	if err2 := w.uncork(); err2 != err {
 		t.Fatalf("uncork of an empty batch after the failure = %v, want %v", err2, err)
 	}
@@ -305,7 +305,7 @@ func TestBatchWriterFlushesLargeBatchBeforeUncork(t *testing.T) {
 	// wsMaxBatchBytes.
 	const chunk = 1 << 10
 	var want []byte
-	w.cork()
+	w.cork(false)
 	for i := 0; len(want)+chunk <= wsMaxBatchBytes; i++ {
 		b := bytes.Repeat([]byte{byte('a' + i%26)}, chunk)
 		if n, err := w.Write(b); err != nil || n != chunk {
@@ -338,7 +338,7 @@ func TestBatchWriterFlushesLargeBatchBeforeUncork(t *testing.T) {
 	// A large piece (a big frame's payload): what the batch gathered goes
 	// out first, then the piece as it is, not copied into the batch.
 	huge := bytes.Repeat([]byte("0123456789"), (wsMaxBatchBytes+wsMaxBatchBytes/2)/10)
-	w.cork()
+	w.cork(false)
 	w.Write([]byte("head-"))
 	if n, err := w.Write(huge); err != nil || n != len(huge) {
 		t.Fatalf("corked Write of %d bytes = %d, %v", len(huge), n, err)
@@ -355,7 +355,7 @@ func TestBatchWriterFlushesLargeBatchBeforeUncork(t *testing.T) {
 	}
 	// A piece just under wsDirectWriteBytes is gathered like a small one.
 	under := bytes.Repeat([]byte("u"), wsDirectWriteBytes-1)
-	w.cork()
+	w.cork(false)
 	w.Write(under)
 	if n := len(near.Writes()); n != 4 {
 		t.Fatalf("a %d-byte piece went to the socket before uncork", len(under))
@@ -481,7 +481,7 @@ func TestPrefixedConnAfterHijack(t *testing.T) {
 			return
 		}
 		// Corked writes through the returned writer reach the client.
-		uw.out.cork()
+		uw.out.cork(true)
 		brw.WriteString("got ")
 		brw.Flush()
 		brw.WriteString(string(early) + "+" + string(late) + "\n")

@@ -4,6 +4,7 @@ package phx
 
 import (
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -34,4 +35,33 @@ func waitableSocket(nc net.Conn) syscall.RawConn {
 func (in *wsInput) peekReadable(fd uintptr) bool {
 	_, _, err := syscall.Recvfrom(int(fd), in.peekBuf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK && err != syscall.EINTR
+}
+
+// writeNonblocking writes as much of p to the socket as it takes without
+// waiting: n < len(p) with a nil error when it is full.
+func writeNonblocking(raw syscall.RawConn, p []byte) (n int, err error) {
+	var werr error
+	if err := raw.Write(func(fd uintptr) bool {
+		for n < len(p) {
+			m, err := syscall.Write(int(fd), p[n:])
+			if m > 0 {
+				n += m
+			}
+			switch {
+			case err == syscall.EINTR:
+				continue
+			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+				return true
+			case err != nil:
+				werr = os.NewSyscallError("write", err)
+				return true
+			case m == 0:
+				return true
+			}
+		}
+		return true // done, never wait: that is the caller's to decide
+	}); err != nil {
+		return n, err
+	}
+	return n, werr
 }

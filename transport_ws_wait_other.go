@@ -3,6 +3,7 @@
 package phx
 
 import (
+	"errors"
 	"net"
 	"syscall"
 )
@@ -13,3 +14,9 @@ func waitableSocket(net.Conn) syscall.RawConn { return nil }
 
 // peekReadable is never called here (waitableSocket returns nil).
 func (in *wsInput) peekReadable(uintptr) bool { return true }
+
+// writeNonblocking is never called here (waitableSocket returns nil, and
+// writers run on goroutines of their own).
+func writeNonblocking(syscall.RawConn, []byte) (int, error) {
+	return 0, errors.ErrUnsupported
+}
