@@ -375,7 +375,7 @@ func (ch *channel) onceLogger() *slog.Logger {
 	if l := ch.log.Load(); l != nil {
 		return l
 	}
-	return withAttr(ch.conn.log, "topic", ch.topic)
+	return withAttr(ch.conn.onceLogger(), "topic", ch.topic)
 }
 
 // cancelContext ends the channel's context, and the join's history read
@@ -609,10 +609,10 @@ func (ch *channel) unsubscribe() {
 func (ch *channel) joined(status string) {
 	c := ch.conn
 	d := time.Since(ch.started)
-	if level := c.srv.opts.JoinLogLevel; status == "ok" && c.log.Enabled(ch.ctx, level) {
+	if level := c.srv.opts.JoinLogLevel; status == "ok" && c.srv.log.Enabled(ch.ctx, level) {
 		ch.onceLogger().Log(ch.ctx, level, "phx: joined", "route", ch.route, "duration", d)
 	}
-	c.srv.opts.Telemetry.channelJoined(c.log, ChannelJoined{
+	c.srv.opts.Telemetry.channelJoined(c, ChannelJoined{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Transport: c.transport, Duration: d, Status: status,
 	})
 }
@@ -732,7 +732,7 @@ func (ch *channel) handle(it *mailItem) (end error) {
 			}
 			start := time.Now()
 			h.HandleOut(ch.sock, it.event, it.payload)
-			t.channelHandledOut(ch.conn.log, ChannelHandledOut{
+			t.channelHandledOut(ch.conn, ChannelHandledOut{
 				Context: ch.ctx, Route: ch.route, Topic: ch.topic, Event: it.event, Duration: time.Since(start),
 			})
 		}
@@ -784,7 +784,7 @@ func (ch *channel) sendHandleInReply(it *mailItem, reply any, err error) string 
 // handledIn sends a HandleIn's telemetry event.
 func (ch *channel) handledIn(event string, start time.Time, status string) {
 	if t := ch.conn.srv.opts.Telemetry; t != nil && t.ChannelHandledIn != nil {
-		t.channelHandledIn(ch.conn.log, ChannelHandledIn{
+		t.channelHandledIn(ch.conn, ChannelHandledIn{
 			Context: ch.ctx, Route: ch.route, Topic: ch.topic, Event: event, Duration: time.Since(start), Status: status,
 		})
 	}
@@ -822,10 +822,10 @@ func (ch *channel) endJoined(reason error) {
 			ch.safeTerminate(t, reason)
 		}
 	}
-	if c.log.Enabled(ch.ctx, slog.LevelDebug) {
+	if c.srv.log.Enabled(ch.ctx, slog.LevelDebug) {
 		ch.onceLogger().Debug("phx: channel ended", "reason", reason)
 	}
-	c.srv.opts.Telemetry.channelTerminated(c.log, ChannelTerminated{
+	c.srv.opts.Telemetry.channelTerminated(c, ChannelTerminated{
 		Context: ch.ctx, Route: ch.route, Topic: ch.topic, Reason: reason, Lifetime: time.Since(ch.started),
 	})
 }

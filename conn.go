@@ -44,7 +44,7 @@ type conn struct {
 	id        string
 	assigns   assignList // what Connect returned; each channel gets a map of them
 	transport string
-	log       *slog.Logger
+	log       atomic.Pointer[slog.Logger] // made on first use: see logger
 
 	// ctx ends when the connection starts closing.
 	ctx    context.Context
@@ -64,6 +64,7 @@ type conn struct {
 	live   []*channel
 
 	closeOnce  sync.Once
+	serving    atomic.Bool // Serve has been called (fills closeOnce's last 4 bytes)
 	closeCode  int
 	closeText  string
 	termReason atomic.Pointer[error] // Terminate reason for channels when the conn closes
@@ -73,21 +74,17 @@ type conn struct {
 	// transport exactly once.
 	transportMu sync.Mutex
 	tr          Transport
-	closing     bool
 
-	raw     *RawConn    // a raw socket's (RawSocketHandler); nil: channels
-	pub     Conn        // the transport's handle; pub.c is this conn
-	serving atomic.Bool // Serve has been called
+	raw *RawConn // a raw socket's (RawSocketHandler); nil: channels
+	pub Conn     // the transport's handle; pub.c is this conn
 
 	limits inboundLimits // rate limits and protocol-error budget
 
 	lastRead    atomic.Int64 // unix nanos of the last frame received
 	opened      time.Time    // when Accept made the connection
-	countFrames bool         // a SocketClosed hook wants framesIn and framesOut
 	framesIn    atomic.Int64 // frames handed to handleFrame
 	framesOut   atomic.Int64 // frames queued
-	idleWatched bool         // the server's idle timer watches it (idle.go); under srv.mu
-	expiresAt   int64        // ConnectInfo.ExpiresAt as Connect left it, in Unix nanoseconds; 0: none (an int64 keeps conn in the 640-byte size class)
+	expiresAt   int64        // ConnectInfo.ExpiresAt as Connect left it, in Unix nanoseconds; 0: none (an int64, 16 bytes less than a time.Time)
 	expiryMu    sync.Mutex   // guards expiryTimer: it may fire before armExpiry has stored it
 	expiryTimer *time.Timer  // see expiry.go
 	idSub       Subscriber
@@ -98,6 +95,12 @@ type conn struct {
 	// not frames), so HeartbeatTimeout does not apply.
 	textOnly    bool
 	noIdleTimer bool
+
+	// The flags, together at the end (a bool between wider fields costs 8
+	// bytes of padding). closing: under transportMu, see tr.
+	closing     bool
+	countFrames bool // a SocketClosed hook wants framesIn and framesOut
+	idleWatched bool // the server's idle timer watches it (idle.go); under srv.mu
 }
 
 // newConn makes a connection whose context carries parent's values (a
@@ -117,15 +120,47 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 		cancel:    cancel,
 	}
 	c.pub.c = c
-	c.log = srv.transportLog(transport)
-	if id != "" {
-		c.log = withAttr(c.log, "socket_id", id)
-	}
 	c.out.init(srv.opts.MaxQueuedMessages, srv.opts.MaxQueuedBytes)
 	c.opened = time.Now()
 	c.countFrames = srv.opts.Telemetry != nil && srv.opts.Telemetry.SocketClosed != nil
 	c.lastRead.Store(c.opened.UnixNano())
 	return c
+}
+
+// logger returns the connection's logger: the server's with the transport
+// and the socket ID as attributes. Made on first use: most connections
+// never log a line (Debug lines check the level first, see debug), and a
+// logger with the socket ID costs 0.1 KiB per connection for its life.
+func (c *conn) logger() *slog.Logger {
+	if l := c.log.Load(); l != nil {
+		return l
+	}
+	if c.log.CompareAndSwap(nil, c.onceLogger()) {
+		return c.log.Load()
+	}
+	return c.log.Load() // made already by another goroutine
+}
+
+// onceLogger is logger for a line a connection logs once or not at all
+// (a channel's joined and ended lines build on it): one made for it is
+// not kept.
+func (c *conn) onceLogger() *slog.Logger {
+	if l := c.log.Load(); l != nil {
+		return l
+	}
+	l := c.srv.transportLog(c.transport)
+	if c.id != "" {
+		l = withAttr(l, "socket_id", c.id)
+	}
+	return l
+}
+
+// debug logs a Debug line with the connection's logger, made only when
+// the server's logger has Debug enabled.
+func (c *conn) debug(msg string, args ...any) {
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug(msg, args...)
+	}
 }
 
 // transportLog returns the server's logger with transport as attribute,
@@ -147,7 +182,7 @@ func (c *conn) start() {
 	if c.id != "" {
 		c.idSub = &idSubscriber{c: c}
 		if err := c.srv.pubsub.Subscribe(c.id, c.idSub); err != nil {
-			c.log.Warn("phx: subscribe to socket ID failed", "err", err)
+			c.logger().Warn("phx: subscribe to socket ID failed", "err", err)
 		}
 	}
 	if c.srv.opts.HeartbeatTimeout > 0 && !c.noIdleTimer {
@@ -161,7 +196,7 @@ type idSubscriber struct{ c *conn }
 
 func (s *idSubscriber) Deliver(b *Broadcast) {
 	if b.Event == eventDisconn {
-		s.c.log.Debug("phx: disconnect by socket ID")
+		s.c.debug("phx: disconnect by socket ID")
 		s.c.close(closeGoingAway, "disconnected", ErrClosed)
 	}
 }
@@ -248,7 +283,7 @@ func (c *conn) teardown() {
 	if c.raw != nil {
 		c.raw.terminate(reason)
 	}
-	c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
+	c.srv.opts.Telemetry.socketClosed(c, SocketClosed{
 		Context: c.ctx, Transport: c.transport, ID: c.id, Code: c.closeCode, Reason: c.closeText,
 		Lifetime: time.Since(c.opened), FramesIn: c.framesIn.Load(), FramesOut: c.framesOut.Load(),
 	})
@@ -258,7 +293,7 @@ func (c *conn) teardown() {
 // connection a slow consumer: it is closed, and enqueue reports false.
 func (c *conn) enqueue(f Frame) bool {
 	if f.Binary && c.textOnly {
-		c.log.Debug("phx: binary frame dropped: the transport carries text only", "bytes", len(f.Data))
+		c.debug("phx: binary frame dropped: the transport carries text only", "bytes", len(f.Data))
 		return true
 	}
 	switch c.out.push(f) {
@@ -268,7 +303,7 @@ func (c *conn) enqueue(f Frame) bool {
 		}
 		return true
 	case pushFull:
-		c.log.Warn("phx: closing slow client: outbound queue full",
+		c.logger().Warn("phx: closing slow client: outbound queue full",
 			"queued_messages", c.srv.opts.MaxQueuedMessages, "queued_bytes", c.srv.opts.MaxQueuedBytes)
 		c.srv.metrics.slowClosed.Add(1)
 		c.close(closePolicy, "too slow", ErrClosed)
@@ -428,7 +463,7 @@ func (c *conn) countRateLimited(now time.Time, verb string) (closed bool) {
 		return true
 	}
 	if n == 1 {
-		c.log.Info("phx: "+verb+" messages over the connection's rate limit",
+		c.logger().Info("phx: "+verb+" messages over the connection's rate limit",
 			"rate", c.srv.opts.MaxInboundRate, "burst", c.srv.opts.InboundBurst)
 	}
 	return false
@@ -456,13 +491,13 @@ func (c *conn) dispatch(msg Message, now time.Time) {
 		case !msg.JoinRef.IsNull() && !msg.JoinRef.Equal(ch.joinRef):
 			// A message for an earlier incarnation of the channel: Phoenix
 			// drops it silently.
-			c.log.Debug("phx: dropping message with stale join_ref", "topic", msg.Topic, "event", msg.Event)
+			c.debug("phx: dropping message with stale join_ref", "topic", msg.Topic, "event", msg.Event)
 			c.protocolError()
 		case msg.Event == eventLeave:
 			ch.post(mailItem{kind: itemLeave, ref: bytes.Clone(msg.Ref)})
 		case len(ch.limits) > 0 && !c.limits.allowEvent(ch.limits, msg.Event, now):
 			// Over one of the channel's InboundLimits.
-			c.log.Debug("phx: refusing message over an inbound limit", "topic", msg.Topic, "event", msg.Event)
+			c.debug("phx: refusing message over an inbound limit", "topic", msg.Topic, "event", msg.Event)
 			_ = c.reply(ch.joinRef, msg.Ref, msg.Topic, "error", replyRateLimited)
 		default:
 			ref, payload := ownBytes(msg.Ref, msg.Payload)
@@ -496,7 +531,7 @@ func (c *conn) handleJoin(msg Message) {
 	rt := c.srv.routes.lookup(msg.Topic)
 	newCh, route := rt.newCh, rt.pattern
 	if newCh == nil {
-		c.log.Info("phx: join of unmatched topic", "topic", msg.Topic)
+		c.logger().Info("phx: join of unmatched topic", "topic", msg.Topic)
 		_ = c.reply(nil, msg.Ref, msg.Topic, "error", replyUnmatchedTopic)
 		c.protocolError()
 		return
@@ -521,7 +556,7 @@ func (c *conn) handleJoin(msg Message) {
 		if old != nil {
 			c.closeDuplicate(old)
 		}
-		c.log.Info("phx: join refused: too many channels", "topic", msg.Topic, "max", max)
+		c.logger().Info("phx: join refused: too many channels", "topic", msg.Topic, "max", max)
 		_ = c.reply(joinRef, msg.Ref, msg.Topic, "error", replyTooManyJoined)
 		c.protocolError()
 		return
@@ -564,14 +599,14 @@ func (c *conn) policyClose(logMsg, reason string, attrs ...any) {
 	if c.ctx.Err() != nil {
 		return
 	}
-	c.log.Warn(logMsg, attrs...)
+	c.logger().Warn(logMsg, attrs...)
 	c.srv.metrics.policyClosed.Add(1)
 	c.close(closePolicy, reason, ErrClosed)
 }
 
 // closeDuplicate ends a channel replaced by a second join of its topic.
 func (c *conn) closeDuplicate(old *channel) {
-	c.log.Debug("phx: duplicate join, closing previous channel", "topic", old.topic)
+	c.debug("phx: duplicate join, closing previous channel", "topic", old.topic)
 	old.requestStop(ErrDuplicateJoin)
 	_ = c.lifecycle(old, eventClose, emptyPayload)
 }

@@ -91,13 +91,13 @@ func (c *conn) expire() {
 	}
 	next, err := c.refresh()
 	if err == nil && time.Until(next) > 0 {
-		c.log.Debug("phx: connection expiry extended", "until", next)
+		c.debug("phx: connection expiry extended", "until", next)
 		c.expiryMu.Lock()
 		c.expiryTimer.Reset(time.Until(next))
 		c.expiryMu.Unlock()
 		return
 	}
-	c.log.Info("phx: connection expired; closing", "err", err)
+	c.logger().Info("phx: connection expired; closing", "err", err)
 	c.close(closeExpired, "connection expired", ErrExpired)
 }
 
@@ -109,7 +109,7 @@ func (c *conn) refresh() (next time.Time, err error) {
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			c.log.Error("phx: Refresh panicked", "panic", v, "stack", string(debug.Stack()))
+			c.logger().Error("phx: Refresh panicked", "panic", v, "stack", string(debug.Stack()))
 			next, err = time.Time{}, fmt.Errorf("phx: Refresh panicked: %v", v)
 		}
 	}()

@@ -60,7 +60,7 @@ func (s *Server) appendPublish(ctx context.Context, hp HistoryPublisher, b *Broa
 		err = fmt.Errorf("phx: broadcast on %q not recorded, not sent: %w", b.Topic, err)
 	}
 	if t := s.opts.Telemetry; t != nil && t.Broadcast != nil {
-		t.broadcast(s.log, BroadcastSent{Topic: b.Topic, Event: b.Event, Subscribers: -1,
+		t.broadcast(s, BroadcastSent{Topic: b.Topic, Event: b.Event, Subscribers: -1,
 			Duration: time.Since(start), Err: err})
 	}
 	return pos, err

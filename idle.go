@@ -86,7 +86,7 @@ func (s *Server) closeIdle() {
 	}
 	s.mu.Unlock()
 	for _, x := range idle {
-		x.c.log.Info("phx: closing idle connection", "idle", time.Duration(now-x.last).Round(time.Millisecond))
+		x.c.logger().Info("phx: closing idle connection", "idle", time.Duration(now-x.last).Round(time.Millisecond))
 		x.c.close(closeGoingAway, "heartbeat timeout", ErrClosed)
 	}
 }

@@ -332,7 +332,7 @@ func (f *lpForwarder) serve(ctx context.Context, cancel context.CancelFunc, m lp
 	if err := f.send(replyTo, &lpFwdMsg{Kind: lpFwdAnswer, ID: m.ID, Status: rec.status, Body: rec.body.Bytes()}); err != nil {
 		// A poll's frames are lost with it, as with a client that goes
 		// away after they were taken.
-		sess.c.log.Info("phx: long-poll forwarding: answer not sent", "err", err, "status", rec.status)
+		sess.c.logger().Info("phx: long-poll forwarding: answer not sent", "err", err, "status", rec.status)
 	}
 }
 

@@ -588,7 +588,7 @@ func (p *Presence) flush() {
 		if err := p.srv.LocalBroadcast(topic, "presence_diff", payload); err != nil {
 			p.srv.log.Error("phx: presence_diff broadcast failed", "topic", topic, "err", err)
 		}
-		p.srv.opts.Telemetry.presenceDiff(p.srv.log, PresenceDiffSent{
+		p.srv.opts.Telemetry.presenceDiff(p.srv, PresenceDiffSent{
 			Topic: topic, Joins: len(d.joins), Leaves: len(d.leaves),
 		})
 		if p.onMetas != nil {

@@ -299,7 +299,7 @@ func (r *RawConn) call(hook string, f func() error) {
 	err := func() (err error) {
 		defer func() {
 			if v := recover(); v != nil {
-				r.c.log.Error("phx: raw socket "+hook+" panicked", "panic", v, "stack", string(debug.Stack()))
+				r.c.logger().Error("phx: raw socket "+hook+" panicked", "panic", v, "stack", string(debug.Stack()))
 				err = &PanicError{Value: v, Stack: debug.Stack()}
 			}
 		}()
@@ -307,7 +307,7 @@ func (r *RawConn) call(hook string, f func() error) {
 	}()
 	if err != nil {
 		if _, ok := err.(*PanicError); !ok {
-			r.c.log.Info("phx: raw socket "+hook+" failed; closing connection", "err", err)
+			r.c.logger().Info("phx: raw socket "+hook+" failed; closing connection", "err", err)
 		}
 		r.c.close(closeInternal, "internal error", err)
 	}
@@ -325,7 +325,7 @@ func (r *RawConn) terminate(reason error) {
 		func() {
 			defer func() {
 				if v := recover(); v != nil {
-					r.c.log.Error("phx: raw socket Terminate panicked", "panic", v, "stack", string(debug.Stack()))
+					r.c.logger().Error("phx: raw socket Terminate panicked", "panic", v, "stack", string(debug.Stack()))
 				}
 			}()
 			t.Terminate(r, reason)

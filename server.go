@@ -222,6 +222,9 @@ func New(opts *Options) (*Server, error) {
 	}, nil
 }
 
+// logger is the server's logger, as a logSource.
+func (s *Server) logger() *slog.Logger { return s.log }
+
 // NewServer is [New] for options written in the program: it panics where
 // New returns an error, as regexp.MustCompile does.
 func NewServer(opts *Options) *Server {
@@ -317,7 +320,7 @@ func (s *Server) publish(ctx context.Context, b *Broadcast, from Subscriber, loc
 		subs = sc.SubscriberCount(b.Topic)
 	}
 	err := s.hand(ctx, b, from, local)
-	t.broadcast(s.log, BroadcastSent{Topic: b.Topic, Event: b.Event, Subscribers: subs, Local: local,
+	t.broadcast(s, BroadcastSent{Topic: b.Topic, Event: b.Event, Subscribers: subs, Local: local,
 		Duration: time.Since(start), Err: err})
 	return err
 }
@@ -515,7 +518,7 @@ func (s *Server) drain(conns []*conn) {
 func (s *Server) drainProgress(closed, total, size int, hurried bool) {
 	batch := (closed + size - 1) / size
 	s.log.Info("phx: draining", "closed", closed, "total", total, "batch", batch)
-	s.opts.Telemetry.drain(s.log, DrainProgress{Closed: closed, Total: total, Batch: batch, Hurry: hurried})
+	s.opts.Telemetry.drain(s, DrainProgress{Closed: closed, Total: total, Batch: batch, Hurry: hurried})
 }
 
 // followHTTPServer makes hs's Shutdown start the drain, once per

@@ -180,7 +180,7 @@ type ChannelTerminated struct {
 // take events by value: with no hook set nothing is built or allocated.
 
 // fire calls hook with e unless it is nil; a panic is logged as name's.
-func fire[E any](log *slog.Logger, name string, hook func(E), e E) {
+func fire[E any](log logSource, name string, hook func(E), e E) {
 	if hook == nil {
 		return
 	}
@@ -188,64 +188,68 @@ func fire[E any](log *slog.Logger, name string, hook func(E), e E) {
 	hook(e)
 }
 
-func (t *Telemetry) socketConnected(log *slog.Logger, e SocketConnected) {
+func (t *Telemetry) socketConnected(log logSource, e SocketConnected) {
 	if t != nil {
 		fire(log, "SocketConnected", t.SocketConnected, e)
 	}
 }
 
-func (t *Telemetry) socketClosed(log *slog.Logger, e SocketClosed) {
+func (t *Telemetry) socketClosed(log logSource, e SocketClosed) {
 	if t != nil {
 		fire(log, "SocketClosed", t.SocketClosed, e)
 	}
 }
 
-func (t *Telemetry) channelJoined(log *slog.Logger, e ChannelJoined) {
+func (t *Telemetry) channelJoined(log logSource, e ChannelJoined) {
 	if t != nil {
 		fire(log, "ChannelJoined", t.ChannelJoined, e)
 	}
 }
 
-func (t *Telemetry) channelHandledIn(log *slog.Logger, e ChannelHandledIn) {
+func (t *Telemetry) channelHandledIn(log logSource, e ChannelHandledIn) {
 	if t != nil {
 		fire(log, "ChannelHandledIn", t.ChannelHandledIn, e)
 	}
 }
 
-func (t *Telemetry) channelTerminated(log *slog.Logger, e ChannelTerminated) {
+func (t *Telemetry) channelTerminated(log logSource, e ChannelTerminated) {
 	if t != nil {
 		fire(log, "ChannelTerminated", t.ChannelTerminated, e)
 	}
 }
 
-func (t *Telemetry) broadcast(log *slog.Logger, e BroadcastSent) {
+func (t *Telemetry) broadcast(log logSource, e BroadcastSent) {
 	if t != nil {
 		fire(log, "Broadcast", t.Broadcast, e)
 	}
 }
 
-func (t *Telemetry) drain(log *slog.Logger, e DrainProgress) {
+func (t *Telemetry) drain(log logSource, e DrainProgress) {
 	if t != nil {
 		fire(log, "Drain", t.Drain, e)
 	}
 }
 
-func (t *Telemetry) presenceDiff(log *slog.Logger, e PresenceDiffSent) {
+func (t *Telemetry) presenceDiff(log logSource, e PresenceDiffSent) {
 	if t != nil {
 		fire(log, "PresenceDiff", t.PresenceDiff, e)
 	}
 }
 
-func (t *Telemetry) channelHandledOut(log *slog.Logger, e ChannelHandledOut) {
+func (t *Telemetry) channelHandledOut(log logSource, e ChannelHandledOut) {
 	if t != nil {
 		fire(log, "ChannelHandledOut", t.ChannelHandledOut, e)
 	}
 }
 
+// logSource gives the logger a panicking hook is logged with: a
+// connection's is made only then (see conn.logger).
+type logSource interface{ logger() *slog.Logger }
+
 // recoverHook, deferred by fire, contains a panicking hook.
-func recoverHook(log *slog.Logger, hook string) {
+func recoverHook(log logSource, hook string) {
 	if v := recover(); v != nil {
-		log.Error("phx: Telemetry hook panicked", "hook", hook, "panic", v)
+		log.logger().Error("phx: Telemetry hook panicked", "hook", hook, "panic", v)
 	}
 }
 

@@ -122,7 +122,7 @@ func (s *Server) accepted(info *ConnectInfo, start time.Time, id string, err err
 				"socket_id", id, "vsn", info.Params.Get("vsn"), "duration", d, "params", logParams(info.Params))
 		}
 	}
-	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
+	s.opts.Telemetry.socketConnected(s, SocketConnected{
 		Context: info.Context, Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id, Duration: d, Err: err,
 	})
 	return err
@@ -150,7 +150,7 @@ func (s *Server) AcceptAuthenticated(info *ConnectInfo, assigns Assigns, id stri
 	if err != nil {
 		return nil, err
 	}
-	s.opts.Telemetry.socketConnected(s.log, SocketConnected{
+	s.opts.Telemetry.socketConnected(s, SocketConnected{
 		Context: info.Context, Transport: info.Transport, Vsn: info.Params.Get("vsn"), ID: id,
 	})
 	return &c.pub, nil
@@ -198,7 +198,7 @@ func (c *conn) begin(t Transport, features TransportFeatures) error {
 		c.srv.releaseID(c.id)
 		// Accepted, never served: its SocketClosed still pairs with the
 		// SocketConnected, for gauges of open connections.
-		c.srv.opts.Telemetry.socketClosed(c.log, SocketClosed{
+		c.srv.opts.Telemetry.socketClosed(c, SocketClosed{
 			Context: c.ctx, Transport: c.transport, ID: c.id, Code: closeServiceRestart, Reason: "server shutting down",
 		})
 		return ErrServerClosed
@@ -239,7 +239,7 @@ func (c *conn) tooBig(n int, limit int64) error {
 	if c.ctx.Err() != nil {
 		return nil // closing: late frames are ignored
 	}
-	c.log.Info("phx: message too big; closing connection", "bytes", n, "max", limit)
+	c.logger().Info("phx: message too big; closing connection", "bytes", n, "max", limit)
 	c.close(closeTooBig, "message too big", ErrClosed)
 	return ErrMessageTooBig
 }
@@ -275,11 +275,11 @@ func (p *Conn) ID() string { return p.c.id }
 
 // Logger returns the connection's logger: the server's, with the transport
 // and socket ID as attributes.
-func (p *Conn) Logger() *slog.Logger { return p.c.log }
+func (p *Conn) Logger() *slog.Logger { return p.c.logger() }
 
 // malformed closes a connection that sent a frame it cannot decode.
 func (c *conn) malformed(err error) {
-	c.log.Info("phx: malformed frame; closing connection", "err", err)
+	c.logger().Info("phx: malformed frame; closing connection", "err", err)
 	c.srv.metrics.badFrames.Add(1)
 	c.close(closeInvalidData, "malformed message", ErrClosed)
 }

@@ -287,7 +287,7 @@ func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Valu
 			failed <- err // never served: Shutdown began after Accept
 			return
 		}
-		conn.c.log.Debug("phx: disconnected", "reason", conn.c.closeText)
+		conn.c.debug("phx: disconnected", "reason", conn.c.closeText)
 	}()
 	select {
 	case <-sess.started:
@@ -295,7 +295,7 @@ func (s *Server) longPollOpen(w http.ResponseWriter, r *http.Request, q url.Valu
 		lpWriteStatus(w, 500)
 		return
 	}
-	conn.c.log.Debug("phx: connected", "remote", r.RemoteAddr, "vsn", q.Get("vsn"))
+	conn.c.debug("phx: connected", "remote", r.RemoteAddr, "vsn", q.Get("vsn"))
 	lpWriteMessages(w, 410, sess.token, nil)
 }
 
@@ -367,7 +367,7 @@ func (sess *lpSession) checkIdle() {
 	case sess.polls > 0: // being polled: alive
 	case idle >= timeout:
 		sess.mu.Unlock()
-		sess.c.log.Info("phx: closing idle long-poll session", "idle", idle.Round(time.Millisecond))
+		sess.c.logger().Info("phx: closing idle long-poll session", "idle", idle.Round(time.Millisecond))
 		sess.c.close(closeGoingAway, "idle timeout", ErrClosed)
 		return
 	default:
@@ -528,7 +528,7 @@ func (s *Server) longPollPost(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// A client too slow to send its body (or gone): the session
 		// survives, the client retries on a new request.
-		sess.c.log.Debug("phx: long-poll body read failed", "err", err)
+		sess.c.debug("phx: long-poll body read failed", "err", err)
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
@@ -566,7 +566,7 @@ func lpIsNDJSON(r *http.Request) bool {
 func (s *Server) longPollPublish(ctx context.Context, w http.ResponseWriter, sess *lpSession, data []byte, ndjson, tooBig bool) {
 	c := sess.c
 	if tooBig {
-		c.log.Info("phx: long-poll body too large; closing session", "max", s.opts.LongPoll.MaxBody)
+		c.logger().Info("phx: long-poll body too large; closing session", "max", s.opts.LongPoll.MaxBody)
 		c.close(closeTooBig, "message too big", ErrClosed)
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		return
@@ -587,7 +587,7 @@ func (s *Server) longPollPublish(ctx context.Context, w http.ResponseWriter, ses
 		lpWriteStatus(w, 410)
 		return
 	case <-timer.C:
-		c.log.Info("phx: long-poll POST timed out waiting for dispatch")
+		c.logger().Info("phx: long-poll POST timed out waiting for dispatch")
 		lpWriteStatus(w, 408)
 		return
 	case <-ctx.Done():

@@ -141,7 +141,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 	if t.in.raw != nil {
 		t.in.peek = t.in.peekReadable
 	}
-	t.conn.Logger().Debug("phx: connected", "remote", r.RemoteAddr, "vsn", r.URL.Query().Get("vsn"))
+	t.conn.c.debug("phx: connected", "remote", r.RemoteAddr, "vsn", r.URL.Query().Get("vsn"))
 	return ws
 }
 
@@ -190,7 +190,7 @@ func (t *wsTransport) finish() {
 		t.ws.CloseNow()
 	}
 	t.writers.Wait()
-	t.conn.c.log.Debug("phx: disconnected", "code", t.conn.c.closeCode)
+	t.conn.c.debug("phx: disconnected", "code", t.conn.c.closeCode)
 }
 
 // Serve implements [Transport]: it has the upgrade done, then reads frames
@@ -314,12 +314,12 @@ func (t *wsTransport) readFailed(err error) {
 	c := t.conn.c
 	switch status := websocket.CloseStatus(err); {
 	case status == websocket.StatusMessageTooBig || errors.Is(err, websocket.ErrMessageTooBig):
-		c.log.Info("phx: message too big", "max", c.srv.opts.MaxMessageSize)
+		c.logger().Info("phx: message too big", "max", c.srv.opts.MaxMessageSize)
 		t.conn.Close(closeTooBig, "message too big")
 	case status != -1:
-		c.log.Debug("phx: client closed", "code", int(status))
+		c.debug("phx: client closed", "code", int(status))
 	default:
-		c.log.Debug("phx: read failed", "err", err)
+		c.debug("phx: read failed", "err", err)
 	}
 }
 
@@ -421,7 +421,7 @@ func (t *wsTransport) writeFailed(err error) {
 	if conn.c.ctx.Err() != nil {
 		return
 	}
-	conn.c.log.Info("phx: write failed; closing connection", "err", err)
+	conn.c.logger().Info("phx: write failed; closing connection", "err", err)
 	conn.Close(closeGoingAway, "write failed")
 	t.ws.CloseNow()
 }
