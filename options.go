@@ -359,7 +359,14 @@ func (l assignList) assigns() Assigns {
 // [Options.Connect].
 type ConnectInfo struct {
 	// Context is the HTTP request's context; it ends when Connect returns
-	// and the connection is upgraded.
+	// and the connection is upgraded. The connection's context, and every
+	// channel's ([Socket.Context]), carries the values of Context as
+	// Connect leaves it, not its cancellation. Connect may replace it: a
+	// connection keeps the request's context chain for its life (about 0.3
+	// KiB with net/http's own), so a Connect whose channels need nothing
+	// from the request can set context.Background(), or a context holding
+	// only what they need (a trace span, a request ID). Telemetry events
+	// after Connect carry the replacement too.
 	Context context.Context
 	// Params are the query parameters, as the client's params option sends
 	// them (phoenix.js also adds vsn). Nested objects arrive in bracket form

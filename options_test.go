@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +114,41 @@ func TestNegativeOptionsDisable(t *testing.T) {
 			c.expect(fmt.Sprintf(`[null,"%d","phoenix","phx_reply",{"status":"ok","response":{}}]`, i))
 		}
 	})
+}
+
+// ctxProbe is a channel whose join reply says what its context carries.
+type ctxProbe struct{}
+
+type probeKey struct{}
+
+func (ctxProbe) Join(s *phx.Socket, _ phx.Payload) (any, error) {
+	_, fromRequest := s.Context().Value(http.ServerContextKey).(*http.Server)
+	kept, _ := s.Context().Value(probeKey{}).(string)
+	return map[string]any{"kept": kept, "request": fromRequest}, nil
+}
+
+func (ctxProbe) HandleIn(*phx.Socket, string, phx.Payload) (any, error) { return nil, nil }
+
+// TestConnectReplacesContext: channels' contexts carry the values of
+// ConnectInfo.Context as Connect leaves it: the upgrade request's by
+// default, only the replacement's when Connect replaces it.
+func TestConnectReplacesContext(t *testing.T) {
+	run(t, func(t *testing.T, m mode) {
+		ts := newTestServer(t, &phx.Options{Connect: func(info *phx.ConnectInfo) (phx.Assigns, error) {
+			if info.Params.Get("replace") != "" {
+				info.Context = context.WithValue(context.Background(), probeKey{}, "kept")
+			}
+			return nil, nil
+		}}, func(s *phx.Server) {
+			s.Channel("probe:*", func() phx.Channel { return ctxProbe{} })
+		})
+		c := dialMode(t, ts, m, "vsn=2.0.0")
+		if got := c.join("probe:a", "1", map[string]any{}); !strings.Contains(got, `"response":{"kept":"","request":true}`) {
+			t.Fatalf("default: join reply %s, want the request's values", got)
+		}
+		c = dialMode(t, ts, m, "vsn=2.0.0&replace=1")
+		if got := c.join("probe:a", "1", map[string]any{}); !strings.Contains(got, `"response":{"kept":"kept","request":false}`) {
+			t.Fatalf("replaced: join reply %s, want the replacement's values only", got)
+		}
+	}, modeWebSocket, modeLongPoll)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,6 +88,10 @@ func (a *auth) connect(info *phx.ConnectInfo) (phx.Assigns, error) {
 	if !validUser(d.User) {
 		return nil, errors.New("chat: token for an invalid user name")
 	}
+	// The chat's channels need no value of the upgrade request's context:
+	// a connection that does not keep it is about 0.3 KiB smaller for its
+	// life. (An app tracing with phxotel keeps it, the default.)
+	info.Context = context.Background()
 	return phx.Assigns{"user": d.User}, nil
 }
 
