@@ -65,7 +65,7 @@ type Server struct {
 	transportLogs sync.Map
 
 	// writers runs the WebSocket connections' writers (write_pool.go).
-	writers writePool
+	writers *writePool
 
 	metrics metrics
 	lp      *longPoll // long-poll sessions; see transport_longpoll.go
@@ -218,7 +218,7 @@ func New(opts *Options) (*Server, error) {
 		hurry:        make(chan struct{}),
 		drained:      make(chan struct{}),
 		lp:           lp,
-		writers:      writePool{max: defaultWriteWorkers()},
+		writers:      newWritePool(defaultWriteWorkers()),
 	}, nil
 }
 

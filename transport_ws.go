@@ -145,8 +145,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, t *wsTransport)
 	return ws
 }
 
-// wsTransport is the WebSocket [Transport]: one goroutine reads (Serve),
-// writers come and go as frames are queued (see write).
+// wsTransport is the WebSocket [Transport]: one goroutine reads (Serve);
+// writes take turns in the server's writePool as frames are queued (see
+// Wake and writeTurn).
 type wsTransport struct {
 	conn *Conn
 	// handshake: Serve asks for the upgrade (a nil send) and receives the

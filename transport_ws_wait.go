@@ -5,6 +5,7 @@ package phx
 import (
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -40,28 +41,53 @@ func (in *wsInput) peekReadable(fd uintptr) bool {
 // writeNonblocking writes as much of p to the socket as it takes without
 // waiting: n < len(p) with a nil error when it is full.
 func writeNonblocking(raw syscall.RawConn, p []byte) (n int, err error) {
-	var werr error
-	if err := raw.Write(func(fd uintptr) bool {
-		for n < len(p) {
-			m, err := syscall.Write(int(fd), p[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
-				return true
-			case err != nil:
-				werr = os.NewSyscallError("write", err)
-				return true
-			case m == 0:
-				return true
-			}
-		}
-		return true // done, never wait: that is the caller's to decide
-	}); err != nil {
-		return n, err
+	op := rawWrites.Get().(*rawWrite)
+	op.p = p
+	err = raw.Write(op.fn)
+	n = op.n
+	if err == nil {
+		err = op.err
 	}
-	return n, werr
+	*op = rawWrite{fn: op.fn}
+	rawWrites.Put(op)
+	return n, err
+}
+
+// rawWrite is one writeNonblocking: pooled with its func value, so that a
+// write allocates nothing (a closure over p, n and err would be three
+// allocations per write, per subscriber of a broadcast).
+type rawWrite struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // write, as a func value
+}
+
+var rawWrites = sync.Pool{New: func() any {
+	op := new(rawWrite)
+	op.fn = op.write
+	return op
+}}
+
+// write is the raw write: done (true) whatever happened, never "wait for
+// the socket" (false), which is the caller's to decide.
+func (op *rawWrite) write(fd uintptr) bool {
+	for op.n < len(op.p) {
+		m, err := syscall.Write(int(fd), op.p[op.n:])
+		if m > 0 {
+			op.n += m
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK:
+			return true
+		case err != nil:
+			op.err = os.NewSyscallError("write", err)
+			return true
+		case m == 0:
+			return true
+		}
+	}
+	return true
 }

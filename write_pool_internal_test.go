@@ -34,7 +34,7 @@ func (b *blockingTurn) writeTurn() bool {
 // others, and the workers are gone once the queue is empty.
 func TestWritePool(t *testing.T) {
 	const workers, jobs = 3, 40
-	p := &writePool{max: workers}
+	p := newWritePool(workers)
 	started := make(chan int, jobs*2)
 	release := make(chan struct{})
 	var order []int
@@ -110,7 +110,7 @@ func TestWritePool(t *testing.T) {
 // another) keeps its array bounded by what is waiting, not by what has
 // passed through it.
 func TestWritePoolLongQueue(t *testing.T) {
-	p := &writePool{max: 1}
+	p := newWritePool(1)
 	const waiting, total = 100, 20 * maxIdleQueue
 	var (
 		mu     sync.Mutex
