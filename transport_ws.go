@@ -352,7 +352,12 @@ const wsTurnBatches = 4
 // server's writePool. It writes as writeLoop does, but never waits for the
 // socket: once a write finds the socket full, batchWriter keeps the rest,
 // and the writer continues on a goroutine of its own (writeStalled), which
-// waits for the client under WriteTimeout as writeLoop does.
+// waits for the client under WriteTimeout as writeLoop does. One wait is
+// left: coder/websocket's write lock, when another goroutine of the same
+// connection writes a control frame to a full socket (the pong to a
+// client's ping, the close handshake); coder/websocket bounds that with
+// its 5-second control-frame timeout. phoenix.js and browsers send no
+// WebSocket pings.
 func (t *wsTransport) writeTurn() (more bool) {
 	q := &t.conn.c.out
 	var batch []Frame

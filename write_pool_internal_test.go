@@ -29,80 +29,84 @@ func (b *blockingTurn) writeTurn() bool {
 	return b.turns > 0
 }
 
-// TestWritePool: no more than max turns run at once, in the order they
-// were submitted, a turn that wants more is queued again behind the
-// others, and the workers are gone once the queue is empty.
+// TestWritePool: no more than max turns run at once, every turn runs, and
+// the workers are gone once the queue is empty; with one worker, turns run
+// in the order they were submitted and a turn that wants more is queued
+// again behind the others.
 func TestWritePool(t *testing.T) {
-	const workers, jobs = 3, 40
-	p := newWritePool(workers)
-	started := make(chan int, jobs*2)
-	release := make(chan struct{})
-	var order []int
-	for i := range jobs {
-		turns := 1
-		if i == 0 {
-			turns = 2 // the first job asks for a second turn
-		}
-		p.submit(&blockingTurn{id: i, turns: turns, started: started, release: release})
-	}
-	next := func() int {
-		t.Helper()
-		select {
-		case id := <-started:
-			return id
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no turn started after %v", order)
-			return -1
-		}
-	}
-	// The first three start; a fourth must wait for one of them.
-	for range workers {
-		order = append(order, next())
-	}
-	select {
-	case id := <-started:
-		t.Fatalf("turn %d started while %d workers were busy", id, workers)
-	case <-time.After(50 * time.Millisecond):
-	}
-	for range jobs + 1 - workers {
-		release <- struct{}{}
-		order = append(order, next())
-	}
-	for range workers {
-		release <- struct{}{}
-	}
-	// Turns run in submission order; job 0's second turn comes after
-	// every job queued before it was requeued (at most the workers' worth
-	// of jobs can be ahead of a requeue in flight).
-	var firsts []int
-	second := -1
-	for i, id := range order {
-		if id == 0 && i > 0 {
-			second = i
-			continue
-		}
-		firsts = append(firsts, id)
-	}
-	for i, id := range firsts {
-		if id != i {
-			t.Fatalf("turns ran in the order %v, want submission order", order)
-		}
-	}
-	if second < jobs-workers {
-		t.Fatalf("job 0's second turn ran at position %d of %v: ahead of jobs queued before it", second, order)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p.mu.Lock()
-		running, queued := p.running, len(p.queue)-p.head
-		p.mu.Unlock()
-		if running == 0 && queued == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the last turn: %d workers running, %d queued", running, queued)
-		}
-		time.Sleep(time.Millisecond)
+	for _, workers := range []int{3, 1} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			const jobs = 40
+			p := newWritePool(workers)
+			started := make(chan int, jobs*2)
+			release := make(chan struct{})
+			for i := range jobs {
+				turns := 1
+				if i == 0 {
+					turns = 2 // the first job asks for a second turn
+				}
+				p.submit(&blockingTurn{id: i, turns: turns, started: started, release: release})
+			}
+			var order []int
+			next := func() int {
+				t.Helper()
+				select {
+				case id := <-started:
+					return id
+				case <-time.After(5 * time.Second):
+					t.Fatalf("no turn started after %v", order)
+					return -1
+				}
+			}
+			for range workers {
+				order = append(order, next())
+			}
+			// Every worker is busy: no other turn may start.
+			select {
+			case id := <-started:
+				t.Fatalf("turn %d started while %d workers were busy", id, workers)
+			case <-time.After(50 * time.Millisecond):
+			}
+			for range jobs + 1 - workers {
+				release <- struct{}{}
+				order = append(order, next())
+			}
+			for range workers {
+				release <- struct{}{}
+			}
+			seen := map[int]int{}
+			for _, id := range order {
+				seen[id]++
+			}
+			for i := range jobs {
+				if want := map[bool]int{true: 2, false: 1}[i == 0]; seen[i] != want {
+					t.Fatalf("job %d ran %d times, want %d (order %v)", i, seen[i], want, order)
+				}
+			}
+			if workers == 1 {
+				want := []int{}
+				for i := range jobs {
+					want = append(want, i)
+				}
+				want = append(want, 0) // requeued behind every other job
+				if fmt.Sprint(order) != fmt.Sprint(want) {
+					t.Fatalf("turns ran in the order %v, want %v", order, want)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				p.mu.Lock()
+				running, queued := p.running, len(p.queue)-p.head
+				p.mu.Unlock()
+				if running == 0 && queued == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the last turn: %d workers running, %d queued", running, queued)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }
 
