@@ -362,11 +362,7 @@ func (ch *channel) run(joinMsgRef Ref, payload Payload) {
 // frequent Debug lines check the level first), and a logger costs 0.1 KiB
 // per channel for its life.
 func (ch *channel) logger() *slog.Logger {
-	l := ch.onceLogger()
-	if ch.log.CompareAndSwap(nil, l) {
-		return l
-	}
-	return ch.log.Load() // made already, here or by another goroutine
+	return keepLogger(&ch.log, ch.onceLogger())
 }
 
 // onceLogger is logger for a line every channel logs once (joined, ended,

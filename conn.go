@@ -132,13 +132,7 @@ func newConn(parent context.Context, srv *Server, cd codec, id string, assigns A
 // never log a line (Debug lines check the level first, see debug), and a
 // logger with the socket ID costs 0.1 KiB per connection for its life.
 func (c *conn) logger() *slog.Logger {
-	if l := c.log.Load(); l != nil {
-		return l
-	}
-	if c.log.CompareAndSwap(nil, c.onceLogger()) {
-		return c.log.Load()
-	}
-	return c.log.Load() // made already by another goroutine
+	return keepLogger(&c.log, c.onceLogger())
 }
 
 // onceLogger is logger for a line a connection logs once or not at all

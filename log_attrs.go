@@ -3,6 +3,7 @@ package phx
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 )
 
 // withAttr returns l with the attribute key=value added to every record it
@@ -61,4 +62,13 @@ func (h *attrHandler) WithGroup(name string) slog.Handler {
 		return h
 	}
 	return h.next.WithAttrs(h.attrs[:h.n]).WithGroup(name)
+}
+
+// keepLogger stores l in p unless p holds a logger already, and returns
+// the one p holds: for loggers made on first use by any goroutine.
+func keepLogger(p *atomic.Pointer[slog.Logger], l *slog.Logger) *slog.Logger {
+	if p.CompareAndSwap(nil, l) {
+		return l
+	}
+	return p.Load()
 }

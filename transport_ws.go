@@ -641,31 +641,23 @@ func (w *batchWriter) Write(p []byte) (int, error) {
 // everything is kept for finishStalled: the batch's frames are already off
 // the queue, and what they hold is bounded by MaxQueuedBytes.
 func (w *batchWriter) writeNowLocked(p []byte) error {
-	if w.stalled {
-		*w.buf = append(*w.buf, p...)
-		return nil
-	}
-	if len(p) < wsDirectWriteBytes {
-		*w.buf = append(*w.buf, p...)
-		if len(*w.buf) < wsMaxBatchBytes {
-			return nil
+	if !w.stalled && len(p) >= wsDirectWriteBytes {
+		if err := w.flushLocked(); err != nil {
+			return err
 		}
+		if !w.stalled {
+			n, err := writeNonblocking(w.raw, p)
+			if err != nil {
+				w.err = err
+				return err
+			}
+			p = p[n:]
+			w.stalled = len(p) > 0
+		}
+	}
+	*w.buf = append(*w.buf, p...)
+	if !w.stalled && len(*w.buf) >= wsMaxBatchBytes {
 		return w.flushLocked()
-	}
-	if err := w.flushLocked(); err != nil || w.stalled {
-		if err == nil {
-			*w.buf = append(*w.buf, p...)
-		}
-		return err
-	}
-	n, err := writeNonblocking(w.raw, p)
-	if err != nil {
-		w.err = err
-		return err
-	}
-	if n < len(p) {
-		*w.buf = append(*w.buf, p[n:]...)
-		w.stalled = true
 	}
 	return nil
 }
